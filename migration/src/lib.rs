@@ -1,0 +1,24 @@
+//! keymeter's schema, one reversible migration per change, for SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_users;
+mod m20261125_000002_create_sessions;
+mod m20261125_000003_create_billing_accounts;
+mod m20261125_000004_create_api_keys;
+mod m20261125_000005_create_api_key_usage;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_users::Migration),
+            Box::new(m20261125_000002_create_sessions::Migration),
+            Box::new(m20261125_000003_create_billing_accounts::Migration),
+            Box::new(m20261125_000004_create_api_keys::Migration),
+            Box::new(m20261125_000005_create_api_key_usage::Migration),
+        ]
+    }
+}

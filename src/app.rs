@@ -1,0 +1,169 @@
+//! Builds the whole application: the pool (migrated), the schema and the
+//! router, bound to a listener, then serves until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_graphql::ServerError;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::graphql::{self, KeymeterSchema, RequestAuth};
+use crate::state::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: DatabaseConnection,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with the clock the tests control.
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let db = connect(config).await?;
+        migrate(&db).await?;
+        let state = AppState::new(db.clone(), clock, config);
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+        Ok(Self {
+            listener,
+            router: router(state),
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish,
+    /// then closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "keymeter listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        self.db.close().await.context("closing the database pool")?;
+        Ok(())
+    }
+}
+
+/// Opens the pool. SQLite runs in WAL mode with a busy timeout and, unless
+/// configured otherwise, one connection (see `Config::max_connections`).
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(config.database_url.clone());
+    options
+        .max_connections(config.max_connections())
+        .min_connections(0)
+        .acquire_timeout(config.acquire_timeout())
+        .connect_timeout(config.acquire_timeout())
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+    Database::connect(options)
+        .await
+        .context("connecting to the database (check DATABASE_URL)")
+}
+
+/// Applies pending migrations. On PostgreSQL they run in one transaction
+/// under an advisory lock, so processes starting together migrate once.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(4242424242)")
+            .await?;
+        Migrator::up(&txn, None)
+            .await
+            .context("running migrations")?;
+        txn.commit().await?;
+    } else {
+        Migrator::up(db, None).await.context("running migrations")?;
+    }
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    let schema = graphql::schema_builder().data(state.clone()).finish();
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql_handler))
+        .with_state(schema)
+        .route("/health", get(health).with_state(state))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn graphiql() -> Html<&'static str> {
+    Html(graphql::GRAPHIQL_HTML)
+}
+
+async fn graphql_handler(
+    State(schema): State<KeymeterSchema>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let auth = RequestAuth::new(bearer_token(&headers));
+    let mut response = schema.execute(request.into_inner().data(auth)).await;
+    for error in &mut response.errors {
+        default_error_code(error);
+    }
+    response.into()
+}
+
+/// Errors raised before any resolver runs (syntax, validation, variable
+/// coercion such as a malformed UUID) carry no code of ours: they are all
+/// malformed input.
+fn default_error_code(error: &mut ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", "BAD_USER_INPUT");
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable"})),
+        ),
+    }
+}

@@ -1,0 +1,87 @@
+//! Every setting keymeter reads, in one place: each is a CLI flag and an
+//! environment variable (a `.env` file is read first when present).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Settings shared by every subcommand that touches the database or serves.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "KEYMETER_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Database to use: `sqlite://file.db?mode=rwc` (embedded) or `postgres://user:pass@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://keymeter.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Most connections the pool opens. Defaults to 1 on SQLite (one writer
+    /// at a time: writes queue in the pool instead of failing as "database is
+    /// locked") and 16 on PostgreSQL.
+    #[arg(long, env = "KEYMETER_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+
+    /// How long a request waits for a database connection before it fails
+    /// with INTERNAL_SERVER_ERROR, in milliseconds.
+    #[arg(long, env = "KEYMETER_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Credits included in each billing cycle of a new account.
+    #[arg(long, env = "KEYMETER_MONTHLY_CREDITS", default_value_t = 1_000)]
+    pub monthly_credits: i64,
+
+    /// How long a session token stays valid, in days.
+    #[arg(long, env = "KEYMETER_SESSION_TTL_DAYS", default_value_t = 30)]
+    pub session_ttl_days: u32,
+
+    /// Password hashes computed at once (Argon2id needs ~19 MiB each); further
+    /// signups and logins queue. Defaults to the number of CPUs.
+    #[arg(long, env = "KEYMETER_HASHING_CONCURRENCY")]
+    pub hashing_concurrency: Option<usize>,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `keymeter=debug,sqlx=warn`.
+    #[arg(long, env = "KEYMETER_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The defaults, as a fresh clone runs with no environment set.
+    pub fn from_defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Wrapper as clap::Parser>::parse_from(["keymeter"]).config
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn max_connections(&self) -> u32 {
+        self.db_max_connections
+            .unwrap_or(if self.is_sqlite() { 1 } else { 16 })
+            .max(1)
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    pub fn session_ttl(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.session_ttl_days))
+    }
+
+    pub fn hashing_concurrency(&self) -> usize {
+        self.hashing_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+}

@@ -1,0 +1,14 @@
+//! keymeter's rules that need no I/O: validated input types, secrets and
+//! billing-cycle arithmetic.
+
+pub mod cycle;
+pub mod email;
+pub mod key;
+pub mod password;
+pub mod secret;
+
+pub use cycle::Cycle;
+pub use email::Email;
+pub use key::{KeyName, KeyType};
+pub use password::Password;
+pub use secret::{SecretHash, SessionToken};

@@ -1,0 +1,47 @@
+use sea_orm::entity::prelude::*;
+
+use crate::domain::KeyType;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "api_keys")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub key_type: KeyType,
+    pub prefix: String,
+    /// SHA-256 of the secret; the secret itself is never stored.
+    #[sea_orm(unique)]
+    pub secret_hash: Vec<u8>,
+    pub created_at: DateTimeUtc,
+    pub last_used_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::Id",
+        on_delete = "Cascade"
+    )]
+    User,
+    #[sea_orm(has_many = "super::api_key_usage::Entity")]
+    Usage,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl Related<super::api_key_usage::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Usage.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

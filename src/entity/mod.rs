@@ -1,0 +1,7 @@
+//! sea-orm entities, one per table of `migration/`.
+
+pub mod api_key;
+pub mod api_key_usage;
+pub mod billing_account;
+pub mod session;
+pub mod user;

@@ -1,0 +1,78 @@
+//! The one error type. Each variant is something a client can act on and maps
+//! to one `extensions.code` of the contract; everything else is `Internal`,
+//! logged in full here and shown to the client as a bare message.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::DbErr;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("authentication required: sign in and send `Authorization: Bearer <token>`")]
+    Unauthenticated,
+    #[error("{0}")]
+    BadUserInput(String),
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("not found")]
+    NotFound,
+    #[error("too many attempts; retry in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadUserInput(message.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::EmailTaken => "EMAIL_TAKEN",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::NotFound => "NOT_FOUND",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Internal(err)
+    }
+}
+
+impl ErrorExtensions for Error {
+    fn extend(&self) -> async_graphql::Error {
+        if let Self::Internal(source) = self {
+            // The only place internal errors are logged: the client gets
+            // "internal server error" and nothing of the cause.
+            tracing::error!(error = format!("{source:#}"), "request failed");
+        }
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            if let Self::RateLimited { retry_after_secs } = self {
+                ext.set("retryAfterSeconds", *retry_after_secs);
+            }
+        })
+    }
+}
+
+impl From<Error> for async_graphql::Error {
+    fn from(err: Error) -> Self {
+        err.extend()
+    }
+}

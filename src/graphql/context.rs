@@ -1,0 +1,52 @@
+//! Reading the application state and the signed-in user out of a resolver's context.
+
+use async_graphql::Context;
+use tokio::sync::OnceCell;
+
+use crate::entity::user;
+use crate::error::{Error, Result};
+use crate::service::sessions;
+use crate::state::AppState;
+
+/// The bearer token of one HTTP request, and the user it resolves to,
+/// looked up at most once however many fields ask.
+pub struct RequestAuth {
+    token: Option<String>,
+    user: OnceCell<user::Model>,
+}
+
+impl RequestAuth {
+    pub fn new(token: Option<String>) -> Self {
+        Self {
+            token,
+            user: OnceCell::new(),
+        }
+    }
+
+    pub fn token(&self) -> Result<&str> {
+        self.token.as_deref().ok_or(Error::Unauthenticated)
+    }
+}
+
+pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+fn auth<'a>(ctx: &Context<'a>) -> &'a RequestAuth {
+    ctx.data_unchecked::<RequestAuth>()
+}
+
+/// The bearer token of this request, or UNAUTHENTICATED.
+pub fn bearer_token<'a>(ctx: &Context<'a>) -> Result<&'a str> {
+    auth(ctx).token()
+}
+
+/// The signed-in user, or UNAUTHENTICATED.
+pub async fn current_user<'a>(ctx: &Context<'a>) -> Result<&'a user::Model> {
+    let auth = auth(ctx);
+    let token = auth.token()?;
+    let state = state(ctx);
+    auth.user
+        .get_or_try_init(|| sessions::authenticate(&state.db, token, state.clock.now()))
+        .await
+}

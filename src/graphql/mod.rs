@@ -1,0 +1,30 @@
+//! The GraphQL schema: types mirroring `api-contract.graphql` and thin
+//! resolvers that translate to `service` calls.
+
+mod context;
+mod mutation;
+mod query;
+mod scalars;
+mod types;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+pub use context::RequestAuth;
+pub use mutation::Mutation;
+pub use query::Query;
+
+pub type KeymeterSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with no data attached: what `app` serves once it adds the
+/// state, and what `keymeter schema` prints.
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
+}
+
+/// The exported SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}
+
+/// The GraphiQL playground served on `GET /graphql`.
+pub const GRAPHIQL_HTML: &str = include_str!("graphiql.html");

@@ -1,0 +1,63 @@
+use async_graphql::{Context, Object};
+use uuid::Uuid;
+
+use super::context::{bearer_token, current_user, state};
+use super::types::{
+    ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, SignupInput, SignupPayload,
+    User,
+};
+use crate::domain::{KeyName, KeyType};
+use crate::error::Result;
+use crate::service::{accounts, keys, sessions};
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates the user, a billing account and a default DEV key, and signs in.
+    async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<SignupPayload> {
+        let signed_up = accounts::signup(state(ctx), &input.email, &input.password).await?;
+        Ok(SignupPayload {
+            token: signed_up.signed_in.token,
+            user: User::new(signed_up.signed_in.user, signed_up.billing_account),
+            default_key: signed_up.default_key.map(Into::into),
+        })
+    }
+
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let signed_in = accounts::login(state(ctx), &input.email, &input.password).await?;
+        Ok(AuthPayload {
+            token: signed_in.token,
+            user: User::new(signed_in.user, None),
+        })
+    }
+
+    /// Ends the session of the presented token.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let state = state(ctx);
+        sessions::end(&state.db, bearer_token(ctx)?, state.clock.now()).await?;
+        Ok(true)
+    }
+
+    async fn create_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateKeyInput,
+    ) -> Result<CreateKeyPayload> {
+        let name = KeyName::parse(&input.name)?;
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let key_type = input.key_type.unwrap_or(KeyType::Dev);
+        let created = keys::create(&state.db, user.id, name, key_type, state.clock.now()).await?;
+        Ok(created.into())
+    }
+
+    /// Revokes one of the signed-in user's keys; revoking twice returns the same key.
+    async fn revoke_key(&self, ctx: &Context<'_>, id: Uuid) -> Result<ApiKey> {
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        Ok(keys::revoke(&state.db, user.id, id, state.clock.now())
+            .await?
+            .into())
+    }
+}

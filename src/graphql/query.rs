@@ -1,0 +1,28 @@
+use async_graphql::{Context, Object};
+
+use super::context::{current_user, state};
+use super::types::{ApiKey, User};
+use crate::error::Result;
+use crate::service::keys;
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user. UNAUTHENTICATED without a valid token.
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(current_user(ctx).await?.clone(), None))
+    }
+
+    /// The signed-in user's keys, newest first.
+    async fn keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(false)")] include_revoked: Option<bool>,
+    ) -> Result<Vec<ApiKey>> {
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let keys = keys::list(&state.db, user.id, include_revoked.unwrap_or(false)).await?;
+        Ok(keys.into_iter().map(Into::into).collect())
+    }
+}

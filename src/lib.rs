@@ -1,0 +1,16 @@
+//! keymeter: the GraphQL backend behind an API product's developer dashboard
+//! and gateway.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod entity;
+pub mod error;
+pub mod graphql;
+pub mod service;
+pub mod state;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

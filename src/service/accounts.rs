@@ -1,0 +1,165 @@
+//! Signing up, signing in, and the billing account every user must have.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::keys::{self, CreatedKey, DEFAULT_KEY_NAME};
+use super::{on_unique_violation, sessions};
+use crate::domain::{Email, KeyName, KeyType, Password};
+use crate::entity::{billing_account, user};
+use crate::error::{Error, Result};
+use crate::state::{AccountPolicy, AppState};
+
+pub struct SignedIn {
+    pub token: String,
+    pub user: user::Model,
+}
+
+pub struct SignedUp {
+    pub signed_in: SignedIn,
+    /// None when provisioning failed; signup succeeded all the same.
+    pub billing_account: Option<billing_account::Model>,
+    pub default_key: Option<CreatedKey>,
+}
+
+/// Creates the user and a session, and provisions a billing account and a
+/// default DEV key, all in one transaction. Provisioning runs in a savepoint:
+/// if it fails only it is rolled back, the failure is logged, and the user
+/// still signs up; `billing_account` provisions lazily on the next read.
+pub async fn signup(state: &AppState, email: &str, password: &str) -> Result<SignedUp> {
+    let email = Email::parse(email)?;
+    let password = Password::parse(password)?;
+    let password_hash = state.hasher.hash(&password).await?;
+    let now = state.clock.now();
+
+    let txn = state.db.begin().await?;
+    // The unique index on email decides races: of 20 concurrent signups for
+    // one address, exactly one insert succeeds.
+    let user = user::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(password_hash),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| on_unique_violation(e, Error::EmailTaken))?;
+    let token = sessions::start(&txn, user.id, now, state.policy.session_ttl).await?;
+
+    let provisioned = match provision_in_savepoint(&txn, &state.policy, user.id, now).await {
+        Ok(provisioned) => Some(provisioned),
+        Err(err) => {
+            tracing::error!(
+                user_id = %user.id,
+                error = format!("{err:#}"),
+                "provisioning at signup failed; the billing account will be created on first read"
+            );
+            None
+        }
+    };
+    txn.commit().await?;
+
+    let (billing_account, default_key) = provisioned.unzip();
+    Ok(SignedUp {
+        signed_in: SignedIn { token, user },
+        billing_account,
+        default_key,
+    })
+}
+
+async fn provision_in_savepoint(
+    txn: &DatabaseTransaction,
+    policy: &AccountPolicy,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(billing_account::Model, CreatedKey)> {
+    let savepoint = txn.begin().await?;
+    let provisioned = async {
+        let account = billing_account(&savepoint, policy, user_id, now).await?;
+        let name = KeyName::parse(DEFAULT_KEY_NAME)?;
+        let key = keys::create(&savepoint, user_id, name, KeyType::Dev, now).await?;
+        Ok::<_, Error>((account, key))
+    }
+    .await;
+    match provisioned {
+        Ok(done) => {
+            savepoint.commit().await?;
+            Ok(done)
+        }
+        Err(err) => {
+            savepoint.rollback().await?;
+            Err(anyhow::Error::new(err))
+        }
+    }
+}
+
+/// Signs in with email and password. A wrong email and a wrong password are
+/// indistinguishable: same error, same message, one Argon2 verification each.
+pub async fn login(state: &AppState, email: &str, password: &str) -> Result<SignedIn> {
+    // Format rules are public, so checking them first reveals nothing about
+    // which accounts exist, and keeps huge passwords away from Argon2.
+    let email = Email::parse(email)?;
+    let password = Password::parse(password)?;
+    let user = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !state.hasher.verify(&password, stored_hash).await? {
+        return Err(Error::InvalidCredentials);
+    }
+    let user = user.ok_or(Error::InvalidCredentials)?;
+    let now = state.clock.now();
+    sessions::purge_expired(&state.db, user.id, now).await?;
+    let token = sessions::start(&state.db, user.id, now, state.policy.session_ttl).await?;
+    Ok(SignedIn { token, user })
+}
+
+/// The user's billing account, provisioned now if it is missing (a signup
+/// whose provisioning failed, or a user who arrived another way). Safe under
+/// concurrent first reads: the insert yields to the unique index on user_id,
+/// so a user never gets two accounts.
+pub async fn billing_account(
+    conn: &impl ConnectionTrait,
+    policy: &AccountPolicy,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<billing_account::Model> {
+    if let Some(account) = find_billing_account(conn, user_id).await? {
+        return Ok(account);
+    }
+    let account = billing_account::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        plan: Set(policy.plan.clone()),
+        monthly_credits: Set(policy.monthly_credits),
+        billing_cycle_start: Set(now),
+        created_at: Set(now),
+    };
+    billing_account::Entity::insert(account)
+        .on_conflict(
+            OnConflict::column(billing_account::Column::UserId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    find_billing_account(conn, user_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("billing account of {user_id} missing after insert").into())
+}
+
+async fn find_billing_account(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<Option<billing_account::Model>> {
+    Ok(billing_account::Entity::find()
+        .filter(billing_account::Column::UserId.eq(user_id))
+        .one(conn)
+        .await?)
+}

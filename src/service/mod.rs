@@ -1,0 +1,28 @@
+//! The rules that touch the database. Resolvers call these and nothing else.
+
+pub mod accounts;
+pub mod keys;
+pub mod passwords;
+pub mod sessions;
+
+use sea_orm::DbErr;
+
+use crate::error::Error;
+
+/// True when `err` is a unique-constraint violation: the database, not a
+/// racy read-before-write, decides who was first.
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Maps a unique violation to `on_conflict`, anything else to an internal error.
+pub(crate) fn on_unique_violation(err: DbErr, on_conflict: Error) -> Error {
+    if is_unique_violation(&err) {
+        on_conflict
+    } else {
+        err.into()
+    }
+}

@@ -1,0 +1,58 @@
+//! What every request shares: the pool, the clock, the hashing pool and the
+//! account policy. Built once in `app.rs`; holds no per-account state, so any
+//! number of keymeter processes can serve one database.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::service::passwords::PasswordHasher;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+    pub policy: AccountPolicy,
+}
+
+/// What a new account gets and how long a sign-in lasts.
+#[derive(Debug, Clone)]
+pub struct AccountPolicy {
+    pub plan: String,
+    pub monthly_credits: i64,
+    pub session_ttl: chrono::Duration,
+}
+
+impl AccountPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            plan: "free".to_owned(),
+            monthly_credits: config.monthly_credits,
+            session_ttl: config.session_ttl(),
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: &Config) -> Self {
+        Self(Arc::new(Inner {
+            db,
+            clock,
+            hasher: PasswordHasher::new(config.hashing_concurrency()),
+            policy: AccountPolicy::from_config(config),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
