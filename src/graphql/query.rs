@@ -3,7 +3,7 @@ use async_graphql::{Context, Object};
 use super::context::{current_user, state};
 use super::types::{ApiKey, User};
 use crate::error::Result;
-use crate::service::keys;
+use crate::service::{accounts, keys};
 
 pub struct Query;
 
@@ -22,6 +22,8 @@ impl Query {
     ) -> Result<Vec<ApiKey>> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
+        // Reading the account provisions it if signup could not.
+        accounts::billing_account(&state.db, &state.policy, user.id, state.clock.now()).await?;
         let keys = keys::list(&state.db, user.id, include_revoked.unwrap_or(false)).await?;
         Ok(keys.into_iter().map(Into::into).collect())
     }

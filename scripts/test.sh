@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs keymeter's whole test suite: on SQLite always, and on PostgreSQL when
+# one can be reached or started (see scripts/postgres.sh). With CI=true an
+# unreachable PostgreSQL fails the run instead of skipping those tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${KEYMETER_TEST_DATABASE_URL:-}" ]; then
+    if url=$(scripts/postgres.sh); then
+        export KEYMETER_TEST_DATABASE_URL=$url
+    elif [ "${CI:-}" = "true" ]; then
+        echo "test.sh: PostgreSQL is required in CI and could not be reached" >&2
+        exit 1
+    else
+        echo "test.sh: no PostgreSQL; its tests will be skipped" >&2
+    fi
+fi
+
+cargo test --workspace "$@"

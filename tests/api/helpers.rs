@@ -1,0 +1,362 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+pub use keymeter::clock::{Clock, ManualClock};
+use keymeter::{Application, Config};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Defines one test per database: `name::sqlite` and `name::postgres`.
+macro_rules! on_both_databases {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($app:ident: TestApp) $body:block
+    )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: $crate::helpers::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(backend) = $crate::helpers::Backend::postgres() {
+                    run($crate::helpers::TestApp::spawn(backend).await).await
+                }
+            }
+        }
+    )*};
+}
+
+/// Like `on_both_databases!`, for tests that start the server themselves
+/// (with their own configuration): they receive the `Backend`.
+macro_rules! on_both_backends {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($backend:ident: Backend) $body:block
+    )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($backend: $crate::helpers::Backend) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::helpers::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(backend) = $crate::helpers::Backend::postgres() {
+                    run(backend).await
+                }
+            }
+        }
+    )*};
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+impl Backend {
+    /// PostgreSQL when KEYMETER_TEST_DATABASE_URL is set. Unset, its tests
+    /// are skipped, except in CI, where that is a failure.
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("KEYMETER_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => Some(Self::Postgres { admin_url }),
+            _ if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true but KEYMETER_TEST_DATABASE_URL is not set")
+            }
+            _ => {
+                eprintln!("skipped: set KEYMETER_TEST_DATABASE_URL to run on PostgreSQL");
+                None
+            }
+        }
+    }
+}
+
+/// A fresh database of its own for one test, removed when dropped.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn create(backend: &Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("keymeter-test-{}", Uuid::new_v4()));
+                std::fs::create_dir_all(&dir).expect("creating a temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.join("keymeter.db").display());
+                Self {
+                    url,
+                    cleanup: Cleanup::File(dir),
+                }
+            }
+            Backend::Postgres { admin_url } => {
+                let name = format!("keymeter_test_{}", Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .expect("connecting to KEYMETER_TEST_DATABASE_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("creating a test database");
+                admin.close().await.ok();
+                let (base, _) = admin_url
+                    .rsplit_once('/')
+                    .expect("a URL with a database name");
+                Self {
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::Database {
+                        admin_url: admin_url.clone(),
+                        name,
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime: drop the database from
+                // a thread with a runtime of its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async {
+                        let admin = Database::connect(admin_url.as_str()).await?;
+                        admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await?;
+                        admin.close().await
+                    })
+                    .map_err(std::io::Error::other)
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// The server under test, a client for it, and a direct connection to its
+/// database for checking what was stored.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub clock: ManualClock,
+    pub config: Config,
+    _database: TestDatabase,
+}
+
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    /// The signup response's `data.signup`.
+    pub signup: Value,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        let database = TestDatabase::create(&backend).await;
+        let mut config = Config::from_defaults();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.database_url = database.url.clone();
+        configure(&mut config);
+
+        let clock = ManualClock::new(Utc::now());
+        let app = Application::build_with_clock(&config, Arc::new(clock.clone()))
+            .await
+            .expect("building the application");
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until(std::future::pending()));
+
+        let db = Database::connect(database.url.as_str())
+            .await
+            .expect("connecting to the test database");
+        Self {
+            addr,
+            http: reqwest::Client::new(),
+            db,
+            clock,
+            config,
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// POSTs a GraphQL request and returns the whole JSON response.
+    pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("POST /graphql");
+        assert!(
+            response.status().is_success() || response.status().is_client_error(),
+            "unexpected HTTP status {}",
+            response.status()
+        );
+        response.json().await.expect("a JSON response")
+    }
+
+    /// Like `graphql`, but the call must succeed: returns `data`.
+    pub async fn ok(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        let response = self.graphql(query, variables, token).await;
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response:#}"
+        );
+        response["data"].clone()
+    }
+
+    pub async fn signup_as(&self, email: &str) -> TestUser {
+        let data = self
+            .ok(
+                SIGNUP,
+                json!({ "email": email, "password": PASSWORD }),
+                None,
+            )
+            .await;
+        let signup = data["signup"].clone();
+        TestUser {
+            id: signup["user"]["id"].as_str().unwrap().to_owned(),
+            email: signup["user"]["email"].as_str().unwrap().to_owned(),
+            token: signup["token"].as_str().unwrap().to_owned(),
+            signup,
+        }
+    }
+
+    pub async fn signup(&self) -> TestUser {
+        self.signup_as(&unique_email()).await
+    }
+
+    pub async fn create_key(&self, user: &TestUser, name: &str, key_type: &str) -> Value {
+        let data = self
+            .ok(
+                CREATE_KEY,
+                json!({ "input": { "name": name, "keyType": key_type } }),
+                Some(&user.token),
+            )
+            .await;
+        data["createKey"].clone()
+    }
+
+    /// Runs one SQL query with no parameters and returns its first column as i64s.
+    pub async fn query_i64(&self, sql: &str) -> Vec<i64> {
+        self.rows(sql)
+            .await
+            .iter()
+            .map(|row| row.try_get_by_index::<i64>(0).expect("an integer column"))
+            .collect()
+    }
+
+    /// Runs one SQL query with no parameters and returns its rows.
+    pub async fn rows(&self, sql: &str) -> Vec<sea_orm::QueryResult> {
+        self.db
+            .query_all_raw(Statement::from_string(self.backend(), sql))
+            .await
+            .expect("running a check query")
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        self.db
+            .execute_unprepared(sql)
+            .await
+            .expect("running test SQL");
+    }
+}
+
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", Uuid::new_v4().simple())
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(response: &Value) -> Option<&str> {
+    response["errors"][0]["extensions"]["code"].as_str()
+}
+
+#[track_caller]
+pub fn assert_error(response: &Value, code: &str) {
+    assert_eq!(
+        error_code(response),
+        Some(code),
+        "expected {code}: {response:#}"
+    );
+}
+
+pub const SIGNUP: &str = r#"
+mutation Signup($email: String!, $password: String!) {
+  signup(input: { email: $email, password: $password }) {
+    token
+    user { id email createdAt billingAccount { id plan monthlyCredits billingCycleStart billingCycleEnd } }
+    defaultKey { secret apiKey { id name keyType prefix createdAt lastUsedAt revokedAt } }
+  }
+}"#;
+
+pub const LOGIN: &str = r#"
+mutation Login($email: String!, $password: String!) {
+  login(input: { email: $email, password: $password }) { token user { id email } }
+}"#;
+
+pub const ME: &str = r#"
+query { me { id email createdAt billingAccount { id plan monthlyCredits billingCycleStart billingCycleEnd } } }"#;
+
+pub const CREATE_KEY: &str = r#"
+mutation CreateKey($input: CreateKeyInput!) {
+  createKey(input: $input) { secret apiKey { id name keyType prefix createdAt lastUsedAt revokedAt } }
+}"#;
+
+pub const KEYS: &str = r#"
+query Keys($includeRevoked: Boolean) {
+  keys(includeRevoked: $includeRevoked) { id name keyType prefix createdAt lastUsedAt revokedAt }
+}"#;
+
+pub const REVOKE_KEY: &str = r#"
+mutation Revoke($id: UUID!) { revokeKey(id: $id) { id name revokedAt } }"#;

@@ -1,0 +1,94 @@
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+on_both_databases! {
+    async fn health_reports_the_database(app: TestApp) {
+        let response = app.http.get(app.url("/health")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.json::<Value>().await.unwrap(), json!({ "status": "ok" }));
+    }
+
+    async fn graphiql_is_served_on_get(app: TestApp) {
+        let response = app.http.get(app.url("/graphql")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/html"));
+        let page = response.text().await.unwrap();
+        assert!(page.contains("GraphiQL") && page.contains("createFetcher"));
+    }
+
+    async fn introspection_describes_the_schema(app: TestApp) {
+        let data = app
+            .ok(
+                "{ __schema { queryType { name } mutationType { name } types { name } } }",
+                json!({}),
+                None,
+            )
+            .await;
+        assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+        let names: Vec<&str> = data["__schema"]["types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        for expected in ["User", "BillingAccount", "ApiKey", "KeyType", "DateTime", "UUID"] {
+            assert!(names.contains(&expected), "{expected} missing");
+        }
+    }
+
+    async fn malformed_requests_get_graphql_errors_not_crashes(app: TestApp) {
+        let syntax = app.graphql("{ me { id ", json!({}), None).await;
+        assert_error(&syntax, "BAD_USER_INPUT");
+        let unknown_field = app.graphql("{ nope }", json!({}), None).await;
+        assert_error(&unknown_field, "BAD_USER_INPUT");
+        let wrong_variable = app.graphql(KEYS, json!({ "includeRevoked": "yes" }), None).await;
+        assert_error(&wrong_variable, "BAD_USER_INPUT");
+        let not_json = app
+            .http
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert!(not_json.status().is_client_error(), "{}", not_json.status());
+        // The server is still answering.
+        app.signup().await;
+    }
+}
+
+/// PostgreSQL only: dropping the database under the running server is a
+/// reliable way to make it stop answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_503_when_the_database_is_gone() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let app = TestApp::spawn(backend).await;
+    let name = app
+        .config
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    app.db.clone().close().await.ok();
+    let Backend::Postgres { admin_url } = Backend::postgres().unwrap() else {
+        unreachable!()
+    };
+    let admin = sea_orm::Database::connect(admin_url.as_str())
+        .await
+        .unwrap();
+    use sea_orm::ConnectionTrait;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+
+    let response = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": "unavailable" })
+    );
+    let me = app.graphql(ME, json!({}), Some("kms_anything")).await;
+    assert_error(&me, "INTERNAL_SERVER_ERROR");
+    assert_eq!(me["errors"][0]["message"], "internal server error");
+}

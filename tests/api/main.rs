@@ -1,0 +1,12 @@
+//! Integration tests: each starts the real server on a random port against a
+//! brand-new database and speaks HTTP to it. `on_both_databases!` runs every
+//! test on SQLite and, when KEYMETER_TEST_DATABASE_URL is set, on PostgreSQL.
+
+#[macro_use]
+mod helpers;
+
+mod http;
+mod keys;
+mod migrations;
+mod sessions;
+mod signup;
