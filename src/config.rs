@@ -85,3 +85,51 @@ impl Config {
             .max(1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    /// `.env.example` and the README's table list every setting there is.
+    #[test]
+    fn every_setting_is_documented() {
+        let env_example = include_str!("../.env.example");
+        let readme = include_str!("../README.md");
+        let command = Wrapper::command();
+        let names: Vec<_> = command
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(names.len() >= 8);
+        for name in names {
+            assert!(
+                env_example.contains(&format!("{name}=")),
+                "{name} missing from .env.example"
+            );
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} missing from the README"
+            );
+        }
+    }
+
+    #[test]
+    fn sqlite_gets_one_connection_postgres_a_pool() {
+        let mut config = Config::from_defaults();
+        assert!(config.is_sqlite());
+        assert_eq!(config.max_connections(), 1);
+        config.database_url = "postgres://localhost/keymeter".into();
+        assert_eq!(config.max_connections(), 16);
+        config.db_max_connections = Some(4);
+        assert_eq!(config.max_connections(), 4);
+    }
+}

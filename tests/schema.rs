@@ -1,0 +1,438 @@
+//! The GraphQL schema, checked against the two documents clients rely on:
+//! `schema.graphql`, the server's schema as checked in, and
+//! `contract/api-contract.graphql`, the contract dashboards and gateways are
+//! written against (vendored from `../shared/api-contract.graphql`).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+
+use async_graphql::parser::parse_schema;
+use async_graphql::parser::types::{
+    FieldDefinition, InputValueDefinition, ServiceDocument, TypeDefinition, TypeKind,
+    TypeSystemDefinition,
+};
+use async_graphql::Positioned;
+
+const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+const CONTRACT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contract/api-contract.graphql");
+/// The canonical contract. CI runs on a clean clone where it may be absent,
+/// which is why the tests read the vendored copy at `CONTRACT_PATH`.
+const SHARED_CONTRACT_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/api-contract.graphql"
+);
+
+/// Contract items the server does not serve until the metering feature lands.
+/// An entry is a type name, which leaves out the whole type, or `Type.member`,
+/// which leaves out one field or enum value. Every entry must be in the
+/// contract, and none may be served yet: once one is, the test asks for it to
+/// be removed here, so this list only ever shrinks.
+const NOT_YET_SERVED: &[&str] = &[
+    "Query.keysUsage",
+    "Mutation.verifyKey",
+    "KeysUsage",
+    "KeyUsage",
+    "VerifyKeyResult",
+    "VerifyKeyInput",
+    "VerifyCode",
+];
+
+#[test]
+fn checked_in_schema_matches_the_server() {
+    let served = keymeter::graphql::sdl();
+    // The usual "bless" switch: regenerate the file instead of failing.
+    if std::env::var_os("KEYMETER_UPDATE_SCHEMA").is_some_and(|value| value == "1") {
+        fs::write(SCHEMA_PATH, &served)
+            .unwrap_or_else(|err| panic!("cannot write {SCHEMA_PATH}: {err}"));
+        return;
+    }
+    let checked_in = read(SCHEMA_PATH);
+    assert!(
+        checked_in == served,
+        "schema.graphql is not the server's schema; regenerate it with \
+         `cargo run -- schema > schema.graphql` \
+         (or `KEYMETER_UPDATE_SCHEMA=1 cargo test --test schema`) and commit it.\n{}",
+        first_difference(&checked_in, &served),
+    );
+}
+
+#[test]
+fn server_schema_contains_the_whole_contract() {
+    let contract = parse(&read(CONTRACT_PATH), CONTRACT_PATH);
+    let server = parse(&keymeter::graphql::sdl(), "the server's schema");
+
+    let mut problems = contract_differences(&contract, &server, NOT_YET_SERVED);
+    for &entry in NOT_YET_SERVED {
+        if !defines(&contract, entry) {
+            problems.push(format!(
+                "{entry} is in NOT_YET_SERVED but not in the contract: remove or correct it"
+            ));
+        }
+        if defines(&server, entry) {
+            problems.push(format!(
+                "{entry} is served now: remove it from NOT_YET_SERVED"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) between the server's schema and the contract:\n  {}",
+        problems.len(),
+        problems.join("\n  "),
+    );
+}
+
+#[test]
+fn vendored_contract_is_current() {
+    let shared = match fs::read(SHARED_CONTRACT_PATH) {
+        Ok(bytes) => bytes,
+        // Not there on a clean clone (CI): the vendored copy is all we have.
+        Err(err) if err.kind() == ErrorKind::NotFound => return,
+        Err(err) => panic!("cannot read {SHARED_CONTRACT_PATH}: {err}"),
+    };
+    let vendored =
+        fs::read(CONTRACT_PATH).unwrap_or_else(|err| panic!("cannot read {CONTRACT_PATH}: {err}"));
+    assert!(
+        vendored == shared,
+        "contract/api-contract.graphql is out of date; refresh it with \
+         `cp ../shared/api-contract.graphql contract/` and commit it"
+    );
+}
+
+/// Proves the comparison can fail: every kind of break it looks for is
+/// planted once, and each must be reported, with nothing else.
+#[test]
+fn comparison_detects_differences() {
+    let contract = parse(
+        r#"
+        type Query {
+          count(limit: Int = 1): Int!
+          name: String!
+          tags: [String!]!
+        }
+        enum Color { RED GREEN }
+        type Gone { id: ID! }
+        input Filter { color: Color = RED }
+        "#,
+        "the test contract",
+    );
+    let server = parse(
+        r#"
+        type Query {
+          count(limit: Int = 2, strict: Boolean!, optional: Int): Int
+          tags: [String]!
+          added: Int
+        }
+        enum Color { RED }
+        scalar Filter
+        "#,
+        "the test server",
+    );
+
+    assert_eq!(
+        contract_differences(&contract, &server, &[]),
+        [
+            "Query.count: type is Int on the server, Int! in the contract",
+            "Query.count(limit): default is = 2 on the server, = 1 in the contract",
+            "Query.count(strict): new on the server and required without a default",
+            "Query.name: missing on the server",
+            "Query.tags: type is [String]! on the server, [String!]! in the contract",
+            "Color.GREEN: enum value missing on the server",
+            "Gone: type missing on the server",
+            "Filter: a scalar on the server, an input object in the contract",
+        ],
+    );
+    // What is listed as not served yet is left out, and only that.
+    assert_eq!(
+        contract_differences(
+            &contract,
+            &server,
+            &["Query.count", "Query.name", "Color", "Gone", "Filter"]
+        ),
+        ["Query.tags: type is [String]! on the server, [String!]! in the contract"],
+    );
+}
+
+/// Every way the server's schema falls short of the contract, in contract
+/// order. The server may add types, fields, optional arguments and enum
+/// values; descriptions and directives are not compared.
+fn contract_differences(
+    contract: &ServiceDocument,
+    server: &ServiceDocument,
+    skipped: &[&str],
+) -> Vec<String> {
+    let served = types_by_name(server);
+    let mut problems = Vec::new();
+    for wanted in type_definitions(contract) {
+        let name = wanted.name.node.as_str();
+        if skipped.contains(&name) {
+            continue;
+        }
+        let Some(found) = served.get(name) else {
+            problems.push(format!("{name}: type missing on the server"));
+            continue;
+        };
+        let is_skipped = |member: &str| skipped.contains(&format!("{name}.{member}").as_str());
+        match (&wanted.kind, &found.kind) {
+            (TypeKind::Scalar, TypeKind::Scalar) => {}
+            (TypeKind::Object(wanted), TypeKind::Object(found)) => {
+                compare_interfaces(name, &wanted.implements, &found.implements, &mut problems);
+                compare_fields(
+                    name,
+                    &wanted.fields,
+                    &found.fields,
+                    is_skipped,
+                    &mut problems,
+                );
+            }
+            (TypeKind::Interface(wanted), TypeKind::Interface(found)) => {
+                compare_interfaces(name, &wanted.implements, &found.implements, &mut problems);
+                compare_fields(
+                    name,
+                    &wanted.fields,
+                    &found.fields,
+                    is_skipped,
+                    &mut problems,
+                );
+            }
+            (TypeKind::Union(wanted), TypeKind::Union(found)) => {
+                for member in &wanted.members {
+                    if !found.members.iter().any(|m| m.node == member.node) {
+                        problems.push(format!("{name}: union member {} missing", member.node));
+                    }
+                }
+            }
+            (TypeKind::Enum(wanted), TypeKind::Enum(found)) => {
+                for value in &wanted.values {
+                    let value = value.node.value.node.as_str();
+                    if !is_skipped(value)
+                        && !found.values.iter().any(|v| v.node.value.node == value)
+                    {
+                        problems.push(format!("{name}.{value}: enum value missing on the server"));
+                    }
+                }
+            }
+            (TypeKind::InputObject(wanted), TypeKind::InputObject(found)) => {
+                // A new required input field breaks clients just as a new
+                // required argument does, so input fields get the same check.
+                let wanted = wanted
+                    .fields
+                    .iter()
+                    .filter(|f| !is_skipped(&f.node.name.node));
+                compare_input_values(
+                    wanted,
+                    &found.fields,
+                    |field| format!("{name}.{field}"),
+                    &mut problems,
+                );
+            }
+            (wanted, found) => problems.push(format!(
+                "{name}: {} on the server, {} in the contract",
+                kind_name(found),
+                kind_name(wanted)
+            )),
+        }
+    }
+    problems
+}
+
+/// Fields of an object or interface: each must exist with the same type and
+/// the same arguments.
+fn compare_fields(
+    type_name: &str,
+    wanted: &[Positioned<FieldDefinition>],
+    found: &[Positioned<FieldDefinition>],
+    is_skipped: impl Fn(&str) -> bool,
+    problems: &mut Vec<String>,
+) {
+    for wanted in wanted.iter().map(|f| &f.node) {
+        let name = wanted.name.node.as_str();
+        if is_skipped(name) {
+            continue;
+        }
+        let path = format!("{type_name}.{name}");
+        let Some(found) = found.iter().map(|f| &f.node).find(|f| f.name.node == name) else {
+            problems.push(format!("{path}: missing on the server"));
+            continue;
+        };
+        if wanted.ty.node != found.ty.node {
+            problems.push(format!(
+                "{path}: type is {} on the server, {} in the contract",
+                found.ty.node, wanted.ty.node
+            ));
+        }
+        compare_input_values(
+            &wanted.arguments,
+            &found.arguments,
+            |argument| format!("{path}({argument})"),
+            problems,
+        );
+    }
+}
+
+/// Arguments of a field, or fields of an input object: each must exist with
+/// the same type and default, and whatever the server adds must be optional,
+/// or requests written against the contract would be rejected.
+fn compare_input_values<'a>(
+    wanted: impl IntoIterator<Item = &'a Positioned<InputValueDefinition>>,
+    found: &[Positioned<InputValueDefinition>],
+    path: impl Fn(&str) -> String,
+    problems: &mut Vec<String>,
+) {
+    let wanted: Vec<&InputValueDefinition> = wanted.into_iter().map(|v| &v.node).collect();
+    for wanted in &wanted {
+        let name = wanted.name.node.as_str();
+        let Some(found) = found.iter().map(|v| &v.node).find(|v| v.name.node == name) else {
+            problems.push(format!("{}: missing on the server", path(name)));
+            continue;
+        };
+        if wanted.ty.node != found.ty.node {
+            problems.push(format!(
+                "{}: type is {} on the server, {} in the contract",
+                path(name),
+                found.ty.node,
+                wanted.ty.node
+            ));
+        }
+        let wanted_default = wanted.default_value.as_ref().map(|d| &d.node);
+        if wanted_default != found.default_value.as_ref().map(|d| &d.node) {
+            problems.push(format!(
+                "{}: default is {} on the server, {} in the contract",
+                path(name),
+                show_default(found),
+                show_default(wanted)
+            ));
+        }
+    }
+    for added in found.iter().map(|v| &v.node) {
+        let name = added.name.node.as_str();
+        let is_new = !wanted.iter().any(|w| w.name.node == name);
+        if is_new && !added.ty.node.nullable && added.default_value.is_none() {
+            problems.push(format!(
+                "{}: new on the server and required without a default",
+                path(name)
+            ));
+        }
+    }
+}
+
+/// Interfaces a type implements: clients may rely on them in fragments.
+fn compare_interfaces(
+    type_name: &str,
+    wanted: &[Positioned<async_graphql::Name>],
+    found: &[Positioned<async_graphql::Name>],
+    problems: &mut Vec<String>,
+) {
+    for interface in wanted {
+        if !found.iter().any(|f| f.node == interface.node) {
+            problems.push(format!(
+                "{type_name}: does not implement {} on the server",
+                interface.node
+            ));
+        }
+    }
+}
+
+/// A default value as it reads in SDL, `= 2`, or `none`.
+fn show_default(value: &InputValueDefinition) -> String {
+    match &value.default_value {
+        Some(default) => format!("= {}", default.node),
+        None => "none".to_owned(),
+    }
+}
+
+/// Whether `entry` (`Type` or `Type.member`) is defined in `document`.
+fn defines(document: &ServiceDocument, entry: &str) -> bool {
+    let types = types_by_name(document);
+    match entry.split_once('.') {
+        None => types.contains_key(entry),
+        Some((type_name, member)) => types
+            .get(type_name)
+            .is_some_and(|ty| member_names(ty).contains(&member)),
+    }
+}
+
+/// Names of a type's fields, input fields or enum values.
+fn member_names(ty: &TypeDefinition) -> Vec<&str> {
+    match &ty.kind {
+        TypeKind::Object(object) => object
+            .fields
+            .iter()
+            .map(|f| f.node.name.node.as_str())
+            .collect(),
+        TypeKind::Interface(interface) => interface
+            .fields
+            .iter()
+            .map(|f| f.node.name.node.as_str())
+            .collect(),
+        TypeKind::InputObject(input) => input
+            .fields
+            .iter()
+            .map(|f| f.node.name.node.as_str())
+            .collect(),
+        TypeKind::Enum(enumeration) => enumeration
+            .values
+            .iter()
+            .map(|v| v.node.value.node.as_str())
+            .collect(),
+        TypeKind::Scalar | TypeKind::Union(_) => Vec::new(),
+    }
+}
+
+fn kind_name(kind: &TypeKind) -> &'static str {
+    match kind {
+        TypeKind::Scalar => "a scalar",
+        TypeKind::Object(_) => "an object",
+        TypeKind::Interface(_) => "an interface",
+        TypeKind::Union(_) => "a union",
+        TypeKind::Enum(_) => "an enum",
+        TypeKind::InputObject(_) => "an input object",
+    }
+}
+
+/// The type definitions of a document, in document order. Schema and
+/// directive definitions are not part of what the contract fixes.
+fn type_definitions(document: &ServiceDocument) -> impl Iterator<Item = &TypeDefinition> {
+    document
+        .definitions
+        .iter()
+        .filter_map(|definition| match definition {
+            TypeSystemDefinition::Type(ty) => Some(&ty.node),
+            TypeSystemDefinition::Schema(_) | TypeSystemDefinition::Directive(_) => None,
+        })
+}
+
+fn types_by_name(document: &ServiceDocument) -> HashMap<&str, &TypeDefinition> {
+    type_definitions(document)
+        .map(|ty| (ty.name.node.as_str(), ty))
+        .collect()
+}
+
+fn parse(sdl: &str, source: &str) -> ServiceDocument {
+    parse_schema(sdl).unwrap_or_else(|err| panic!("cannot parse {source}: {err}"))
+}
+
+fn read(path: &str) -> String {
+    fs::read_to_string(path).unwrap_or_else(|err| panic!("cannot read {path}: {err}"))
+}
+
+/// Where two texts first differ, to point at the fix without dumping both.
+fn first_difference(checked_in: &str, served: &str) -> String {
+    let checked_in: Vec<&str> = checked_in.lines().collect();
+    let served: Vec<&str> = served.lines().collect();
+    let same = checked_in
+        .iter()
+        .zip(&served)
+        .take_while(|(a, b)| a == b)
+        .count();
+    match (checked_in.get(same), served.get(same)) {
+        (None, None) => "They differ only in line endings or the final newline.".to_owned(),
+        (file_line, server_line) => format!(
+            "First difference, line {}:\n  schema.graphql: {}\n  server:         {}",
+            same + 1,
+            file_line.unwrap_or(&"<end of file>"),
+            server_line.unwrap_or(&"<end of file>"),
+        ),
+    }
+}
