@@ -24,13 +24,17 @@ use tower_http::trace::TraceLayer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::graphql::{self, KeymeterSchema, RequestAuth};
+use crate::service::metering;
 use crate::state::AppState;
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    db: DatabaseConnection,
+    state: AppState,
 }
+
+/// How often each process deletes remembered verifyKey answers past 24 hours.
+const FORGET_REQUESTS_EVERY: Duration = Duration::from_secs(10 * 60);
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
@@ -47,8 +51,8 @@ impl Application {
             .with_context(|| format!("binding {}", config.bind))?;
         Ok(Self {
             listener,
-            router: router(state),
-            db,
+            router: router(state.clone()),
+            state,
         })
     }
 
@@ -65,11 +69,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "keymeter listening");
+        let sweeper = tokio::spawn(forget_expired_requests(self.state.clone()));
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
-        self.db.close().await.context("closing the database pool")?;
+        sweeper.abort();
+        self.state
+            .db
+            .clone()
+            .close()
+            .await
+            .context("closing the database pool")?;
         Ok(())
     }
 }
@@ -110,6 +121,21 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         Migrator::up(db, None).await.context("running migrations")?;
     }
     Ok(())
+}
+
+/// Deletes old idempotency answers in the background: requests never wait
+/// on it, and with several processes each sweeps (a no-op when another just did).
+async fn forget_expired_requests(state: AppState) {
+    let mut every = tokio::time::interval(FORGET_REQUESTS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match metering::forget_expired_requests(&state.db, state.clock.now()).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::debug!(forgotten, "forgot expired verifyKey request ids"),
+            Err(err) => tracing::warn!(error = %err, "could not forget expired request ids"),
+        }
+    }
 }
 
 fn router(state: AppState) -> Router {

@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global log subscriber once; `filter` is `tracing` syntax.
@@ -6,6 +8,6 @@ pub fn init(filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(true)
+        .with_ansi(std::io::stdout().is_terminal())
         .try_init();
 }

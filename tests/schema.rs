@@ -23,21 +23,6 @@ const SHARED_CONTRACT_PATH: &str = concat!(
     "/../shared/api-contract.graphql"
 );
 
-/// Contract items the server does not serve until the metering feature lands.
-/// An entry is a type name, which leaves out the whole type, or `Type.member`,
-/// which leaves out one field or enum value. Every entry must be in the
-/// contract, and none may be served yet: once one is, the test asks for it to
-/// be removed here, so this list only ever shrinks.
-const NOT_YET_SERVED: &[&str] = &[
-    "Query.keysUsage",
-    "Mutation.verifyKey",
-    "KeysUsage",
-    "KeyUsage",
-    "VerifyKeyResult",
-    "VerifyKeyInput",
-    "VerifyCode",
-];
-
 #[test]
 fn checked_in_schema_matches_the_server() {
     let served = keymeter::graphql::sdl();
@@ -62,19 +47,7 @@ fn server_schema_contains_the_whole_contract() {
     let contract = parse(&read(CONTRACT_PATH), CONTRACT_PATH);
     let server = parse(&keymeter::graphql::sdl(), "the server's schema");
 
-    let mut problems = contract_differences(&contract, &server, NOT_YET_SERVED);
-    for &entry in NOT_YET_SERVED {
-        if !defines(&contract, entry) {
-            problems.push(format!(
-                "{entry} is in NOT_YET_SERVED but not in the contract: remove or correct it"
-            ));
-        }
-        if defines(&server, entry) {
-            problems.push(format!(
-                "{entry} is served now: remove it from NOT_YET_SERVED"
-            ));
-        }
-    }
+    let problems = contract_differences(&contract, &server);
     assert!(
         problems.is_empty(),
         "{} problem(s) between the server's schema and the contract:\n  {}",
@@ -131,7 +104,7 @@ fn comparison_detects_differences() {
     );
 
     assert_eq!(
-        contract_differences(&contract, &server, &[]),
+        contract_differences(&contract, &server),
         [
             "Query.count: type is Int on the server, Int! in the contract",
             "Query.count(limit): default is = 2 on the server, = 1 in the contract",
@@ -143,58 +116,29 @@ fn comparison_detects_differences() {
             "Filter: a scalar on the server, an input object in the contract",
         ],
     );
-    // What is listed as not served yet is left out, and only that.
-    assert_eq!(
-        contract_differences(
-            &contract,
-            &server,
-            &["Query.count", "Query.name", "Color", "Gone", "Filter"]
-        ),
-        ["Query.tags: type is [String]! on the server, [String!]! in the contract"],
-    );
 }
 
 /// Every way the server's schema falls short of the contract, in contract
 /// order. The server may add types, fields, optional arguments and enum
 /// values; descriptions and directives are not compared.
-fn contract_differences(
-    contract: &ServiceDocument,
-    server: &ServiceDocument,
-    skipped: &[&str],
-) -> Vec<String> {
+fn contract_differences(contract: &ServiceDocument, server: &ServiceDocument) -> Vec<String> {
     let served = types_by_name(server);
     let mut problems = Vec::new();
     for wanted in type_definitions(contract) {
         let name = wanted.name.node.as_str();
-        if skipped.contains(&name) {
-            continue;
-        }
         let Some(found) = served.get(name) else {
             problems.push(format!("{name}: type missing on the server"));
             continue;
         };
-        let is_skipped = |member: &str| skipped.contains(&format!("{name}.{member}").as_str());
         match (&wanted.kind, &found.kind) {
             (TypeKind::Scalar, TypeKind::Scalar) => {}
             (TypeKind::Object(wanted), TypeKind::Object(found)) => {
                 compare_interfaces(name, &wanted.implements, &found.implements, &mut problems);
-                compare_fields(
-                    name,
-                    &wanted.fields,
-                    &found.fields,
-                    is_skipped,
-                    &mut problems,
-                );
+                compare_fields(name, &wanted.fields, &found.fields, &mut problems);
             }
             (TypeKind::Interface(wanted), TypeKind::Interface(found)) => {
                 compare_interfaces(name, &wanted.implements, &found.implements, &mut problems);
-                compare_fields(
-                    name,
-                    &wanted.fields,
-                    &found.fields,
-                    is_skipped,
-                    &mut problems,
-                );
+                compare_fields(name, &wanted.fields, &found.fields, &mut problems);
             }
             (TypeKind::Union(wanted), TypeKind::Union(found)) => {
                 for member in &wanted.members {
@@ -206,9 +150,7 @@ fn contract_differences(
             (TypeKind::Enum(wanted), TypeKind::Enum(found)) => {
                 for value in &wanted.values {
                     let value = value.node.value.node.as_str();
-                    if !is_skipped(value)
-                        && !found.values.iter().any(|v| v.node.value.node == value)
-                    {
+                    if !found.values.iter().any(|v| v.node.value.node == value) {
                         problems.push(format!("{name}.{value}: enum value missing on the server"));
                     }
                 }
@@ -216,12 +158,8 @@ fn contract_differences(
             (TypeKind::InputObject(wanted), TypeKind::InputObject(found)) => {
                 // A new required input field breaks clients just as a new
                 // required argument does, so input fields get the same check.
-                let wanted = wanted
-                    .fields
-                    .iter()
-                    .filter(|f| !is_skipped(&f.node.name.node));
                 compare_input_values(
-                    wanted,
+                    &wanted.fields,
                     &found.fields,
                     |field| format!("{name}.{field}"),
                     &mut problems,
@@ -243,14 +181,10 @@ fn compare_fields(
     type_name: &str,
     wanted: &[Positioned<FieldDefinition>],
     found: &[Positioned<FieldDefinition>],
-    is_skipped: impl Fn(&str) -> bool,
     problems: &mut Vec<String>,
 ) {
     for wanted in wanted.iter().map(|f| &f.node) {
         let name = wanted.name.node.as_str();
-        if is_skipped(name) {
-            continue;
-        }
         let path = format!("{type_name}.{name}");
         let Some(found) = found.iter().map(|f| &f.node).find(|f| f.name.node == name) else {
             problems.push(format!("{path}: missing on the server"));
@@ -339,44 +273,6 @@ fn show_default(value: &InputValueDefinition) -> String {
     match &value.default_value {
         Some(default) => format!("= {}", default.node),
         None => "none".to_owned(),
-    }
-}
-
-/// Whether `entry` (`Type` or `Type.member`) is defined in `document`.
-fn defines(document: &ServiceDocument, entry: &str) -> bool {
-    let types = types_by_name(document);
-    match entry.split_once('.') {
-        None => types.contains_key(entry),
-        Some((type_name, member)) => types
-            .get(type_name)
-            .is_some_and(|ty| member_names(ty).contains(&member)),
-    }
-}
-
-/// Names of a type's fields, input fields or enum values.
-fn member_names(ty: &TypeDefinition) -> Vec<&str> {
-    match &ty.kind {
-        TypeKind::Object(object) => object
-            .fields
-            .iter()
-            .map(|f| f.node.name.node.as_str())
-            .collect(),
-        TypeKind::Interface(interface) => interface
-            .fields
-            .iter()
-            .map(|f| f.node.name.node.as_str())
-            .collect(),
-        TypeKind::InputObject(input) => input
-            .fields
-            .iter()
-            .map(|f| f.node.name.node.as_str())
-            .collect(),
-        TypeKind::Enum(enumeration) => enumeration
-            .values
-            .iter()
-            .map(|v| v.node.value.node.as_str())
-            .collect(),
-        TypeKind::Scalar | TypeKind::Union(_) => Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@ mod m20261125_000002_create_sessions;
 mod m20261125_000003_create_billing_accounts;
 mod m20261125_000004_create_api_keys;
 mod m20261125_000005_create_api_key_usage;
+mod m20261125_000006_create_metering_counters;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_billing_accounts::Migration),
             Box::new(m20261125_000004_create_api_keys::Migration),
             Box::new(m20261125_000005_create_api_key_usage::Migration),
+            Box::new(m20261125_000006_create_metering_counters::Migration),
         ]
     }
 }

@@ -4,11 +4,13 @@
 pub mod cycle;
 pub mod email;
 pub mod key;
+pub mod metering;
 pub mod password;
 pub mod secret;
 
 pub use cycle::Cycle;
 pub use email::Email;
 pub use key::{KeyName, KeyType};
+pub use metering::{Charge, VerifyCode};
 pub use password::Password;
 pub use secret::{SecretHash, SessionToken};

@@ -4,11 +4,11 @@ use uuid::Uuid;
 use super::context::{bearer_token, current_user, state};
 use super::types::{
     ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, SignupInput, SignupPayload,
-    User,
+    User, VerifyKeyInput, VerifyKeyResult,
 };
-use crate::domain::{KeyName, KeyType};
+use crate::domain::{Charge, KeyName, KeyType};
 use crate::error::Result;
-use crate::service::{accounts, keys, sessions};
+use crate::service::{accounts, keys, metering, sessions};
 
 pub struct Mutation;
 
@@ -57,6 +57,19 @@ impl Mutation {
         let user = current_user(ctx).await?;
         let state = state(ctx);
         Ok(keys::revoke(&state.db, user.id, id, state.clock.now())
+            .await?
+            .into())
+    }
+
+    /// Used by API gateways: checks a presented secret and, when valid and within the
+    /// account's credits, records the usage. Needs no token: the secret is the credential.
+    async fn verify_key(
+        &self,
+        ctx: &Context<'_>,
+        input: VerifyKeyInput,
+    ) -> Result<VerifyKeyResult> {
+        let charge = Charge::parse(input.credits.unwrap_or(1), input.endpoint, input.request_id)?;
+        Ok(metering::verify(state(ctx), &input.key, charge)
             .await?
             .into())
     }

@@ -1,9 +1,9 @@
 use async_graphql::{Context, Object};
 
 use super::context::{current_user, state};
-use super::types::{ApiKey, User};
+use super::types::{ApiKey, KeysUsage, User};
 use crate::error::Result;
-use crate::service::{accounts, keys};
+use crate::service::{accounts, keys, metering};
 
 pub struct Query;
 
@@ -26,5 +26,11 @@ impl Query {
         accounts::billing_account(&state.db, &state.policy, user.id, state.clock.now()).await?;
         let keys = keys::list(&state.db, user.id, include_revoked.unwrap_or(false)).await?;
         Ok(keys.into_iter().map(Into::into).collect())
+    }
+
+    /// Per-key credits within the current billing cycle of the signed-in user's account.
+    async fn keys_usage(&self, ctx: &Context<'_>) -> Result<KeysUsage> {
+        let user = current_user(ctx).await?;
+        Ok(metering::keys_usage(state(ctx), user.id).await?.into())
     }
 }

@@ -5,9 +5,10 @@ use uuid::Uuid;
 
 use super::context::state;
 use super::scalars::DateTime;
-use crate::domain::{Cycle, KeyType};
+use crate::domain::{Cycle, KeyType, VerifyCode};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
+use crate::service::metering::{self, Verification};
 use crate::service::{accounts, keys::CreatedKey};
 
 pub struct User {
@@ -153,4 +154,86 @@ pub struct CreateKeyInput {
     pub name: String,
     #[graphql(default_with = "Some(KeyType::Dev)")]
     pub key_type: Option<KeyType>,
+}
+
+#[derive(InputObject)]
+pub struct VerifyKeyInput {
+    /// The full secret presented by an API caller.
+    pub key: String,
+    /// Credits this call costs; 0 checks the key without charging.
+    #[graphql(default_with = "Some(1)")]
+    pub credits: Option<i32>,
+    pub endpoint: Option<String>,
+    /// Idempotency key chosen by the gateway (at most 128 characters). A retry with the same
+    /// requestId for the same key within 24 hours returns the first call's answer and charges
+    /// nothing more, so a retried request is never billed twice.
+    pub request_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct VerifyKeyResult {
+    valid: bool,
+    code: VerifyCode,
+    key_id: Option<Uuid>,
+    key_type: Option<KeyType>,
+    /// Credits left in the account's cycle after this call; null when the key is unknown.
+    remaining_credits: Option<i32>,
+    /// When the account's current cycle ends and its credits renew; null when the key is unknown.
+    /// Lets a gateway answer USAGE_EXCEEDED with a Retry-After.
+    cycle_end: Option<DateTime>,
+}
+
+impl From<Verification> for VerifyKeyResult {
+    fn from(v: Verification) -> Self {
+        Self {
+            valid: v.code == VerifyCode::Valid,
+            code: v.code,
+            key_id: v.key.map(|(id, _)| id),
+            key_type: v.key.map(|(_, key_type)| key_type),
+            remaining_credits: v.remaining_credits.map(saturating_i32),
+            cycle_end: v.cycle_end.map(Into::into),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct KeyUsage {
+    api_key: ApiKey,
+    /// Credits this key used in the current billing cycle.
+    credits: i32,
+    /// Successful verifications of this key in the current billing cycle.
+    requests: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct KeysUsage {
+    cycle_start: DateTime,
+    cycle_end: DateTime,
+    /// Sum of credits over all keys in the cycle.
+    total_credits: i32,
+    /// monthlyCredits minus totalCredits, never below 0.
+    remaining_credits: i32,
+    /// Every key of the account that is active or has usage in the cycle,
+    /// most credits first, then newest first.
+    keys: Vec<KeyUsage>,
+}
+
+impl From<metering::KeysUsage> for KeysUsage {
+    fn from(usage: metering::KeysUsage) -> Self {
+        Self {
+            cycle_start: usage.cycle.start.into(),
+            cycle_end: usage.cycle.end.into(),
+            total_credits: saturating_i32(usage.total_credits),
+            remaining_credits: saturating_i32(usage.remaining_credits),
+            keys: usage
+                .keys
+                .into_iter()
+                .map(|k| KeyUsage {
+                    api_key: k.key.into(),
+                    credits: saturating_i32(k.credits),
+                    requests: saturating_i32(k.requests),
+                })
+                .collect(),
+        }
+    }
 }

@@ -1,0 +1,435 @@
+//! verifyKey and keysUsage: charging credits against an account's cycle and
+//! reporting them per key.
+//!
+//! The rules, and where each is enforced:
+//! - The quota is exact: one conditional upsert on the account's counter row
+//!   for the cycle (`billing_cycle_usage`) adds the credits only if the new
+//!   total stays within `monthly_credits`. PostgreSQL's row lock, or SQLite's
+//!   single writer, orders concurrent charges from any number of processes,
+//!   and each re-checks the limit against the latest committed total.
+//! - A charge, its event, its key's rollup and `last_used_at` commit together
+//!   or not at all; the answer is sent only after the commit.
+//! - A requestId's first answer is kept for 24 hours in `verify_requests`,
+//!   whose primary key decides which of two racing calls was first; the
+//!   loser rolls its charge back and answers what the winner answered.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, QueryResult, Statement,
+    TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+use super::accounts;
+use crate::domain::{Charge, Cycle, KeyType, SecretHash, VerifyCode};
+use crate::entity::api_key;
+use crate::error::Result;
+use crate::state::AppState;
+
+/// How long a requestId's answer is remembered.
+pub const REQUEST_ID_TTL: Duration = Duration::hours(24);
+
+/// verifyKey's answer. Unknown keys carry nothing but the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub code: VerifyCode,
+    pub key: Option<(Uuid, KeyType)>,
+    pub remaining_credits: Option<i64>,
+    pub cycle_end: Option<DateTime<Utc>>,
+}
+
+impl Verification {
+    fn not_found() -> Self {
+        Self {
+            code: VerifyCode::NotFound,
+            key: None,
+            remaining_credits: None,
+            cycle_end: None,
+        }
+    }
+}
+
+/// A key found by its secret, with what charging it needs.
+struct KeyAccount {
+    key_id: Uuid,
+    key_type: KeyType,
+    revoked: bool,
+    user_id: Uuid,
+    account: Option<AccountCycle>,
+}
+
+struct AccountCycle {
+    account_id: Uuid,
+    monthly_credits: i64,
+    anchor: DateTime<Utc>,
+    /// The account's newest counter row: (cycle start, credits used).
+    latest_usage: Option<(DateTime<Utc>, i64)>,
+}
+
+impl AccountCycle {
+    fn used_in(&self, cycle: &Cycle) -> i64 {
+        match self.latest_usage {
+            Some((start, used)) if start == cycle.start => used,
+            _ => 0,
+        }
+    }
+}
+
+fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// One indexed lookup: the key by its hash, its owner's account, and the
+/// account's newest cycle counter.
+const FIND_KEY: &str = "
+SELECT k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.user_id,
+       b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
+       (SELECT u.cycle_start FROM billing_cycle_usage u
+         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
+       (SELECT u.credits_used FROM billing_cycle_usage u
+         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_credits_used
+  FROM api_keys k
+  LEFT JOIN billing_accounts b ON b.user_id = k.user_id
+ WHERE k.secret_hash = $1";
+
+async fn find_key(db: &impl ConnectionTrait, secret: &str) -> Result<Option<KeyAccount>> {
+    let hash = SecretHash::of(secret).to_vec();
+    let Some(row) = db
+        .query_one_raw(stmt(db.get_database_backend(), FIND_KEY, vec![hash.into()]))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let account_id: Option<Uuid> = row.try_get("", "account_id")?;
+    let account = match account_id {
+        None => None,
+        Some(account_id) => {
+            let latest_start: Option<DateTime<Utc>> = row.try_get("", "latest_cycle_start")?;
+            let latest_used: Option<i64> = row.try_get("", "latest_credits_used")?;
+            Some(AccountCycle {
+                account_id,
+                monthly_credits: row.try_get("", "monthly_credits")?,
+                anchor: row.try_get("", "billing_cycle_start")?,
+                latest_usage: latest_start.zip(latest_used),
+            })
+        }
+    };
+    Ok(Some(KeyAccount {
+        key_id: row.try_get("", "id")?,
+        key_type: row.try_get("", "key_type")?,
+        revoked: row.try_get("", "revoked")?,
+        user_id: row.try_get("", "user_id")?,
+        account,
+    }))
+}
+
+/// Checks `secret` and, when it is valid and the credits fit in the
+/// account's cycle, charges them. See the module docs for the guarantees.
+pub async fn verify(state: &AppState, secret: &str, charge: Charge) -> Result<Verification> {
+    let db = &state.db;
+    let Some(found) = find_key(db, secret).await? else {
+        return Ok(Verification::not_found());
+    };
+    let now = state.clock.now();
+    let account = match found.account {
+        Some(account) => account,
+        // A key whose owner's provisioning failed at signup.
+        None => {
+            let account = accounts::billing_account(db, &state.policy, found.user_id, now).await?;
+            AccountCycle {
+                account_id: account.id,
+                monthly_credits: account.monthly_credits,
+                anchor: account.billing_cycle_start,
+                latest_usage: None,
+            }
+        }
+    };
+    let cycle = Cycle::current(account.anchor, now);
+    let answer = |code, used: i64| Verification {
+        code,
+        key: Some((found.key_id, found.key_type)),
+        remaining_credits: Some((account.monthly_credits - used).max(0)),
+        cycle_end: Some(cycle.end),
+    };
+
+    if let Some(request_id) = &charge.request_id {
+        if let Some(first) = remembered_answer(db, found.key_id, request_id, now).await? {
+            return Ok(first);
+        }
+    }
+    if found.revoked {
+        return Ok(answer(VerifyCode::Revoked, account.used_in(&cycle)));
+    }
+    if charge.credits == 0 && charge.request_id.is_none() {
+        // A check, not a charge: nothing to write.
+        let used = account.used_in(&cycle);
+        let code = if used <= account.monthly_credits {
+            VerifyCode::Valid
+        } else {
+            VerifyCode::UsageExceeded
+        };
+        return Ok(answer(code, used));
+    }
+
+    let txn = db.begin().await?;
+    let charged = if charge.credits > 0 {
+        charge_account(
+            &txn,
+            account.account_id,
+            &cycle,
+            charge.credits,
+            account.monthly_credits,
+        )
+        .await?
+    } else {
+        None
+    };
+    let verification = match charged {
+        Some(used) => {
+            record_usage(&txn, found.key_id, &cycle, &charge, now).await?;
+            answer(VerifyCode::Valid, used)
+        }
+        None => {
+            let used = credits_used(&txn, account.account_id, &cycle).await?;
+            let fits = used + i64::from(charge.credits) <= account.monthly_credits;
+            answer(
+                if fits {
+                    VerifyCode::Valid
+                } else {
+                    VerifyCode::UsageExceeded
+                },
+                used,
+            )
+        }
+    };
+    if let Some(request_id) = &charge.request_id {
+        if !remember_answer(&txn, found.key_id, request_id, &verification, now).await? {
+            // A racing call with this requestId committed first: undo ours
+            // and answer what it answered.
+            txn.rollback().await?;
+            return remembered_answer(db, found.key_id, request_id, now)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("remembered answer vanished").into());
+        }
+    }
+    txn.commit().await?;
+    Ok(verification)
+}
+
+/// Adds `credits` to the account's counter for `cycle` if the total stays
+/// within `limit`; returns the new total, or None when it would not fit.
+/// One statement: the counter row is created by the first charge of a cycle.
+async fn charge_account(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    cycle: &Cycle,
+    credits: i32,
+    limit: i64,
+) -> Result<Option<i64>> {
+    const CHARGE: &str = "
+INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
+SELECT $1, $2, $3 WHERE $3 <= $4
+ON CONFLICT (billing_account_id, cycle_start) DO UPDATE
+   SET credits_used = billing_cycle_usage.credits_used + excluded.credits_used
+ WHERE billing_cycle_usage.credits_used + excluded.credits_used <= $4
+RETURNING credits_used";
+    let values = vec![
+        account_id.into(),
+        cycle.start.into(),
+        i64::from(credits).into(),
+        limit.into(),
+    ];
+    let row = conn
+        .query_one_raw(stmt(conn.get_database_backend(), CHARGE, values))
+        .await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?)
+}
+
+async fn credits_used(conn: &impl ConnectionTrait, account_id: Uuid, cycle: &Cycle) -> Result<i64> {
+    const USED: &str =
+        "SELECT credits_used FROM billing_cycle_usage WHERE billing_account_id = $1 AND cycle_start = $2";
+    let row = conn
+        .query_one_raw(stmt(
+            conn.get_database_backend(),
+            USED,
+            vec![account_id.into(), cycle.start.into()],
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// The event (the audit trail), the key's rollup for the cycle, and its lastUsedAt.
+async fn record_usage(
+    conn: &impl ConnectionTrait,
+    key_id: Uuid,
+    cycle: &Cycle,
+    charge: &Charge,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const EVENT: &str =
+        "INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at) VALUES ($1, $2, $3, $4)";
+    const ROLLUP: &str = "
+INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests) VALUES ($1, $2, $3, 1)
+ON CONFLICT (api_key_id, cycle_start) DO UPDATE
+   SET credits = api_key_cycle_usage.credits + excluded.credits,
+       requests = api_key_cycle_usage.requests + 1";
+    const TOUCH: &str = "UPDATE api_keys SET last_used_at = $2
+ WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+    let backend = conn.get_database_backend();
+    let endpoint: Value = charge.endpoint.clone().into();
+    conn.execute_raw(stmt(
+        backend,
+        EVENT,
+        vec![key_id.into(), charge.credits.into(), endpoint, now.into()],
+    ))
+    .await?;
+    conn.execute_raw(stmt(
+        backend,
+        ROLLUP,
+        vec![
+            key_id.into(),
+            cycle.start.into(),
+            i64::from(charge.credits).into(),
+        ],
+    ))
+    .await?;
+    conn.execute_raw(stmt(backend, TOUCH, vec![key_id.into(), now.into()]))
+        .await?;
+    Ok(())
+}
+
+/// The answer first given to `request_id` for this key, if within the last 24 hours.
+async fn remembered_answer(
+    conn: &impl ConnectionTrait,
+    key_id: Uuid,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Verification>> {
+    const FIND: &str = "
+SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type
+  FROM verify_requests r JOIN api_keys k ON k.id = r.api_key_id
+ WHERE r.api_key_id = $1 AND r.request_id = $2 AND r.created_at > $3";
+    let values = vec![
+        key_id.into(),
+        request_id.into(),
+        (now - REQUEST_ID_TTL).into(),
+    ];
+    let Some(row) = conn
+        .query_one_raw(stmt(conn.get_database_backend(), FIND, values))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let code: String = row.try_get("", "code")?;
+    let code = VerifyCode::from_stored(&code)
+        .ok_or_else(|| anyhow::anyhow!("unknown stored verify code {code:?}"))?;
+    Ok(Some(Verification {
+        code,
+        key: Some((key_id, row.try_get("", "key_type")?)),
+        remaining_credits: Some(row.try_get("", "remaining_credits")?),
+        cycle_end: Some(row.try_get("", "cycle_end")?),
+    }))
+}
+
+/// Stores `answer` as the first one for `request_id`, replacing one older
+/// than 24 hours. False when a fresh answer is already there.
+async fn remember_answer(
+    conn: &impl ConnectionTrait,
+    key_id: Uuid,
+    request_id: &str,
+    answer: &Verification,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const REMEMBER: &str = "
+INSERT INTO verify_requests (api_key_id, request_id, created_at, code, remaining_credits, cycle_end)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (api_key_id, request_id) DO UPDATE
+   SET created_at = excluded.created_at, code = excluded.code,
+       remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end
+ WHERE verify_requests.created_at <= $7
+RETURNING api_key_id";
+    let values = vec![
+        key_id.into(),
+        request_id.into(),
+        now.into(),
+        answer.code.as_str().into(),
+        answer.remaining_credits.unwrap_or(0).into(),
+        answer.cycle_end.unwrap_or(now).into(),
+        (now - REQUEST_ID_TTL).into(),
+    ];
+    let row = conn
+        .query_one_raw(stmt(conn.get_database_backend(), REMEMBER, values))
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Deletes remembered answers older than 24 hours. Run by a background task,
+/// never in a request's path; until it runs, stale rows are ignored by reads
+/// and replaced by writes.
+pub async fn forget_expired_requests(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64> {
+    const FORGET: &str = "DELETE FROM verify_requests WHERE created_at <= $1";
+    let done = db
+        .execute_raw(stmt(
+            db.get_database_backend(),
+            FORGET,
+            vec![(now - REQUEST_ID_TTL).into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// keysUsage: the account's current cycle, its total, and each key that is
+/// active or has usage in the cycle, most credits first, then newest first.
+pub struct KeysUsage {
+    pub cycle: Cycle,
+    pub total_credits: i64,
+    pub remaining_credits: i64,
+    pub keys: Vec<KeyUsage>,
+}
+
+pub struct KeyUsage {
+    pub key: api_key::Model,
+    pub credits: i64,
+    pub requests: i64,
+}
+
+/// Three indexed queries, whatever the number of events: the account, its
+/// counter for the cycle, and the user's keys joined to their rollups.
+pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
+    const KEYS: &str = "
+SELECT k.*, COALESCE(r.credits, 0) AS cycle_credits, COALESCE(r.requests, 0) AS cycle_requests
+  FROM api_keys k
+  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = $2
+ WHERE k.user_id = $1 AND (k.revoked_at IS NULL OR r.api_key_id IS NOT NULL)
+ ORDER BY cycle_credits DESC, k.created_at DESC, k.id DESC";
+    let db = &state.db;
+    let now = state.clock.now();
+    let account = accounts::billing_account(db, &state.policy, user_id, now).await?;
+    let cycle = Cycle::current(account.billing_cycle_start, now);
+    let total_credits = credits_used(db, account.id, &cycle).await?;
+    let rows = db
+        .query_all_raw(stmt(
+            db.get_database_backend(),
+            KEYS,
+            vec![user_id.into(), cycle.start.into()],
+        ))
+        .await?;
+    let keys = rows.iter().map(key_usage).collect::<Result<_>>()?;
+    Ok(KeysUsage {
+        cycle,
+        total_credits,
+        remaining_credits: (account.monthly_credits - total_credits).max(0),
+        keys,
+    })
+}
+
+fn key_usage(row: &QueryResult) -> Result<KeyUsage> {
+    Ok(KeyUsage {
+        key: api_key::Model::from_query_result(row, "")?,
+        credits: row.try_get("", "cycle_credits")?,
+        requests: row.try_get("", "cycle_requests")?,
+    })
+}
