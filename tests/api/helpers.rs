@@ -360,3 +360,60 @@ query Keys($includeRevoked: Boolean) {
 
 pub const REVOKE_KEY: &str = r#"
 mutation Revoke($id: UUID!) { revokeKey(id: $id) { id name revokedAt } }"#;
+
+pub const VERIFY_KEY: &str = r#"
+mutation Verify($input: VerifyKeyInput!) {
+  verifyKey(input: $input) { valid code keyId keyType remainingCredits cycleEnd }
+}"#;
+
+pub const KEYS_USAGE: &str = r#"
+query {
+  keysUsage {
+    cycleStart cycleEnd totalCredits remainingCredits
+    keys { credits requests apiKey { id name keyType prefix createdAt lastUsedAt revokedAt } }
+  }
+}"#;
+
+impl TestApp {
+    /// verifyKey with these input fields (`key` must be among them); returns its result.
+    pub async fn verify(&self, input: Value) -> Value {
+        self.ok(VERIFY_KEY, json!({ "input": input }), None).await["verifyKey"].clone()
+    }
+
+    /// verifyKey charging `credits` to `secret`.
+    pub async fn charge(&self, secret: &str, credits: i64) -> Value {
+        self.verify(json!({ "key": secret, "credits": credits }))
+            .await
+    }
+
+    /// Signs in again (sessions expire when tests move the clock by months).
+    pub async fn login(&self, user: &mut TestUser) {
+        let data = self
+            .ok(
+                LOGIN,
+                json!({ "email": user.email, "password": PASSWORD }),
+                None,
+            )
+            .await;
+        user.token = data["login"]["token"].as_str().unwrap().to_owned();
+    }
+
+    pub async fn keys_usage(&self, user: &TestUser) -> Value {
+        self.ok(KEYS_USAGE, json!({}), Some(&user.token)).await["keysUsage"].clone()
+    }
+}
+
+impl TestUser {
+    /// The secret of the default key made at signup.
+    pub fn default_secret(&self) -> &str {
+        self.signup["defaultKey"]["secret"]
+            .as_str()
+            .expect("a default key")
+    }
+
+    pub fn default_key_id(&self) -> &str {
+        self.signup["defaultKey"]["apiKey"]["id"]
+            .as_str()
+            .expect("a default key")
+    }
+}

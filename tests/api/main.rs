@@ -7,6 +7,9 @@ mod helpers;
 
 mod http;
 mod keys;
+mod metering;
 mod migrations;
+mod multiprocess;
 mod sessions;
 mod signup;
+mod usage;
