@@ -8,35 +8,24 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Defines one test per database: `name::sqlite` and `name::postgres`.
+/// Defines one test per database, `name::sqlite` and `name::postgres`, each
+/// given a freshly spawned server.
 macro_rules! on_both_databases {
     ($(
         $(#[$meta:meta])*
         async fn $name:ident($app:ident: TestApp) $body:block
-    )*) => {$(
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn run($app: $crate::helpers::TestApp) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await
+    )*) => {
+        on_both_backends! {$(
+            $(#[$meta])*
+            async fn $name(backend: Backend) {
+                let $app = $crate::helpers::TestApp::spawn(backend).await;
+                $body
             }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(backend) = $crate::helpers::Backend::postgres() {
-                    run($crate::helpers::TestApp::spawn(backend).await).await
-                }
-            }
-        }
-    )*};
+        )*}
+    };
 }
 
-/// Like `on_both_databases!`, for tests that start the server themselves
+/// Defines one test per database for tests that start the server themselves
 /// (with their own configuration): they receive the `Backend`.
 macro_rules! on_both_backends {
     ($(
