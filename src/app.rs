@@ -10,15 +10,17 @@ use anyhow::Context as _;
 use async_graphql::ServerError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
 };
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
@@ -51,7 +53,7 @@ impl Application {
             .with_context(|| format!("binding {}", config.bind))?;
         Ok(Self {
             listener,
-            router: router(state.clone()),
+            router: router(state.clone(), config)?,
             state,
         })
     }
@@ -138,13 +140,35 @@ async fn forget_expired_requests(state: AppState) {
     }
 }
 
-fn router(state: AppState) -> Router {
-    let schema = graphql::schema_builder().data(state.clone()).finish();
-    Router::new()
-        .route("/graphql", get(graphiql).post(graphql_handler))
+fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
+    let schema = graphql::schema(state.clone(), config);
+    let graphql_route = if config.graphiql {
+        get(graphiql).post(graphql_handler)
+    } else {
+        post(graphql_handler)
+    };
+    Ok(Router::new()
+        .route("/graphql", graphql_route)
         .with_state(schema)
         .route("/health", get(health).with_state(state))
-        .layer(TraceLayer::new_for_http())
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(cors(&config.cors_origins)?)
+        .layer(TraceLayer::new_for_http()))
+}
+
+/// Browsers may call the API only from the configured dashboard origins.
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS origin {o:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600)))
 }
 
 async fn graphiql() -> Html<&'static str> {

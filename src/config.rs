@@ -45,6 +45,36 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_HASHING_CONCURRENCY")]
     pub hashing_concurrency: Option<usize>,
 
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "KEYMETER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest selection a query may nest; deeper ones are refused before running.
+    #[arg(long, env = "KEYMETER_MAX_QUERY_DEPTH", default_value_t = 16)]
+    pub max_query_depth: usize,
+
+    /// Most fields a query may select in all (each field counts 1); more are refused.
+    #[arg(long, env = "KEYMETER_MAX_QUERY_COMPLEXITY", default_value_t = 500)]
+    pub max_query_complexity: usize,
+
+    /// Answer schema introspection (`__schema`, `__type`), which codegen tools and GraphiQL use.
+    #[arg(long, env = "KEYMETER_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Serve the GraphiQL playground on `GET /graphql`.
+    #[arg(long, env = "KEYMETER_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://dashboard.example.com`. None by default.
+    #[arg(
+        long,
+        env = "KEYMETER_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `keymeter=debug,sqlx=warn`.
     #[arg(long, env = "KEYMETER_LOG", default_value = "info")]
     pub log: String,
@@ -109,7 +139,7 @@ mod tests {
             .filter_map(|arg| arg.get_env())
             .map(|name| name.to_string_lossy().into_owned())
             .collect();
-        assert!(names.len() >= 8);
+        assert!(names.len() >= 14);
         for name in names {
             assert!(
                 env_example.contains(&format!("{name}=")),

@@ -10,6 +10,9 @@ mod types;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 pub use context::RequestAuth;
+
+use crate::config::Config;
+use crate::state::AppState;
 pub use mutation::Mutation;
 pub use query::Query;
 
@@ -19,6 +22,20 @@ pub type KeymeterSchema = Schema<Query, Mutation, EmptySubscription>;
 /// state, and what `keymeter schema` prints.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation, EmptySubscription)
+}
+
+/// The schema as served: with the state, and the configured limits on what
+/// one request may ask for.
+pub fn schema(state: AppState, config: &Config) -> KeymeterSchema {
+    let builder = schema_builder()
+        .data(state)
+        .limit_depth(config.max_query_depth)
+        .limit_complexity(config.max_query_complexity);
+    if config.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The exported SDL, as checked in at `schema.graphql`.

@@ -7,6 +7,7 @@ mod helpers;
 
 mod http;
 mod keys;
+mod limits;
 mod metering;
 mod migrations;
 mod multiprocess;
