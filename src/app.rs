@@ -2,14 +2,14 @@
 //! router, bound to a listener, then serves until a shutdown signal.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_graphql::ServerError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
@@ -25,8 +25,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::graphql::{self, KeymeterSchema, RequestAuth};
-use crate::service::metering;
+use crate::graphql::{self, ClientAddress, KeymeterSchema, RequestAuth};
+use crate::service::{limits, metering};
 use crate::state::AppState;
 
 pub struct Application {
@@ -71,8 +71,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "keymeter listening");
-        let sweeper = tokio::spawn(forget_expired_requests(self.state.clone()));
-        axum::serve(self.listener, self.router)
+        let sweeper = tokio::spawn(sweep_expired(self.state.clone()));
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
@@ -125,23 +128,34 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes old idempotency answers in the background: requests never wait
-/// on it, and with several processes each sweeps (a no-op when another just did).
-async fn forget_expired_requests(state: AppState) {
+/// Deletes old idempotency answers and auth attempts in the background:
+/// requests never wait on it, and with several processes each sweeps (a
+/// no-op when another just did).
+async fn sweep_expired(state: AppState) {
     let mut every = tokio::time::interval(FORGET_REQUESTS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match metering::forget_expired_requests(&state.db, state.clock.now()).await {
-            Ok(0) => {}
-            Ok(forgotten) => tracing::debug!(forgotten, "forgot expired verifyKey request ids"),
-            Err(err) => tracing::warn!(error = %err, "could not forget expired request ids"),
+        let now = state.clock.now();
+        if let Err(err) = metering::forget_expired_requests(&state.db, now).await {
+            tracing::warn!(error = %err, "could not forget expired request ids");
+        }
+        let longest_window = state
+            .policy
+            .login_limit
+            .window
+            .max(state.policy.signup_limit.window);
+        if let Err(err) = limits::forget_before(&state.db, now - longest_window).await {
+            tracing::warn!(error = %err, "could not forget old auth attempts");
         }
     }
 }
 
 fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
-    let schema = graphql::schema(state.clone(), config);
+    let graphql_state = GraphqlState {
+        schema: graphql::schema(state.clone(), config),
+        trust_forwarded_for: config.trust_forwarded_for,
+    };
     let graphql_route = if config.graphiql {
         get(graphiql).post(graphql_handler)
     } else {
@@ -149,7 +163,7 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
     };
     Ok(Router::new()
         .route("/graphql", graphql_route)
-        .with_state(schema)
+        .with_state(graphql_state)
         .route("/health", get(health).with_state(state))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(cors(&config.cors_origins)?)
@@ -175,13 +189,24 @@ async fn graphiql() -> Html<&'static str> {
     Html(graphql::GRAPHIQL_HTML)
 }
 
+#[derive(Clone)]
+struct GraphqlState {
+    schema: KeymeterSchema,
+    trust_forwarded_for: bool,
+}
+
 async fn graphql_handler(
-    State(schema): State<KeymeterSchema>,
+    State(graphql): State<GraphqlState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let auth = RequestAuth::new(bearer_token(&headers));
-    let mut response = schema.execute(request.into_inner().data(auth)).await;
+    let client = client_address(&headers, peer, graphql.trust_forwarded_for);
+    let request = request
+        .into_inner()
+        .data(RequestAuth::new(bearer_token(&headers)))
+        .data(ClientAddress(client));
+    let mut response = graphql.schema.execute(request).await;
     for error in &mut response.errors {
         default_error_code(error);
     }
@@ -196,6 +221,19 @@ fn default_error_code(error: &mut ServerError) {
     if extensions.get("code").is_none() {
         extensions.set("code", "BAD_USER_INPUT");
     }
+}
+
+/// The TCP peer, or, behind a trusted proxy, the last address it appended
+/// to `X-Forwarded-For` (earlier entries are whatever the client claimed).
+fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> IpAddr {
+    let forwarded = || {
+        let value = headers.get("x-forwarded-for")?.to_str().ok()?;
+        value.rsplit(',').next()?.trim().parse().ok()
+    };
+    trust_forwarded_for
+        .then(forwarded)
+        .flatten()
+        .unwrap_or(peer.ip())
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<String> {

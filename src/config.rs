@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::service::limits::Limit;
+
 /// Settings shared by every subcommand that touches the database or serves.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -39,6 +41,28 @@ pub struct Config {
     /// How long a session token stays valid, in days.
     #[arg(long, env = "KEYMETER_SESSION_TTL_DAYS", default_value_t = 30)]
     pub session_ttl_days: u32,
+
+    /// Failed logins allowed per email within the login window; past it,
+    /// RATE_LIMITED even for the right password. 0 turns the limit off.
+    #[arg(long, env = "KEYMETER_LOGIN_MAX_FAILURES", default_value_t = 10)]
+    pub login_max_failures: u32,
+
+    /// The window failed logins are counted in, in seconds.
+    #[arg(long, env = "KEYMETER_LOGIN_WINDOW_SECS", default_value_t = 15 * 60)]
+    pub login_window_secs: u32,
+
+    /// Signups allowed per client address within the signup window. 0 turns the limit off.
+    #[arg(long, env = "KEYMETER_SIGNUPS_PER_ADDRESS", default_value_t = 20)]
+    pub signups_per_address: u32,
+
+    /// The window signups are counted in, in seconds.
+    #[arg(long, env = "KEYMETER_SIGNUP_WINDOW_SECS", default_value_t = 60 * 60)]
+    pub signup_window_secs: u32,
+
+    /// Take the client address from the last `X-Forwarded-For` entry, as set by
+    /// a trusted reverse proxy, instead of the TCP peer. Only behind such a proxy.
+    #[arg(long, env = "KEYMETER_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
 
     /// Password hashes computed at once (Argon2id needs ~19 MiB each); further
     /// signups and logins queue. Defaults to the number of CPUs.
@@ -109,6 +133,20 @@ impl Config {
         chrono::Duration::days(i64::from(self.session_ttl_days))
     }
 
+    pub fn login_limit(&self) -> Limit {
+        Limit {
+            max: self.login_max_failures,
+            window: chrono::Duration::seconds(i64::from(self.login_window_secs)),
+        }
+    }
+
+    pub fn signup_limit(&self) -> Limit {
+        Limit {
+            max: self.signups_per_address,
+            window: chrono::Duration::seconds(i64::from(self.signup_window_secs)),
+        }
+    }
+
     pub fn hashing_concurrency(&self) -> usize {
         self.hashing_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -139,7 +177,7 @@ mod tests {
             .filter_map(|arg| arg.get_env())
             .map(|name| name.to_string_lossy().into_owned())
             .collect();
-        assert!(names.len() >= 14);
+        assert!(names.len() >= 19);
         for name in names {
             assert!(
                 env_example.contains(&format!("{name}=")),

@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::service::limits::Limit;
 use crate::service::passwords::PasswordHasher;
 
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct AccountPolicy {
     pub plan: String,
     pub monthly_credits: i64,
     pub session_ttl: chrono::Duration,
+    pub login_limit: Limit,
+    pub signup_limit: Limit,
 }
 
 impl AccountPolicy {
@@ -34,6 +37,8 @@ impl AccountPolicy {
             plan: "free".to_owned(),
             monthly_credits: config.monthly_credits,
             session_ttl: config.session_ttl(),
+            login_limit: config.login_limit(),
+            signup_limit: config.signup_limit(),
         }
     }
 }

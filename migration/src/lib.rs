@@ -8,6 +8,7 @@ mod m20261125_000003_create_billing_accounts;
 mod m20261125_000004_create_api_keys;
 mod m20261125_000005_create_api_key_usage;
 mod m20261125_000006_create_metering_counters;
+mod m20261125_000007_create_auth_attempts;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_api_keys::Migration),
             Box::new(m20261125_000005_create_api_key_usage::Migration),
             Box::new(m20261125_000006_create_metering_counters::Migration),
+            Box::new(m20261125_000007_create_auth_attempts::Migration),
         ]
     }
 }

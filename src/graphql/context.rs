@@ -1,5 +1,7 @@
 //! Reading the application state and the signed-in user out of a resolver's context.
 
+use std::net::IpAddr;
+
 use async_graphql::Context;
 use tokio::sync::OnceCell;
 
@@ -26,6 +28,14 @@ impl RequestAuth {
     pub fn token(&self) -> Result<&str> {
         self.token.as_deref().ok_or(Error::Unauthenticated)
     }
+}
+
+/// The address a request came from, as rate limits see it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
+
+pub fn client_address(ctx: &Context<'_>) -> IpAddr {
+    ctx.data_unchecked::<ClientAddress>().0
 }
 
 pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {

@@ -9,7 +9,7 @@ mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
-pub use context::RequestAuth;
+pub use context::{ClientAddress, RequestAuth};
 
 use crate::config::Config;
 use crate::state::AppState;

@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{bearer_token, current_user, state};
+use super::context::{bearer_token, client_address, current_user, state};
 use super::types::{
     ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, SignupInput, SignupPayload,
     User, VerifyKeyInput, VerifyKeyResult,
@@ -16,7 +16,13 @@ pub struct Mutation;
 impl Mutation {
     /// Creates the user, a billing account and a default DEV key, and signs in.
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<SignupPayload> {
-        let signed_up = accounts::signup(state(ctx), &input.email, &input.password).await?;
+        let signed_up = accounts::signup(
+            state(ctx),
+            client_address(ctx),
+            &input.email,
+            &input.password,
+        )
+        .await?;
         Ok(SignupPayload {
             token: signed_up.signed_in.token,
             user: User::new(signed_up.signed_in.user, signed_up.billing_account),

@@ -1,5 +1,7 @@
 //! Signing up, signing in, and the billing account every user must have.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -9,6 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::keys::{self, CreatedKey, DEFAULT_KEY_NAME};
+use super::limits::{self, Attempt};
 use super::{on_unique_violation, sessions};
 use crate::domain::{Email, KeyName, KeyType, Password};
 use crate::entity::{billing_account, user};
@@ -31,11 +34,27 @@ pub struct SignedUp {
 /// default DEV key, all in one transaction. Provisioning runs in a savepoint:
 /// if it fails only it is rolled back, the failure is logged, and the user
 /// still signs up; `billing_account` provisions lazily on the next read.
-pub async fn signup(state: &AppState, email: &str, password: &str) -> Result<SignedUp> {
+pub async fn signup(
+    state: &AppState,
+    client: IpAddr,
+    email: &str,
+    password: &str,
+) -> Result<SignedUp> {
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
-    let password_hash = state.hasher.hash(&password).await?;
     let now = state.clock.now();
+    // Counted before hashing, so that a flood is refused before it costs anything.
+    let client = client.to_string();
+    limits::check(
+        &state.db,
+        Attempt::Signup,
+        &client,
+        state.policy.signup_limit,
+        now,
+    )
+    .await?;
+    limits::record(&state.db, Attempt::Signup, &client, now).await?;
+    let password_hash = state.hasher.hash(&password).await?;
 
     let txn = state.db.begin().await?;
     // The unique index on email decides races: of 20 concurrent signups for
@@ -105,16 +124,32 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> Result<Sign
     // which accounts exist, and keeps huge passwords away from Argon2.
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
+    let now = state.clock.now();
+    // Past the limit even the right password is refused, so guessing stops
+    // paying off until the window moves on.
+    limits::check(
+        &state.db,
+        Attempt::Login,
+        email.as_str(),
+        state.policy.login_limit,
+        now,
+    )
+    .await?;
     let user = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&state.db)
         .await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    if !state.hasher.verify(&password, stored_hash).await? {
-        return Err(Error::InvalidCredentials);
-    }
-    let user = user.ok_or(Error::InvalidCredentials)?;
-    let now = state.clock.now();
+    // Verified even when no user has this email, so both failures take as long.
+    let verified = state.hasher.verify(&password, stored_hash).await?;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            limits::record(&state.db, Attempt::Login, email.as_str(), now).await?;
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    limits::clear(&state.db, Attempt::Login, email.as_str()).await?;
     sessions::purge_expired(&state.db, user.id, now).await?;
     let token = sessions::start(&state.db, user.id, now, state.policy.session_ttl).await?;
     Ok(SignedIn { token, user })

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod keys;
+pub mod limits;
 pub mod metering;
 pub mod passwords;
 pub mod sessions;

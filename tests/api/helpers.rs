@@ -209,6 +209,17 @@ impl TestApp {
         }
     }
 
+    /// Starts another server on this one's database and clock, as a second
+    /// process would be, and returns its address.
+    pub async fn spawn_second_server(&self) -> std::net::SocketAddr {
+        let app = Application::build_with_clock(&self.config, Arc::new(self.clock.clone()))
+            .await
+            .expect("building a second server");
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until(std::future::pending()));
+        addr
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -219,9 +230,20 @@ impl TestApp {
 
     /// POSTs a GraphQL request and returns the whole JSON response.
     pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.graphql_at(self.addr, query, variables, token).await
+    }
+
+    /// `graphql`, sent to the server at `addr`.
+    pub async fn graphql_at(
+        &self,
+        addr: std::net::SocketAddr,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+    ) -> Value {
         let mut request = self
             .http
-            .post(self.url("/graphql"))
+            .post(format!("http://{addr}/graphql"))
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);

@@ -11,6 +11,7 @@ mod limits;
 mod metering;
 mod migrations;
 mod multiprocess;
+mod rate_limits;
 mod sessions;
 mod signup;
 mod usage;
