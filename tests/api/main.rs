@@ -6,6 +6,7 @@
 mod helpers;
 
 mod http;
+mod isolation;
 mod keys;
 mod limits;
 mod metering;
