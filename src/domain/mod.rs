@@ -8,6 +8,9 @@ pub mod metering;
 pub mod password;
 pub mod secret;
 
+#[cfg(test)]
+mod properties;
+
 pub use cycle::Cycle;
 pub use email::Email;
 pub use key::{KeyName, KeyType};

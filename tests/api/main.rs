@@ -9,6 +9,7 @@ mod http;
 mod isolation;
 mod keys;
 mod limits;
+mod malformed;
 mod metering;
 mod migrations;
 mod multiprocess;

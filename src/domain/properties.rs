@@ -1,0 +1,80 @@
+//! Property tests: every validated input type accepts exactly what the
+//! contract allows, and nothing, however malformed, makes one panic.
+
+use proptest::prelude::*;
+
+use super::{Charge, Email, KeyName, Password};
+
+/// Any text at all: control characters, whitespace, `@`s, non-ASCII, long.
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,300}",
+        "[ \t\r\n@a-zA-Z0-9\u{0}-\u{1f}\u{7f}-\u{9f}é☃]{0,300}",
+        "\\PC{0,2000}",
+    ]
+}
+
+proptest! {
+    #[test]
+    fn email_accepts_exactly_the_contract(raw in any_text()) {
+        let normalized = raw.trim().to_lowercase();
+        let (local, domain) = normalized.split_once('@').unwrap_or(("", ""));
+        let valid = normalized.chars().count() <= 254
+            && !local.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !normalized.chars().any(|c| c.is_whitespace() || c.is_control());
+        match Email::parse(&raw) {
+            Ok(email) => {
+                prop_assert!(valid);
+                prop_assert_eq!(email.as_str(), normalized.as_str());
+            }
+            Err(err) => {
+                prop_assert!(!valid);
+                prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+            }
+        }
+    }
+
+    #[test]
+    fn well_formed_emails_are_accepted_whatever_their_case_and_padding(
+        local in "[a-zA-Z0-9._%+-]{1,64}",
+        domain in "[a-zA-Z0-9-]{1,60}\\.[a-zA-Z]{2,10}",
+        padding in "[ \t]{0,3}",
+    ) {
+        let raw = format!("{padding}{local}@{domain}{padding}");
+        let email = Email::parse(&raw).unwrap();
+        prop_assert_eq!(email.as_str(), format!("{local}@{domain}").to_lowercase());
+    }
+
+    #[test]
+    fn password_length_is_counted_in_characters(raw in any_text()) {
+        let valid = (8..=128).contains(&raw.chars().count());
+        prop_assert_eq!(Password::parse(&raw).is_ok(), valid);
+    }
+
+    #[test]
+    fn key_names_are_trimmed_bounded_and_printable(raw in any_text()) {
+        let trimmed = raw.trim();
+        let valid = (1..=64).contains(&trimmed.chars().count()) && !trimmed.chars().any(char::is_control);
+        match KeyName::parse(&raw) {
+            Ok(name) => {
+                prop_assert!(valid);
+                prop_assert_eq!(name.into_inner(), trimmed);
+            }
+            Err(_) => prop_assert!(!valid),
+        }
+    }
+
+    #[test]
+    fn charges_stay_within_the_contract(
+        credits in any::<i32>(),
+        endpoint in proptest::option::of(any_text()),
+        request_id in proptest::option::of(any_text()),
+    ) {
+        let valid = (0..=1_000_000).contains(&credits)
+            && endpoint.as_ref().is_none_or(|e| e.chars().count() <= 256 && !e.chars().any(char::is_control))
+            && request_id.as_ref().is_none_or(|r| (1..=128).contains(&r.chars().count()));
+        prop_assert_eq!(Charge::parse(credits, endpoint, request_id).is_ok(), valid);
+    }
+}
