@@ -1,0 +1,149 @@
+//! What only a real process shows: its logs, and how it meets SIGTERM and SIGKILL.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::server_process::ServerProcess;
+
+on_both_backends! {
+    async fn no_password_token_or_secret_reaches_the_logs(backend: Backend) {
+        let database = TestDatabase::create(&backend).await;
+        let server = ServerProcess::start(&database.url, &[("KEYMETER_LOG", "debug")]);
+        let http = reqwest::Client::new();
+        let email = unique_email();
+        let password = "a very secret passphrase";
+
+        let signup = server.graphql(&http, SIGNUP, json!({ "email": email, "password": password }), None).await;
+        let signup_token = signup["data"]["signup"]["token"].as_str().unwrap().to_owned();
+        let default_secret = signup["data"]["signup"]["defaultKey"]["secret"].as_str().unwrap().to_owned();
+        let login = server.graphql(&http, LOGIN, json!({ "email": email, "password": password }), None).await;
+        let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+        server.graphql(&http, LOGIN, json!({ "email": email, "password": "not the passphrase" }), None).await;
+        let created = server.graphql(&http, CREATE_KEY, json!({ "input": { "name": "prod", "keyType": "PROD" } }), Some(&token)).await;
+        let secret = created["data"]["createKey"]["secret"].as_str().unwrap().to_owned();
+        for key in [&secret, &default_secret] {
+            server.verify(&http, json!({ "key": key, "credits": 3, "requestId": "r1" })).await;
+        }
+        server.verify(&http, json!({ "key": format!("{secret}-forged"), "credits": 1 })).await;
+        server.graphql(&http, ME, json!({}), Some(&token)).await;
+        server.graphql(&http, "mutation { logout }", json!({}), Some(&signup_token)).await;
+        server.graphql(&http, ME, json!({}), Some(&signup_token)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let logs = server.output();
+        assert!(logs.contains("keymeter listening"), "no logs were captured");
+        for (what, value) in [
+            ("password", password),
+            ("wrong password", "not the passphrase"),
+            ("session token", &signup_token),
+            ("session token", &token),
+            ("key secret", &secret),
+            ("key secret", &default_secret),
+            ("key secret", &secret[8..]),
+        ] {
+            assert!(!logs.contains(value), "the {what} appears in the logs:\n{logs}");
+        }
+        assert!(!logs.contains("$argon2id$"), "a password hash appears in the logs");
+    }
+
+    async fn sigterm_finishes_requests_in_flight_then_exits_cleanly(backend: Backend) {
+        let database = TestDatabase::create(&backend).await;
+        // One hash at a time, so eight signups are still queued when the signal lands.
+        let mut server = ServerProcess::start(&database.url, &[("KEYMETER_HASHING_CONCURRENCY", "1")]);
+        let http = reqwest::Client::new();
+        let signups = join_all((0..8).map(|_| {
+            let (server, http) = (&server, &http);
+            async move {
+                let variables = json!({ "email": unique_email(), "password": PASSWORD });
+                server.graphql(http, SIGNUP, variables, None).await
+            }
+        }));
+        let signal = async {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            server.signal("TERM");
+        };
+        let (responses, ()) = tokio::join!(signups, signal);
+        for response in &responses {
+            assert!(response["data"]["signup"]["token"].is_string(), "{response:#}");
+        }
+        let status = tokio::task::block_in_place(|| server.wait_for_exit(Duration::from_secs(10)));
+        assert!(status.success(), "{status:?}");
+        assert!(server.output().contains("keymeter stopped"));
+        let db = Database::connect(database.url.as_str()).await.unwrap();
+        let users = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) FROM users"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(users.try_get_by_index::<i64>(0).unwrap(), 8);
+    }
+
+    async fn a_killed_server_loses_no_answered_charge_and_never_overcharges(backend: Backend) {
+        let database = TestDatabase::create(&backend).await;
+        // About what the load charges before the kill: the limit may or may not be reached.
+        let monthly = ("KEYMETER_MONTHLY_CREDITS", "600");
+        let server = ServerProcess::start(&database.url, &[monthly]);
+        let http = reqwest::Client::new();
+        let signup = server.graphql(&http, SIGNUP, json!({ "email": unique_email(), "password": PASSWORD }), None).await;
+        let secret = signup["data"]["signup"]["defaultKey"]["secret"].as_str().unwrap().to_owned();
+
+        // Sixteen clients charge 3 credits each, one unique requestId per call,
+        // until the server is killed under them.
+        let clients = (0..16).map(|client| {
+            let (server, http, secret) = (&server, &http, secret.clone());
+            async move {
+                let mut valid = Vec::new();
+                for call in 0.. {
+                    let request_id = format!("c{client}-{call}");
+                    let body = json!({ "query": VERIFY_KEY, "variables": { "input": { "key": secret, "credits": 3, "requestId": request_id } } });
+                    let response = http.post(format!("http://{}/graphql", server.addr)).json(&body).send().await;
+                    let Ok(response) = response else { break };
+                    let Ok(answer) = response.json::<Value>().await else { break };
+                    if answer["data"]["verifyKey"]["code"] == "VALID" {
+                        valid.push(request_id);
+                    }
+                }
+                valid
+            }
+        });
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            server.signal("KILL");
+        };
+        let (answered, ()) = tokio::join!(join_all(clients), kill);
+        let answered: HashSet<String> = answered.into_iter().flatten().collect();
+        drop(server);
+        eprintln!("{} charges answered VALID before the kill", answered.len());
+        assert!(!answered.is_empty(), "no charge was answered before the kill");
+
+        // A restarted server serves the same database.
+        let restarted = ServerProcess::start(&database.url, &[monthly]);
+        let after = restarted.verify(&http, json!({ "key": secret, "credits": 0 })).await;
+        assert_eq!(after["code"], "VALID");
+
+        let db = Database::connect(database.url.as_str()).await.unwrap();
+        let rows = |sql: &'static str| {
+            let db = &db;
+            async move { db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap() }
+        };
+        let recorded: HashSet<String> = rows("SELECT request_id FROM verify_requests WHERE code = 'valid'")
+            .await
+            .iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect();
+        let lost: Vec<_> = answered.difference(&recorded).collect();
+        assert!(lost.is_empty(), "VALID answers without a committed charge: {lost:?}");
+        let events = rows("SELECT COUNT(*), COALESCE(SUM(credits), 0) FROM api_key_usage").await;
+        let (count, credits): (i64, i64) = (events[0].try_get_by_index(0).unwrap(), events[0].try_get_by_index(1).unwrap());
+        let counter: i64 = rows("SELECT credits_used FROM billing_cycle_usage").await[0].try_get_by_index(0).unwrap();
+        assert_eq!(count as usize, recorded.len(), "every remembered VALID answer has its event");
+        assert_eq!(credits, counter, "the counter and the events agree");
+        assert!(counter <= 600, "the account went over its credits: {counter}");
+        assert_eq!(after["remainingCredits"], 600 - counter);
+    }
+}
