@@ -13,6 +13,7 @@ mod malformed;
 mod metering;
 mod migrations;
 mod multiprocess;
+mod outage;
 mod process;
 mod rate_limits;
 mod server_process;
