@@ -99,6 +99,19 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Charge concurrent verifyKey calls together, several per transaction
+    /// (group commit). Off: each call in its own transaction.
+    #[arg(long, env = "KEYMETER_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
+
+    /// Most verifyKey calls charged in one transaction.
+    #[arg(long, env = "KEYMETER_GROUP_COMMIT_MAX_BATCH", default_value_t = 64)]
+    pub group_commit_max_batch: usize,
+
+    /// Batches in flight at once; while one commits the next gathers.
+    #[arg(long, env = "KEYMETER_GROUP_COMMIT_WORKERS", default_value_t = 2)]
+    pub group_commit_workers: usize,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `keymeter=debug,sqlx=warn`.
     #[arg(long, env = "KEYMETER_LOG", default_value = "info")]
     pub log: String,
@@ -177,7 +190,7 @@ mod tests {
             .filter_map(|arg| arg.get_env())
             .map(|name| name.to_string_lossy().into_owned())
             .collect();
-        assert!(names.len() >= 19);
+        assert!(names.len() >= 22);
         for name in names {
             assert!(
                 env_example.contains(&format!("{name}=")),

@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::service::group_commit::Charger;
 use crate::service::limits::Limit;
 use crate::service::passwords::PasswordHasher;
 
@@ -19,6 +20,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub policy: AccountPolicy,
+    pub charger: Charger,
 }
 
 /// What a new account gets and how long a sign-in lasts.
@@ -45,11 +47,22 @@ impl AccountPolicy {
 
 impl AppState {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: &Config) -> Self {
+        let charger = if config.group_commit {
+            Charger::grouped(
+                db.clone(),
+                clock.clone(),
+                config.group_commit_workers,
+                config.group_commit_max_batch,
+            )
+        } else {
+            Charger::PerRequest
+        };
         Self(Arc::new(Inner {
             db,
             clock,
             hasher: PasswordHasher::new(config.hashing_concurrency()),
             policy: AccountPolicy::from_config(config),
+            charger,
         }))
     }
 }

@@ -1,26 +1,21 @@
-//! verifyKey and keysUsage: charging credits against an account's cycle and
-//! reporting them per key.
+//! verifyKey and keysUsage: checking keys, charging credits against an
+//! account's cycle, and reporting them per key.
 //!
-//! The rules, and where each is enforced:
-//! - The quota is exact: one conditional upsert on the account's counter row
-//!   for the cycle (`billing_cycle_usage`) adds the credits only if the new
-//!   total stays within `monthly_credits`. PostgreSQL's row lock, or SQLite's
-//!   single writer, orders concurrent charges from any number of processes,
-//!   and each re-checks the limit against the latest committed total.
-//! - A charge, its event, its key's rollup and `last_used_at` commit together
-//!   or not at all; the answer is sent only after the commit.
-//! - A requestId's first answer is kept for 24 hours in `verify_requests`,
-//!   whose primary key decides which of two racing calls was first; the
-//!   loser rolls its charge back and answers what the winner answered.
+//! verifyKey finds the key, its account and the account's newest counter in
+//! one indexed read. Unknown and revoked keys, remembered requestIds and
+//! free checks are answered from that read alone; charges go to the
+//! `Charger` (`group_commit`), which commits them, alone or in batches,
+//! through `charges::charge`, where the quota, idempotency and durability
+//! rules are kept. keysUsage reads per-key rollups, never the raw events.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, QueryResult, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, QueryResult, Statement, Value,
 };
 use uuid::Uuid;
 
 use super::accounts;
+use super::charges::ChargeCall;
 use crate::domain::{Charge, Cycle, KeyType, SecretHash, VerifyCode};
 use crate::entity::api_key;
 use crate::error::Result;
@@ -171,78 +166,17 @@ pub async fn verify(state: &AppState, secret: &str, charge: Charge) -> Result<Ve
         return Ok(answer(code, used));
     }
 
-    let txn = db.begin().await?;
-    let charged = if charge.credits > 0 {
-        charge_account(
-            &txn,
-            account.account_id,
-            &cycle,
-            charge.credits,
-            account.monthly_credits,
-        )
-        .await?
-    } else {
-        None
+    let call = ChargeCall {
+        key_id: found.key_id,
+        key_type: found.key_type,
+        account_id: account.account_id,
+        monthly_credits: account.monthly_credits,
+        anchor: account.anchor,
+        credits: charge.credits,
+        endpoint: charge.endpoint,
+        request_id: charge.request_id,
     };
-    let verification = match charged {
-        Some(used) => {
-            record_usage(&txn, found.key_id, &cycle, &charge, now).await?;
-            answer(VerifyCode::Valid, used)
-        }
-        None => {
-            let used = credits_used(&txn, account.account_id, &cycle).await?;
-            let fits = used + i64::from(charge.credits) <= account.monthly_credits;
-            answer(
-                if fits {
-                    VerifyCode::Valid
-                } else {
-                    VerifyCode::UsageExceeded
-                },
-                used,
-            )
-        }
-    };
-    if let Some(request_id) = &charge.request_id {
-        if !remember_answer(&txn, found.key_id, request_id, &verification, now).await? {
-            // A racing call with this requestId committed first: undo ours
-            // and answer what it answered.
-            txn.rollback().await?;
-            return remembered_answer(db, found.key_id, request_id, now)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("remembered answer vanished").into());
-        }
-    }
-    txn.commit().await?;
-    Ok(verification)
-}
-
-/// Adds `credits` to the account's counter for `cycle` if the total stays
-/// within `limit`; returns the new total, or None when it would not fit.
-/// One statement: the counter row is created by the first charge of a cycle.
-async fn charge_account(
-    conn: &impl ConnectionTrait,
-    account_id: Uuid,
-    cycle: &Cycle,
-    credits: i32,
-    limit: i64,
-) -> Result<Option<i64>> {
-    const CHARGE: &str = "
-INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
-SELECT $1, $2, $3 WHERE $3 <= $4
-ON CONFLICT (billing_account_id, cycle_start) DO UPDATE
-   SET credits_used = billing_cycle_usage.credits_used + excluded.credits_used
- WHERE billing_cycle_usage.credits_used + excluded.credits_used <= $4
-RETURNING credits_used";
-    let values = vec![
-        account_id.into(),
-        cycle.start.into(),
-        i64::from(credits).into(),
-        limit.into(),
-    ];
-    let row = conn
-        .query_one_raw(stmt(conn.get_database_backend(), CHARGE, values))
-        .await?;
-    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?)
+    state.charger.charge(db, state.clock.as_ref(), call).await
 }
 
 async fn credits_used(conn: &impl ConnectionTrait, account_id: Uuid, cycle: &Cycle) -> Result<i64> {
@@ -261,48 +195,8 @@ async fn credits_used(conn: &impl ConnectionTrait, account_id: Uuid, cycle: &Cyc
         .unwrap_or(0))
 }
 
-/// The event (the audit trail), the key's rollup for the cycle, and its lastUsedAt.
-async fn record_usage(
-    conn: &impl ConnectionTrait,
-    key_id: Uuid,
-    cycle: &Cycle,
-    charge: &Charge,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    const EVENT: &str =
-        "INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at) VALUES ($1, $2, $3, $4)";
-    const ROLLUP: &str = "
-INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests) VALUES ($1, $2, $3, 1)
-ON CONFLICT (api_key_id, cycle_start) DO UPDATE
-   SET credits = api_key_cycle_usage.credits + excluded.credits,
-       requests = api_key_cycle_usage.requests + 1";
-    const TOUCH: &str = "UPDATE api_keys SET last_used_at = $2
- WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
-    let backend = conn.get_database_backend();
-    let endpoint: Value = charge.endpoint.clone().into();
-    conn.execute_raw(stmt(
-        backend,
-        EVENT,
-        vec![key_id.into(), charge.credits.into(), endpoint, now.into()],
-    ))
-    .await?;
-    conn.execute_raw(stmt(
-        backend,
-        ROLLUP,
-        vec![
-            key_id.into(),
-            cycle.start.into(),
-            i64::from(charge.credits).into(),
-        ],
-    ))
-    .await?;
-    conn.execute_raw(stmt(backend, TOUCH, vec![key_id.into(), now.into()]))
-        .await?;
-    Ok(())
-}
-
 /// The answer first given to `request_id` for this key, if within the last 24 hours.
-async fn remembered_answer(
+pub(crate) async fn remembered_answer(
     conn: &impl ConnectionTrait,
     key_id: Uuid,
     request_id: &str,
@@ -332,38 +226,6 @@ SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type
         remaining_credits: Some(row.try_get("", "remaining_credits")?),
         cycle_end: Some(row.try_get("", "cycle_end")?),
     }))
-}
-
-/// Stores `answer` as the first one for `request_id`, replacing one older
-/// than 24 hours. False when a fresh answer is already there.
-async fn remember_answer(
-    conn: &impl ConnectionTrait,
-    key_id: Uuid,
-    request_id: &str,
-    answer: &Verification,
-    now: DateTime<Utc>,
-) -> Result<bool> {
-    const REMEMBER: &str = "
-INSERT INTO verify_requests (api_key_id, request_id, created_at, code, remaining_credits, cycle_end)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (api_key_id, request_id) DO UPDATE
-   SET created_at = excluded.created_at, code = excluded.code,
-       remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end
- WHERE verify_requests.created_at <= $7
-RETURNING api_key_id";
-    let values = vec![
-        key_id.into(),
-        request_id.into(),
-        now.into(),
-        answer.code.as_str().into(),
-        answer.remaining_credits.unwrap_or(0).into(),
-        answer.cycle_end.unwrap_or(now).into(),
-        (now - REQUEST_ID_TTL).into(),
-    ];
-    let row = conn
-        .query_one_raw(stmt(conn.get_database_backend(), REMEMBER, values))
-        .await?;
-    Ok(row.is_some())
 }
 
 /// Deletes remembered answers older than 24 hours. Run by a background task,

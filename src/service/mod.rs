@@ -1,6 +1,8 @@
 //! The rules that touch the database. Resolvers call these and nothing else.
 
 pub mod accounts;
+pub mod charges;
+pub mod group_commit;
 pub mod keys;
 pub mod limits;
 pub mod metering;

@@ -214,3 +214,41 @@ on_both_backends! {
         assert_eq!(app.charge(user.default_secret(), 1).await["code"], "USAGE_EXCEEDED");
     }
 }
+
+on_both_backends! {
+    async fn per_request_mode_keeps_every_guarantee(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |config| config.group_commit = false).await;
+        let user = app.signup().await;
+        let results = join_all((0..60).map(|_| app.charge(user.default_secret(), 30))).await;
+        assert_eq!((count(&results, "VALID"), count(&results, "USAGE_EXCEEDED")), (33, 27));
+        let request = json!({ "key": user.default_secret(), "credits": 5, "requestId": "once" });
+        let retries = join_all((0..8).map(|_| app.verify(request.clone()))).await;
+        assert!(retries.iter().all(|r| *r == retries[0]));
+        assert_eq!(retries[0]["code"], "VALID");
+        assert_eq!(app.keys_usage(&user).await["totalCredits"], 995);
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [34]);
+    }
+
+    async fn one_batch_admits_exactly_the_calls_that_fit_across_accounts(backend: Backend) {
+        // One worker and room for everything: concurrent calls of several
+        // accounts land in shared batches.
+        let app = TestApp::spawn_with(backend, |config| {
+            config.group_commit_workers = 1;
+            config.monthly_credits = 100;
+        })
+        .await;
+        let users = join_all((0..3).map(|_| app.signup())).await;
+        let calls = (0..90).map(|i| {
+            let user = &users[i % 3];
+            let request = json!({ "key": user.default_secret(), "credits": 7, "requestId": format!("r{}", i % 45) });
+            app.verify(request)
+        });
+        let results = join_all(calls).await;
+        for user in &users {
+            // 100 / 7: fourteen charges fit; repeats of a requestId are not charged again.
+            assert_eq!(app.keys_usage(user).await["totalCredits"], 98);
+        }
+        assert_eq!(count(&results, "VALID") + count(&results, "USAGE_EXCEEDED"), 90);
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [42]);
+    }
+}
