@@ -37,19 +37,6 @@ pub struct ChargeCall {
     pub request_id: Option<String>,
 }
 
-/// `(…), (…)` with `rows` groups of `columns` numbered placeholders.
-fn placeholders(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let cells: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", row * columns + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Charges `calls` in one transaction and answers each, in order.
 pub async fn charge(
     db: &DatabaseConnection,
@@ -104,16 +91,7 @@ pub async fn charge(
         }
         let expired_at = values.len() + 1;
         values.push((now - REQUEST_ID_TTL).into());
-        let sql = format!(
-            "INSERT INTO verify_requests (api_key_id, request_id, created_at, code, remaining_credits, cycle_end)
-             VALUES {}
-             ON CONFLICT (api_key_id, request_id) DO UPDATE
-                SET created_at = excluded.created_at, code = excluded.code,
-                    remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end
-              WHERE verify_requests.created_at <= ${expired_at}
-             RETURNING api_key_id, request_id",
-            placeholders(claims.len(), 6)
-        );
+        let sql = sql::claim_request_ids(claims.len(), expired_at);
         let claimed: Vec<(Uuid, String)> = txn
             .query_all_raw(stmt(sql, values))
             .await?
@@ -219,11 +197,8 @@ pub async fn charge(
             rollup.0 += i64::from(call.credits);
             rollup.1 += 1;
         }
-        let sql = format!(
-            "INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at) VALUES {}",
-            placeholders(admitted.len(), 4)
-        );
-        txn.execute_raw(stmt(sql, values)).await?;
+        txn.execute_raw(stmt(sql::insert_events(admitted.len()), values))
+            .await?;
 
         let mut values = Vec::with_capacity(rollups.len() * 4);
         for ((key, cycle_start), (credits, requests)) in &rollups {
@@ -234,14 +209,8 @@ pub async fn charge(
                 (*requests).into(),
             ]);
         }
-        let sql = format!(
-            "INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests) VALUES {}
-             ON CONFLICT (api_key_id, cycle_start) DO UPDATE
-                SET credits = api_key_cycle_usage.credits + excluded.credits,
-                    requests = api_key_cycle_usage.requests + excluded.requests",
-            placeholders(rollups.len(), 4)
-        );
-        txn.execute_raw(stmt(sql, values)).await?;
+        txn.execute_raw(stmt(sql::add_to_rollups(rollups.len()), values))
+            .await?;
 
         let keys: Vec<Uuid> = rollups
             .keys()
@@ -249,31 +218,23 @@ pub async fn charge(
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let list: Vec<String> = (0..keys.len()).map(|k| format!("${}", k + 2)).collect();
-        let sql = format!(
-            "UPDATE api_keys SET last_used_at = $1
-              WHERE id IN ({}) AND (last_used_at IS NULL OR last_used_at < $1)",
-            list.join(", ")
-        );
+        let sql = sql::touch_keys(keys.len());
         let mut values: Vec<Value> = vec![now.into()];
         values.extend(keys.into_iter().map(Value::from));
         txn.execute_raw(stmt(sql, values)).await?;
     }
+    // The claimed requestIds get their answers, replacing the placeholders.
     for &i in &fresh_claims {
         if let Some(answer) = &answers[i] {
-            {
-                let sql =
-                    "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5
-                            WHERE api_key_id = $1 AND request_id = $2";
-                let values = vec![
-                    calls[i].key_id.into(),
-                    calls[i].request_id.clone().into(),
-                    answer.code.as_str().into(),
-                    answer.remaining_credits.unwrap_or(0).into(),
-                    answer.cycle_end.unwrap_or(now).into(),
-                ];
-                txn.execute_raw(stmt(sql.into(), values)).await?;
-            }
+            let values = vec![
+                calls[i].key_id.into(),
+                calls[i].request_id.clone().into(),
+                answer.code.as_str().into(),
+                answer.remaining_credits.unwrap_or(0).into(),
+                answer.cycle_end.unwrap_or(now).into(),
+            ];
+            txn.execute_raw(stmt(sql::ANSWER_REQUEST_ID.into(), values))
+                .await?;
         }
     }
     txn.commit().await?;
@@ -285,4 +246,86 @@ pub async fn charge(
         .into_iter()
         .map(|a| a.expect("every call is answered"))
         .collect())
+}
+
+/// The statements of a charging transaction, for `rows` calls, keys or
+/// accounts. Public so the benchmark's pgbench ceiling runs exactly these.
+pub mod sql {
+    /// `(…), (…)` with `rows` groups of `columns` numbered placeholders.
+    fn placeholders(rows: usize, columns: usize) -> String {
+        (0..rows)
+            .map(|row| {
+                let cells: Vec<String> = (1..=columns)
+                    .map(|c| format!("${}", row * columns + c))
+                    .collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Claims (key, requestId) pairs; returns those claimed. `$expired_at`
+    /// is the instant before which an old answer may be replaced.
+    pub fn claim_request_ids(rows: usize, expired_at: usize) -> String {
+        format!(
+            "INSERT INTO verify_requests (api_key_id, request_id, created_at, code, remaining_credits, cycle_end)
+             VALUES {}
+             ON CONFLICT (api_key_id, request_id) DO UPDATE
+                SET created_at = excluded.created_at, code = excluded.code,
+                    remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end
+              WHERE verify_requests.created_at <= ${expired_at}
+             RETURNING api_key_id, request_id",
+            placeholders(rows, 6)
+        )
+    }
+
+    /// Creates the (account, cycle) counters if missing and locks them: the
+    /// no-op DO UPDATE takes the row lock, so the totals read here stay true
+    /// until the transaction ends.
+    pub fn lock_counters(rows: usize) -> String {
+        let values: Vec<String> = (0..rows)
+            .map(|r| format!("(${}, ${}, 0)", 2 * r + 1, 2 * r + 2))
+            .collect();
+        format!(
+            "INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
+             VALUES {}
+             ON CONFLICT (billing_account_id, cycle_start) DO UPDATE SET credits_used = billing_cycle_usage.credits_used
+             RETURNING billing_account_id, cycle_start, credits_used",
+            values.join(", ")
+        )
+    }
+
+    pub const SET_COUNTER: &str =
+        "UPDATE billing_cycle_usage SET credits_used = $3 WHERE billing_account_id = $1 AND cycle_start = $2";
+
+    pub fn insert_events(rows: usize) -> String {
+        format!(
+            "INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at) VALUES {}",
+            placeholders(rows, 4)
+        )
+    }
+
+    pub fn add_to_rollups(rows: usize) -> String {
+        format!(
+            "INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests) VALUES {}
+             ON CONFLICT (api_key_id, cycle_start) DO UPDATE
+                SET credits = api_key_cycle_usage.credits + excluded.credits,
+                    requests = api_key_cycle_usage.requests + excluded.requests",
+            placeholders(rows, 4)
+        )
+    }
+
+    /// `$1` is the time; `$2…` the keys.
+    pub fn touch_keys(keys: usize) -> String {
+        let list: Vec<String> = (0..keys).map(|k| format!("${}", k + 2)).collect();
+        format!(
+            "UPDATE api_keys SET last_used_at = $1
+              WHERE id IN ({}) AND (last_used_at IS NULL OR last_used_at < $1)",
+            list.join(", ")
+        )
+    }
+
+    pub const ANSWER_REQUEST_ID: &str =
+        "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5
+                WHERE api_key_id = $1 AND request_id = $2";
 }

@@ -76,7 +76,7 @@ fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
 
 /// One indexed lookup: the key by its hash, its owner's account, and the
 /// account's newest cycle counter.
-const FIND_KEY: &str = "
+pub const FIND_KEY: &str = "
 SELECT k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.user_id,
        b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
        (SELECT u.cycle_start FROM billing_cycle_usage u
@@ -180,12 +180,10 @@ pub async fn verify(state: &AppState, secret: &str, charge: Charge) -> Result<Ve
 }
 
 async fn credits_used(conn: &impl ConnectionTrait, account_id: Uuid, cycle: &Cycle) -> Result<i64> {
-    const USED: &str =
-        "SELECT credits_used FROM billing_cycle_usage WHERE billing_account_id = $1 AND cycle_start = $2";
     let row = conn
         .query_one_raw(stmt(
             conn.get_database_backend(),
-            USED,
+            CREDITS_USED,
             vec![account_id.into(), cycle.start.into()],
         ))
         .await?;
@@ -258,15 +256,22 @@ pub struct KeyUsage {
     pub requests: i64,
 }
 
-/// Three indexed queries, whatever the number of events: the account, its
-/// counter for the cycle, and the user's keys joined to their rollups.
-pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
-    const KEYS: &str = "
+/// Credits charged to account `$1` in the cycle starting at `$2`.
+pub const CREDITS_USED: &str =
+    "SELECT credits_used FROM billing_cycle_usage WHERE billing_account_id = $1 AND cycle_start = $2";
+
+/// The user's keys that are active or have usage in the cycle `$2`, with
+/// their rollups, most credits first, then newest first.
+pub const KEYS_USAGE: &str = "
 SELECT k.*, COALESCE(r.credits, 0) AS cycle_credits, COALESCE(r.requests, 0) AS cycle_requests
   FROM api_keys k
   LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = $2
  WHERE k.user_id = $1 AND (k.revoked_at IS NULL OR r.api_key_id IS NOT NULL)
  ORDER BY cycle_credits DESC, k.created_at DESC, k.id DESC";
+
+/// Three indexed queries, whatever the number of events: the account, its
+/// counter for the cycle, and the user's keys joined to their rollups.
+pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
     let db = &state.db;
     let now = state.clock.now();
     let account = accounts::billing_account(db, &state.policy, user_id, now).await?;
@@ -275,7 +280,7 @@ SELECT k.*, COALESCE(r.credits, 0) AS cycle_credits, COALESCE(r.requests, 0) AS 
     let rows = db
         .query_all_raw(stmt(
             db.get_database_backend(),
-            KEYS,
+            KEYS_USAGE,
             vec![user_id.into(), cycle.start.into()],
         ))
         .await?;
