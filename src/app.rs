@@ -100,6 +100,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .acquire_timeout(config.acquire_timeout())
         .connect_timeout(config.acquire_timeout())
         .sqlx_logging(false)
+        // A ping on every acquire would double the round trips of every
+        // query; a connection idle for a while is still checked first.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
+        // Group commit issues statements for each batch size (1 to 64
+        // rows): keep them all prepared.
+        .map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(512))
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10))

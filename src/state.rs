@@ -47,12 +47,15 @@ impl AccountPolicy {
 
 impl AppState {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: &Config) -> Self {
+        let policy = AccountPolicy::from_config(config);
         let charger = if config.group_commit {
+            let (workers, max_batch) = (config.group_commit_workers, config.group_commit_max_batch);
             Charger::grouped(
                 db.clone(),
                 clock.clone(),
-                config.group_commit_workers,
-                config.group_commit_max_batch,
+                policy.clone(),
+                workers,
+                max_batch,
             )
         } else {
             Charger::PerRequest
@@ -61,7 +64,7 @@ impl AppState {
             db,
             clock,
             hasher: PasswordHasher::new(config.hashing_concurrency()),
-            policy: AccountPolicy::from_config(config),
+            policy,
             charger,
         }))
     }

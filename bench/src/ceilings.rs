@@ -1,13 +1,21 @@
-//! The ceilings every figure is compared with, measured in the same run: the
-//! bare stack (async-graphql + axum answering the same request with no work).
-//! pgbench on the server's own statements is added beside it.
+//! The ceilings every figure is compared with, measured in the same run:
+//! - pgbench running exactly the server's statements (built by the server's
+//!   own SQL builders, with this run's ids as literals), one request at a
+//!   time at 1 and at the benchmark's client count, and in groups of 16;
+//! - the bare stack: async-graphql + axum answering the same request with no work.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, SecondsFormat, Utc};
+use keymeter::domain::{Cycle, SecretHash};
+use keymeter::service::charges::sql;
+use keymeter::service::metering::{find_keys_sql, CREDITS_USED, KEYS_USAGE};
+use sea_orm::{ConnectionTrait, Database, Statement};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+use uuid::Uuid;
 
 use crate::scenario::{Load, Scenario, Seed};
 use crate::server::target_dir;
@@ -15,12 +23,208 @@ use crate::Args;
 
 pub struct Ceiling {
     pub name: String,
-    pub short: &'static str,
+    pub short: String,
     pub rps: f64,
+    /// Scenarios (by name prefix) this ceiling bounds.
+    pub bounds: &'static [&'static str],
 }
 
 pub async fn measure(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
-    Ok(vec![bare_stack(args, seed).await?])
+    let mut ceilings = Vec::new();
+    if args.database_url.starts_with("postgres") {
+        ceilings.extend(pgbench(args, seed).await.context("pgbench")?);
+    }
+    ceilings.push(bare_stack(args, seed).await.context("bare stack")?);
+    Ok(ceilings)
+}
+
+/// A SQL literal for pgbench, standing in for one bound parameter.
+enum Literal {
+    Uuid(Uuid),
+    Time(DateTime<Utc>),
+    Bytes(Vec<u8>),
+    Int(i64),
+    Null,
+}
+
+impl Literal {
+    fn sql(&self) -> String {
+        match self {
+            Self::Uuid(u) => format!("'{u}'::uuid"),
+            Self::Time(t) => format!(
+                "'{}'::timestamptz",
+                t.to_rfc3339_opts(SecondsFormat::Micros, true)
+            ),
+            Self::Bytes(b) => format!(
+                "'\\x{}'::bytea",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ),
+            Self::Int(i) => i.to_string(),
+            Self::Null => "NULL".into(),
+        }
+    }
+}
+
+/// `statement` with `$1…$n` replaced by `values`, as one pgbench line.
+fn bind(statement: &str, values: &[Literal]) -> String {
+    let mut out = statement.to_owned();
+    for (i, value) in values.iter().enumerate().rev() {
+        out = out.replace(&format!("${}", i + 1), &value.sql());
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ") + ";\n"
+}
+
+/// The server's statements for one batch of `group` verifyKey credits=1
+/// calls on one key: `group` 1 is the per-request mode.
+fn verify_script(
+    hash: &[u8],
+    key: Uuid,
+    account: Uuid,
+    cycle: DateTime<Utc>,
+    now: DateTime<Utc>,
+    group: usize,
+) -> String {
+    use Literal::*;
+    let mut script = bind(&find_keys_sql(1), &[Bytes(hash.to_vec())]);
+    script += "BEGIN;\n";
+    script += &bind(&sql::lock_counters(1), &[Uuid(account), Time(cycle)]);
+    let mut values = vec![Uuid(account), Time(cycle), Int(1)];
+    values.extend((0..group).flat_map(|_| [Uuid(key), Int(1), Null, Time(now)]));
+    values.extend([
+        Uuid(key),
+        Time(cycle),
+        Int(group as i64),
+        Int(group as i64),
+        Time(now),
+        Uuid(key),
+    ]);
+    script += &bind(&sql::record_charges(1, group, 1, 1), &values);
+    script += "COMMIT;\n";
+    script
+}
+
+/// The server's statements for one keysUsage (the account read is sea-orm's
+/// `find().filter(user_id)`, written out).
+fn keys_usage_script(user: Uuid, account: Uuid, cycle: DateTime<Utc>) -> String {
+    use Literal::*;
+    let mut script = bind(
+        "SELECT id, user_id, plan, monthly_credits, billing_cycle_start, created_at FROM billing_accounts WHERE user_id = $1 LIMIT 1",
+        &[Uuid(user)],
+    );
+    script += &bind(CREDITS_USED, &[Uuid(account), Time(cycle)]);
+    script += &bind(KEYS_USAGE, &[Uuid(user), Time(cycle)]);
+    script
+}
+
+async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
+    let db = Database::connect(args.database_url.as_str()).await?;
+    let backend = db.get_database_backend();
+    let hash = SecretHash::of(&seed.hot_secret).to_vec();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            find_keys_sql(1),
+            [hash.clone().into()],
+        ))
+        .await?
+        .context("the hot key")?;
+    let (key, account, anchor): (Uuid, Uuid, DateTime<Utc>) = (
+        row.try_get("", "id")?,
+        row.try_get("", "account_id")?,
+        row.try_get("", "billing_cycle_start")?,
+    );
+    let usage_account: Uuid = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT id FROM billing_accounts WHERE user_id = $1",
+            [seed.usage_user.into()],
+        ))
+        .await?
+        .context("the usage account")?
+        .try_get_by_index(0)?;
+    db.close().await?;
+    let now = Utc::now();
+    let cycle = Cycle::current(anchor, now).start;
+    let usage_cycle = Cycle::current(seed.usage_cycle_start, now).start;
+
+    let lookup = bind(&find_keys_sql(1), &[Literal::Bytes(hash.clone())]);
+    let tps = run_pgbench(args, &lookup, args.connections).await?;
+    let mut ceilings = vec![Ceiling {
+        name: format!(
+            "pgbench, the server's verifyKey credits=0 lookup, {} clients",
+            args.connections
+        ),
+        short: "pg-lookup".into(),
+        rps: tps,
+        bounds: &["verifyKey credits=0"],
+    }];
+    let per_request = verify_script(&hash, key, account, cycle, now, 1);
+    let grouped = verify_script(&hash, key, account, cycle, now, 16);
+    let usage = keys_usage_script(seed.usage_user, usage_account, usage_cycle);
+    let clients = args.connections;
+    for (clients, short) in [(1, "pg-verify-1"), (clients, "pg-verify-n")] {
+        let tps = run_pgbench(args, &per_request, clients).await?;
+        ceilings.push(Ceiling {
+            name: format!(
+                "pgbench, the server's per-request verifyKey statements, {clients} client(s)"
+            ),
+            short: short.into(),
+            rps: tps,
+            bounds: &["verifyKey credits=1"],
+        });
+    }
+    let tps = run_pgbench(args, &grouped, clients).await?;
+    ceilings.push(Ceiling {
+        name: format!("pgbench, the server's statements charging 16 calls per transaction, {clients} clients (charges/s)"),
+        short: "pg-verify-x16".into(),
+        rps: tps * 16.0,
+        bounds: &["verifyKey credits=1"],
+    });
+    for (clients, short) in [(1, "pg-usage-1"), (clients, "pg-usage-n")] {
+        let tps = run_pgbench(args, &usage, clients).await?;
+        ceilings.push(Ceiling {
+            name: format!("pgbench, the server's keysUsage statements, {clients} client(s)"),
+            short: short.into(),
+            rps: tps,
+            bounds: &["keysUsage"],
+        });
+    }
+    Ok(ceilings)
+}
+
+async fn run_pgbench(args: &Args, script: &str, clients: u32) -> anyhow::Result<f64> {
+    let path =
+        std::env::temp_dir().join(format!("keymeter-pgbench-{}.sql", Uuid::new_v4().simple()));
+    std::fs::write(&path, script)?;
+    let output = Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-T", &args.duration.to_string()])
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+            "-f",
+        ])
+        .arg(&path)
+        .arg(&args.database_url)
+        .output()
+        .await
+        .context("running pgbench (it ships with PostgreSQL)")?;
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let Some(tps) = stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+    else {
+        bail!(
+            "pgbench failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    eprintln!("  pgbench {clients:>2} client(s): {tps:.0} tps");
+    Ok(tps)
 }
 
 /// The bare stack answering the verifyKey credits=1 request shape.
@@ -42,14 +246,15 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Ceiling> {
                 return Ok(addr.trim().to_owned());
             }
         }
-        anyhow::bail!("bare-stack exited")
+        bail!("bare-stack exited")
     })
     .await??;
     let load = Load::to_urls(args, vec![format!("http://{addr}/graphql")]);
     let measured = Scenario::all(seed).remove(0).run(&load).await?;
     Ok(Ceiling {
-        name: "bare async-graphql + axum, same verifyKey request, no work".into(),
-        short: "bare",
+        name: "bare async-graphql + axum, the same verifyKey request, no work".into(),
+        short: "bare".into(),
         rps: measured.rps,
+        bounds: &[""],
     })
 }

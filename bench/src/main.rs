@@ -137,36 +137,35 @@ fn report(args: &Args, results: &[Measured], ceilings: &[ceilings::Ceiling], rss
         "processes": args.processes,
         "server_env": args.server_env,
         "scenarios": results.iter().map(Measured::to_json).collect::<Vec<_>>(),
-        "ceilings": ceilings.iter().map(|c| json!({ "name": c.name, "rps": c.rps })).collect::<Vec<_>>(),
+        "ceilings": ceilings.iter().map(|c| json!({ "name": c.name, "short": c.short, "rps": c.rps })).collect::<Vec<_>>(),
         "peak_rss_mib": rss.iter().map(|k| *k as f64 / 1024.0).collect::<Vec<_>>(),
     })
 }
 
 fn table(results: &[Measured], ceilings: &[ceilings::Ceiling], rss: &[u64]) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{:<32} {:>10} {:>9} {:>9} {:>7}",
+    let mut out = format!(
+        "{:<40} {:>9} {:>8} {:>8} {:>6}  ratio to each ceiling that bounds it\n",
         "scenario", "req/s", "p50 ms", "p99 ms", "errors"
-    ));
-    for c in ceilings {
-        out.push_str(&format!(" {:>14}", format!("/{}", c.short)));
+    );
+    for m in results {
+        let ratios: Vec<String> = ceilings
+            .iter()
+            .filter(|c| c.bounds.iter().any(|b| m.name.starts_with(b)))
+            .map(|c| format!("{:.2}x {}", m.rps / c.rps, c.short))
+            .collect();
+        out.push_str(&format!(
+            "{:<40} {:>9.0} {:>8.2} {:>8.2} {:>6}  {}\n",
+            m.name,
+            m.rps,
+            m.p50_ms,
+            m.p99_ms,
+            m.errors,
+            ratios.join(", ")
+        ));
     }
     out.push('\n');
-    for m in results {
-        out.push_str(&format!(
-            "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-            m.name, m.rps, m.p50_ms, m.p99_ms, m.errors
-        ));
-        for c in ceilings {
-            out.push_str(&format!(" {:>14}", format!("{:.2}x", m.rps / c.rps)));
-        }
-        out.push('\n');
-    }
     for c in ceilings {
-        out.push_str(&format!(
-            "ceiling {:<24} {:>10.0} req/s  ({})\n",
-            c.short, c.rps, c.name
-        ));
+        out.push_str(&format!("{:<14} {:>9.0}/s  {}\n", c.short, c.rps, c.name));
     }
     let rss: Vec<String> = rss
         .iter()

@@ -1,246 +1,232 @@
 //! Charging verifyKey calls, several in one transaction.
 //!
-//! A batch is one transaction of a fixed number of statements, whatever its
-//! size; a batch of one is the per-request mode. Each guarantee of a single
-//! charge holds for every call of a batch:
-//! - **Exact quota.** The account counters of the batch are locked first, in
-//!   account order (so concurrent batches, in this process or another, queue
-//!   instead of deadlocking), then calls are admitted in arrival order while
-//!   they fit: a batch that would cross the limit admits exactly the calls
-//!   that fit, and refuses the rest without recording anything for them.
-//! - **Idempotent retries.** RequestIds are claimed first, in one insert
-//!   whose primary key decides races with other batches; a call whose id is
-//!   already answered gets that answer and is not charged, and a repeat of an
-//!   id within the batch gets the first one's answer.
-//! - **Durable before answered.** Answers are returned only after the commit.
+//! A batch costs a fixed number of round trips, whatever its size: one read
+//! finding every key of the batch, then BEGIN, the claim of its requestIds
+//! (only if any), the lock of its accounts' counters, its writes (one
+//! statement on PostgreSQL) and COMMIT. A batch of one is the per-request
+//! mode. Each guarantee of a single charge holds for every call of a batch:
+//! - **Exact quota.** The counters are locked in account order (so
+//!   concurrent batches, in this process or another, queue rather than
+//!   deadlock), then calls are admitted in arrival order while they fit: a
+//!   batch that would cross the limit admits exactly the calls that fit and
+//!   records nothing for the others.
+//! - **Idempotent retries.** RequestIds are claimed first, in key order, by
+//!   one insert whose primary key decides races with other batches; a call
+//!   whose id is already answered gets that answer and is not charged, and a
+//!   repeat of an id within the batch gets the first one's answer.
+//! - **Durable before answered.** Answers are returned after the commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 
-use super::metering::{Verification, REQUEST_ID_TTL};
-use crate::domain::{Cycle, KeyType, VerifyCode};
+use super::metering::{self, Verification, REQUEST_ID_TTL};
+use crate::domain::{Charge, Cycle, KeyType, VerifyCode};
 use crate::error::Result;
+use crate::state::AccountPolicy;
 
-/// A verifyKey call on a known, active key, to be charged.
+/// A verifyKey call to charge: the secret's hash and what the call asked.
 #[derive(Debug, Clone)]
-pub struct ChargeCall {
-    pub key_id: Uuid,
-    pub key_type: KeyType,
-    pub account_id: Uuid,
-    pub monthly_credits: i64,
-    pub anchor: DateTime<Utc>,
-    pub credits: i32,
-    pub endpoint: Option<String>,
-    pub request_id: Option<String>,
+pub struct ChargeRequest {
+    pub hash: Vec<u8>,
+    pub charge: Charge,
 }
 
-/// Charges `calls` in one transaction and answers each, in order.
+/// A call on a known, active key, ready to be admitted.
+struct Call<'a> {
+    index: usize,
+    key_id: Uuid,
+    key_type: KeyType,
+    account_id: Uuid,
+    monthly_credits: i64,
+    cycle: Cycle,
+    charge: &'a Charge,
+}
+
+impl Call<'_> {
+    fn answer(&self, code: VerifyCode, used: i64) -> Verification {
+        Verification {
+            code,
+            key: Some((self.key_id, self.key_type)),
+            remaining_credits: Some((self.monthly_credits - used).max(0)),
+            cycle_end: Some(self.cycle.end),
+        }
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        self.charge.request_id.as_deref()
+    }
+}
+
+/// Charges `requests` together and answers each, in order.
 pub async fn charge(
     db: &DatabaseConnection,
-    calls: &[ChargeCall],
+    policy: &AccountPolicy,
+    requests: &[ChargeRequest],
     now: DateTime<Utc>,
 ) -> Result<Vec<Verification>> {
     let backend = db.get_database_backend();
     let stmt =
         |sql: String, values: Vec<Value>| Statement::from_sql_and_values(backend, sql, values);
-    let cycles: Vec<Cycle> = calls
+    let mut answers: Vec<Option<Verification>> = vec![None; requests.len()];
+
+    // 1. Every key of the batch in one read (committed data, outside the transaction).
+    let hashes: Vec<Vec<u8>> = requests
         .iter()
-        .map(|c| Cycle::current(c.anchor, now))
+        .map(|r| r.hash.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
-    let answer = |i: usize, code: VerifyCode, used: i64| Verification {
-        code,
-        key: Some((calls[i].key_id, calls[i].key_type)),
-        remaining_credits: Some((calls[i].monthly_credits - used).max(0)),
-        cycle_end: Some(cycles[i].end),
-    };
-    let mut answers: Vec<Option<Verification>> = vec![None; calls.len()];
+    let mut keys = metering::find_keys(db, &hashes).await?;
+    let mut calls: Vec<Call> = Vec::with_capacity(requests.len());
+    for (index, request) in requests.iter().enumerate() {
+        let Some(key) = keys.get_mut(&request.hash) else {
+            answers[index] = Some(Verification::not_found());
+            continue;
+        };
+        metering::account_of(db, policy, key, now).await?;
+        let account = key.account.as_ref().expect("provisioned above");
+        let call = Call {
+            index,
+            key_id: key.key_id,
+            key_type: key.key_type,
+            account_id: account.account_id,
+            monthly_credits: account.monthly_credits,
+            cycle: Cycle::current(account.anchor, now),
+            charge: &request.charge,
+        };
+        if key.revoked {
+            // A retry of a call answered before the key was revoked still gets that answer.
+            let remembered = match call.request_id() {
+                Some(id) => metering::remembered_answer(db, call.key_id, id, now).await?,
+                None => None,
+            };
+            let used = account.used_in(&call.cycle);
+            answers[index] =
+                Some(remembered.unwrap_or_else(|| call.answer(VerifyCode::Revoked, used)));
+            continue;
+        }
+        calls.push(call);
+    }
+    if calls.is_empty() {
+        return Ok(answers.into_iter().map(|a| a.expect("answered")).collect());
+    }
+
     let txn = db.begin().await?;
 
-    // 1. Claim each distinct (key, requestId), in key order; repeats within
-    //    the batch wait for the first one's answer.
+    // 2. Claim each distinct (key, requestId), in key order; repeats within
+    //    the batch take the first one's answer at the end.
     let mut first_of: HashMap<(Uuid, &str), usize> = HashMap::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
-    for (i, call) in calls.iter().enumerate() {
-        if let Some(request_id) = call.request_id.as_deref() {
-            match first_of.get(&(call.key_id, request_id)) {
-                Some(&first) => repeats.push((i, first)),
+    for (c, call) in calls.iter().enumerate() {
+        if let Some(id) = call.request_id() {
+            match first_of.get(&(call.key_id, id)) {
+                Some(&first) => repeats.push((c, first)),
                 None => {
-                    first_of.insert((call.key_id, request_id), i);
+                    first_of.insert((call.key_id, id), c);
                 }
             }
         }
     }
     let mut claims: Vec<usize> = first_of.values().copied().collect();
+    claims.sort_by_key(|&c| (calls[c].key_id, calls[c].request_id()));
     let mut fresh_claims: Vec<usize> = Vec::new();
-    claims.sort_by_key(|&i| (calls[i].key_id, calls[i].request_id.clone()));
+    let mut settled: Vec<Option<Verification>> = vec![None; calls.len()];
     if !claims.is_empty() {
         let mut values = Vec::with_capacity(claims.len() * 6 + 1);
-        for &i in &claims {
-            let call = &calls[i];
+        for &c in &claims {
+            let call = &calls[c];
             values.extend([
                 call.key_id.into(),
-                call.request_id.clone().into(),
+                call.request_id().map(str::to_owned).into(),
                 now.into(),
                 "pending".into(),
                 0i64.into(),
-                cycles[i].end.into(),
+                call.cycle.end.into(),
             ]);
         }
-        let expired_at = values.len() + 1;
         values.push((now - REQUEST_ID_TTL).into());
-        let sql = sql::claim_request_ids(claims.len(), expired_at);
-        let claimed: Vec<(Uuid, String)> = txn
-            .query_all_raw(stmt(sql, values))
+        let claimed: BTreeSet<(Uuid, String)> = txn
+            .query_all_raw(stmt(sql::claim_request_ids(claims.len()), values))
             .await?
             .iter()
             .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
             .collect::<Result<_>>()?;
-        for &i in &claims {
-            let call = &calls[i];
-            let id = call.request_id.as_deref().unwrap_or_default();
-            if claimed
-                .iter()
-                .any(|(key, request)| *key == call.key_id && request == id)
-            {
-                fresh_claims.push(i);
+        for &c in &claims {
+            let call = &calls[c];
+            let id = call.request_id().unwrap_or_default();
+            if claimed.contains(&(call.key_id, id.to_owned())) {
+                fresh_claims.push(c);
             } else {
                 // Answered before, by this process or another: committed, so readable now.
-                let remembered =
-                    super::metering::remembered_answer(&txn, call.key_id, id, now).await?;
-                answers[i] = Some(
-                    remembered
-                        .ok_or_else(|| anyhow::anyhow!("request id claimed but not readable"))?,
+                let remembered = metering::remembered_answer(&txn, call.key_id, id, now).await?;
+                settled[c] = Some(
+                    remembered.ok_or_else(|| anyhow::anyhow!("request id taken but unreadable"))?,
                 );
             }
         }
     }
-    let is_repeat = |i: usize| repeats.iter().any(|&(repeat, _)| repeat == i);
+    let is_repeat: BTreeSet<usize> = repeats.iter().map(|&(c, _)| c).collect();
 
-    // 2. Lock and read the counters of the accounts being charged, in account order.
-    let mut totals: BTreeMap<(Uuid, DateTime<Utc>), (i64, i64)> = BTreeMap::new(); // (used before, used now)
-    for (i, call) in calls.iter().enumerate() {
-        if answers[i].is_none() && !is_repeat(i) {
-            totals.insert((call.account_id, cycles[i].start), (0, 0));
+    // 3. Lock and read the counters being charged, in account order.
+    let mut totals: BTreeMap<(Uuid, DateTime<Utc>), (i64, i64)> = BTreeMap::new(); // (before, after)
+    for (c, call) in calls.iter().enumerate() {
+        if settled[c].is_none() && !is_repeat.contains(&c) {
+            totals.insert((call.account_id, call.cycle.start), (0, 0));
         }
     }
     if !totals.is_empty() {
-        let mut values = Vec::with_capacity(totals.len() * 2);
-        for (account, cycle_start) in totals.keys() {
-            values.extend([(*account).into(), (*cycle_start).into()]);
-        }
-        let rows: Vec<String> = (0..totals.len())
-            .map(|r| format!("(${}, ${}, 0)", 2 * r + 1, 2 * r + 2))
+        let values = totals
+            .keys()
+            .flat_map(|(a, s)| [(*a).into(), (*s).into()])
             .collect();
-        // The no-op DO UPDATE takes the row lock, so the totals read here
-        // stay true until this transaction ends.
-        let sql = format!(
-            "INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
-             VALUES {}
-             ON CONFLICT (billing_account_id, cycle_start) DO UPDATE SET credits_used = billing_cycle_usage.credits_used
-             RETURNING billing_account_id, cycle_start, credits_used",
-            rows.join(", ")
-        );
-        for row in txn.query_all_raw(stmt(sql, values)).await? {
-            let key = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        for row in txn
+            .query_all_raw(stmt(sql::lock_counters(totals.len()), values))
+            .await?
+        {
             let used: i64 = row.try_get_by_index(2)?;
-            totals.insert(key, (used, used));
+            totals.insert(
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
+                (used, used),
+            );
         }
     }
 
-    // 3. Admit in arrival order while the credits fit.
+    // 4. Admit in arrival order while the credits fit.
     let mut admitted: Vec<usize> = Vec::new();
-    for (i, call) in calls.iter().enumerate() {
-        if answers[i].is_some() || is_repeat(i) {
+    for (c, call) in calls.iter().enumerate() {
+        if settled[c].is_some() || is_repeat.contains(&c) {
             continue;
         }
         let (_, used) = totals
-            .get_mut(&(call.account_id, cycles[i].start))
+            .get_mut(&(call.account_id, call.cycle.start))
             .expect("locked above");
-        let credits = i64::from(call.credits);
+        let credits = i64::from(call.charge.credits);
         if *used + credits <= call.monthly_credits {
             *used += credits;
             if credits > 0 {
-                admitted.push(i);
+                admitted.push(c);
             }
-            answers[i] = Some(answer(i, VerifyCode::Valid, *used));
+            settled[c] = Some(call.answer(VerifyCode::Valid, *used));
         } else {
-            answers[i] = Some(answer(i, VerifyCode::UsageExceeded, *used));
+            settled[c] = Some(call.answer(VerifyCode::UsageExceeded, *used));
         }
     }
 
-    // 4. Record what was admitted.
-    for ((account, cycle_start), (before, after)) in &totals {
-        if after != before {
-            let sql = "UPDATE billing_cycle_usage SET credits_used = $3 WHERE billing_account_id = $1 AND cycle_start = $2";
-            txn.execute_raw(stmt(
-                sql.into(),
-                vec![(*account).into(), (*cycle_start).into(), (*after).into()],
-            ))
-            .await?;
-        }
-    }
-    if !admitted.is_empty() {
-        let mut values = Vec::with_capacity(admitted.len() * 4);
-        let mut rollups: BTreeMap<(Uuid, DateTime<Utc>), (i64, i64)> = BTreeMap::new();
-        for &i in &admitted {
-            let call = &calls[i];
-            values.extend([
-                call.key_id.into(),
-                call.credits.into(),
-                call.endpoint.clone().into(),
-                now.into(),
-            ]);
-            let rollup = rollups.entry((call.key_id, cycles[i].start)).or_default();
-            rollup.0 += i64::from(call.credits);
-            rollup.1 += 1;
-        }
-        txn.execute_raw(stmt(sql::insert_events(admitted.len()), values))
-            .await?;
-
-        let mut values = Vec::with_capacity(rollups.len() * 4);
-        for ((key, cycle_start), (credits, requests)) in &rollups {
-            values.extend([
-                (*key).into(),
-                (*cycle_start).into(),
-                (*credits).into(),
-                (*requests).into(),
-            ]);
-        }
-        txn.execute_raw(stmt(sql::add_to_rollups(rollups.len()), values))
-            .await?;
-
-        let keys: Vec<Uuid> = rollups
-            .keys()
-            .map(|(key, _)| *key)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let sql = sql::touch_keys(keys.len());
-        let mut values: Vec<Value> = vec![now.into()];
-        values.extend(keys.into_iter().map(Value::from));
+    // 5. Record: counters, events, rollups, lastUsedAt and the claimed answers.
+    let writes = Writes::of(&calls, &admitted, &totals, &fresh_claims, &settled, now);
+    for (sql, values) in writes.statements(backend) {
         txn.execute_raw(stmt(sql, values)).await?;
-    }
-    // The claimed requestIds get their answers, replacing the placeholders.
-    for &i in &fresh_claims {
-        if let Some(answer) = &answers[i] {
-            let values = vec![
-                calls[i].key_id.into(),
-                calls[i].request_id.clone().into(),
-                answer.code.as_str().into(),
-                answer.remaining_credits.unwrap_or(0).into(),
-                answer.cycle_end.unwrap_or(now).into(),
-            ];
-            txn.execute_raw(stmt(sql::ANSWER_REQUEST_ID.into(), values))
-                .await?;
-        }
     }
     txn.commit().await?;
 
     for &(repeat, first) in &repeats {
-        answers[repeat] = answers[first].clone();
+        settled[repeat] = settled[first].clone();
+    }
+    for (c, call) in calls.iter().enumerate() {
+        answers[call.index] = settled[c].take();
     }
     Ok(answers
         .into_iter()
@@ -248,15 +234,124 @@ pub async fn charge(
         .collect())
 }
 
-/// The statements of a charging transaction, for `rows` calls, keys or
-/// accounts. Public so the benchmark's pgbench ceiling runs exactly these.
+/// What a batch writes, as bound values per table.
+struct Writes {
+    counters: Vec<Value>,
+    events: Vec<Value>,
+    rollups: Vec<Value>,
+    touch: Vec<Value>,
+    answers: Vec<Vec<Value>>,
+}
+
+impl Writes {
+    fn of(
+        calls: &[Call],
+        admitted: &[usize],
+        totals: &BTreeMap<(Uuid, DateTime<Utc>), (i64, i64)>,
+        fresh_claims: &[usize],
+        settled: &[Option<Verification>],
+        now: DateTime<Utc>,
+    ) -> Self {
+        let counters = totals
+            .iter()
+            .filter(|(_, (before, after))| before != after)
+            .flat_map(|((account, start), (_, after))| {
+                [(*account).into(), (*start).into(), (*after).into()]
+            })
+            .collect();
+        let mut events = Vec::with_capacity(admitted.len() * 4);
+        let mut rollups: BTreeMap<(Uuid, DateTime<Utc>), (i64, i64)> = BTreeMap::new();
+        for &c in admitted {
+            let call = &calls[c];
+            events.extend([
+                call.key_id.into(),
+                call.charge.credits.into(),
+                call.charge.endpoint.clone().into(),
+                now.into(),
+            ]);
+            let rollup = rollups.entry((call.key_id, call.cycle.start)).or_default();
+            rollup.0 += i64::from(call.charge.credits);
+            rollup.1 += 1;
+        }
+        let keys: BTreeSet<Uuid> = rollups.keys().map(|(key, _)| *key).collect();
+        let mut touch = Vec::new();
+        if !keys.is_empty() {
+            touch.push(now.into());
+            touch.extend(keys.into_iter().map(Value::from));
+        }
+        let answers = fresh_claims
+            .iter()
+            .filter_map(|&c| {
+                let answer = settled[c].as_ref()?;
+                Some(vec![
+                    calls[c].key_id.into(),
+                    calls[c].request_id().map(str::to_owned).into(),
+                    answer.code.as_str().into(),
+                    answer.remaining_credits.unwrap_or(0).into(),
+                    answer.cycle_end.unwrap_or(now).into(),
+                ])
+            })
+            .collect();
+        let rollups = rollups
+            .into_iter()
+            .flat_map(|((key, start), (credits, requests))| {
+                [key.into(), start.into(), credits.into(), requests.into()]
+            })
+            .collect();
+        Self {
+            counters,
+            events,
+            rollups,
+            touch,
+            answers,
+        }
+    }
+
+    /// The statements that make these writes. PostgreSQL takes the counters,
+    /// events, rollups and lastUsedAt in one statement, to hold the counter
+    /// locks for as few round trips as possible; SQLite, in-process, takes
+    /// them one by one.
+    fn statements(self, backend: DbBackend) -> Vec<(String, Vec<Value>)> {
+        let (counters, events, rollups, touch) = (
+            self.counters.len() / 3,
+            self.events.len() / 4,
+            self.rollups.len() / 4,
+            self.touch.len().saturating_sub(1),
+        );
+        let mut statements = Vec::new();
+        if backend == DbBackend::Postgres && counters + events + rollups + touch > 0 {
+            let values = [self.counters, self.events, self.rollups, self.touch].concat();
+            statements.push((
+                sql::record_charges(counters, events, rollups, touch),
+                values,
+            ));
+        } else {
+            for (row, values) in self.counters.chunks(3).enumerate() {
+                let _ = row;
+                statements.push((sql::SET_COUNTER.to_owned(), values.to_vec()));
+            }
+            if events > 0 {
+                statements.push((sql::insert_events(events, 1), self.events));
+                statements.push((sql::add_to_rollups(rollups, 1), self.rollups));
+                statements.push((sql::touch_keys(touch, 1), self.touch));
+            }
+        }
+        for values in self.answers {
+            statements.push((sql::ANSWER_REQUEST_ID.to_owned(), values));
+        }
+        statements
+    }
+}
+
+/// The statements of a charging batch, for a number of rows. Public so that
+/// the benchmark's pgbench ceiling runs exactly these.
 pub mod sql {
-    /// `(…), (…)` with `rows` groups of `columns` numbered placeholders.
-    fn placeholders(rows: usize, columns: usize) -> String {
+    /// `(…), (…)`: `rows` groups of `columns` placeholders numbered from `first`.
+    fn placeholders(rows: usize, columns: usize, first: usize) -> String {
         (0..rows)
             .map(|row| {
-                let cells: Vec<String> = (1..=columns)
-                    .map(|c| format!("${}", row * columns + c))
+                let cells: Vec<String> = (0..columns)
+                    .map(|c| format!("${}", first + row * columns + c))
                     .collect();
                 format!("({})", cells.join(", "))
             })
@@ -264,18 +359,19 @@ pub mod sql {
             .join(", ")
     }
 
-    /// Claims (key, requestId) pairs; returns those claimed. `$expired_at`
-    /// is the instant before which an old answer may be replaced.
-    pub fn claim_request_ids(rows: usize, expired_at: usize) -> String {
+    /// Claims (key, requestId) pairs, returning those claimed; the last
+    /// parameter is the instant before which an old answer may be replaced.
+    pub fn claim_request_ids(rows: usize) -> String {
         format!(
             "INSERT INTO verify_requests (api_key_id, request_id, created_at, code, remaining_credits, cycle_end)
              VALUES {}
              ON CONFLICT (api_key_id, request_id) DO UPDATE
                 SET created_at = excluded.created_at, code = excluded.code,
                     remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end
-              WHERE verify_requests.created_at <= ${expired_at}
+              WHERE verify_requests.created_at <= ${}
              RETURNING api_key_id, request_id",
-            placeholders(rows, 6)
+            placeholders(rows, 6, 1),
+            rows * 6 + 1
         )
     }
 
@@ -298,31 +394,56 @@ pub mod sql {
     pub const SET_COUNTER: &str =
         "UPDATE billing_cycle_usage SET credits_used = $3 WHERE billing_account_id = $1 AND cycle_start = $2";
 
-    pub fn insert_events(rows: usize) -> String {
+    pub fn insert_events(rows: usize, first: usize) -> String {
         format!(
             "INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at) VALUES {}",
-            placeholders(rows, 4)
+            placeholders(rows, 4, first)
         )
     }
 
-    pub fn add_to_rollups(rows: usize) -> String {
+    pub fn add_to_rollups(rows: usize, first: usize) -> String {
         format!(
             "INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests) VALUES {}
              ON CONFLICT (api_key_id, cycle_start) DO UPDATE
                 SET credits = api_key_cycle_usage.credits + excluded.credits,
                     requests = api_key_cycle_usage.requests + excluded.requests",
-            placeholders(rows, 4)
+            placeholders(rows, 4, first)
         )
     }
 
-    /// `$1` is the time; `$2…` the keys.
-    pub fn touch_keys(keys: usize) -> String {
-        let list: Vec<String> = (0..keys).map(|k| format!("${}", k + 2)).collect();
+    /// `$first` is the time; the keys follow.
+    pub fn touch_keys(keys: usize, first: usize) -> String {
+        let list: Vec<String> = (1..=keys).map(|k| format!("${}", first + k)).collect();
         format!(
-            "UPDATE api_keys SET last_used_at = $1
-              WHERE id IN ({}) AND (last_used_at IS NULL OR last_used_at < $1)",
+            "UPDATE api_keys SET last_used_at = ${first}
+              WHERE id IN ({}) AND (last_used_at IS NULL OR last_used_at < ${first})",
             list.join(", ")
         )
+    }
+
+    /// PostgreSQL: every write of a batch in one statement. Parameters: the
+    /// counters (account, cycle, total), then the events, the rollups, and
+    /// the time followed by the keys.
+    pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
+        let mut parts = Vec::new();
+        let mut next = 1;
+        if counters > 0 {
+            parts.push(format!(
+                "counters AS (UPDATE billing_cycle_usage AS u SET credits_used = v.total
+                   FROM (VALUES {}) AS v(account, cycle_start, total)
+                  WHERE u.billing_account_id = v.account AND u.cycle_start = v.cycle_start)",
+                placeholders(counters, 3, next)
+            ));
+            next += counters * 3;
+        }
+        if events > 0 {
+            parts.push(format!("events AS ({})", insert_events(events, next)));
+            next += events * 4;
+            parts.push(format!("rollups AS ({})", add_to_rollups(rollups, next)));
+            next += rollups * 4;
+            parts.push(format!("touched AS ({})", touch_keys(keys, next)));
+        }
+        format!("WITH {} SELECT 1", parts.join(",\n"))
     }
 
     pub const ANSWER_REQUEST_ID: &str =

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::charges::{self, ChargeCall};
+use super::charges::{self, ChargeRequest};
 use super::metering::Verification;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::state::{AccountPolicy, AppState};
 
 pub struct Pending {
-    call: ChargeCall,
+    request: ChargeRequest,
     reply: oneshot::Sender<Result<Verification>>,
 }
 
@@ -37,17 +38,21 @@ impl Charger {
     pub fn grouped(
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
+        policy: AccountPolicy,
         workers: usize,
         max_batch: usize,
     ) -> Self {
-        let (sender, receiver) = mpsc::channel::<Pending>(max_batch * workers * 4);
+        let max_batch = max_batch.max(1);
+        let (sender, receiver) = mpsc::channel::<Pending>(max_batch * workers.max(1) * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..workers.max(1) {
-            let (db, clock, receiver) = (db.clone(), clock.clone(), receiver.clone());
+            let (db, clock, policy, receiver) =
+                (db.clone(), clock.clone(), policy.clone(), receiver.clone());
             tokio::spawn(async move {
-                while let Some(batch) = next_batch(&receiver, max_batch.max(1)).await {
-                    let calls: Vec<ChargeCall> = batch.iter().map(|p| p.call.clone()).collect();
-                    match charges::charge(&db, &calls, clock.now()).await {
+                while let Some(batch) = next_batch(&receiver, max_batch).await {
+                    let requests: Vec<ChargeRequest> =
+                        batch.iter().map(|p| p.request.clone()).collect();
+                    match charges::charge(&db, &policy, &requests, clock.now()).await {
                         Ok(answers) => {
                             for (pending, answer) in batch.into_iter().zip(answers) {
                                 let _ = pending.reply.send(Ok(answer));
@@ -67,22 +72,18 @@ impl Charger {
         Self::Grouped(sender)
     }
 
-    pub async fn charge(
-        &self,
-        db: &DatabaseConnection,
-        clock: &dyn Clock,
-        call: ChargeCall,
-    ) -> Result<Verification> {
+    pub async fn charge(&self, state: &AppState, request: ChargeRequest) -> Result<Verification> {
         match self {
             Self::PerRequest => {
+                let requests = std::slice::from_ref(&request);
                 let mut answers =
-                    charges::charge(db, std::slice::from_ref(&call), clock.now()).await?;
+                    charges::charge(&state.db, &state.policy, requests, state.clock.now()).await?;
                 Ok(answers.remove(0))
             }
             Self::Grouped(queue) => {
                 let (reply, answer) = oneshot::channel();
                 queue
-                    .send(Pending { call, reply })
+                    .send(Pending { request, reply })
                     .await
                     .map_err(|_| Error::from(anyhow::anyhow!("charging queue closed")))?;
                 answer

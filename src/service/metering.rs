@@ -15,11 +15,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::accounts;
-use super::charges::ChargeCall;
+use super::charges::ChargeRequest;
 use crate::domain::{Charge, Cycle, KeyType, SecretHash, VerifyCode};
 use crate::entity::api_key;
 use crate::error::Result;
-use crate::state::AppState;
+use crate::state::{AccountPolicy, AppState};
 
 /// How long a requestId's answer is remembered.
 pub const REQUEST_ID_TTL: Duration = Duration::hours(24);
@@ -34,7 +34,7 @@ pub struct Verification {
 }
 
 impl Verification {
-    fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self {
             code: VerifyCode::NotFound,
             key: None,
@@ -45,24 +45,24 @@ impl Verification {
 }
 
 /// A key found by its secret, with what charging it needs.
-struct KeyAccount {
-    key_id: Uuid,
-    key_type: KeyType,
-    revoked: bool,
-    user_id: Uuid,
-    account: Option<AccountCycle>,
+pub(crate) struct KeyAccount {
+    pub key_id: Uuid,
+    pub key_type: KeyType,
+    pub revoked: bool,
+    pub user_id: Uuid,
+    pub account: Option<AccountCycle>,
 }
 
-struct AccountCycle {
-    account_id: Uuid,
-    monthly_credits: i64,
-    anchor: DateTime<Utc>,
+pub(crate) struct AccountCycle {
+    pub account_id: Uuid,
+    pub monthly_credits: i64,
+    pub anchor: DateTime<Utc>,
     /// The account's newest counter row: (cycle start, credits used).
-    latest_usage: Option<(DateTime<Utc>, i64)>,
+    pub latest_usage: Option<(DateTime<Utc>, i64)>,
 }
 
 impl AccountCycle {
-    fn used_in(&self, cycle: &Cycle) -> i64 {
+    pub fn used_in(&self, cycle: &Cycle) -> i64 {
         match self.latest_usage {
             Some((start, used)) if start == cycle.start => used,
             _ => 0,
@@ -74,118 +74,126 @@ fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// One indexed lookup: the key by its hash, its owner's account, and the
-/// account's newest cycle counter.
-pub const FIND_KEY: &str = "
-SELECT k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.user_id,
-       b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
-       (SELECT u.cycle_start FROM billing_cycle_usage u
-         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
-       (SELECT u.credits_used FROM billing_cycle_usage u
-         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_credits_used
-  FROM api_keys k
-  LEFT JOIN billing_accounts b ON b.user_id = k.user_id
- WHERE k.secret_hash = $1";
+/// One indexed lookup of `hashes` secrets: each key, its owner's account,
+/// and the account's newest cycle counter.
+pub fn find_keys_sql(hashes: usize) -> String {
+    let list: Vec<String> = (1..=hashes).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT k.secret_hash, k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.user_id,
+                b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
+                (SELECT u.cycle_start FROM billing_cycle_usage u
+                  WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
+                (SELECT u.credits_used FROM billing_cycle_usage u
+                  WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_credits_used
+           FROM api_keys k
+           LEFT JOIN billing_accounts b ON b.user_id = k.user_id
+          WHERE k.secret_hash IN ({})",
+        list.join(", ")
+    )
+}
 
-async fn find_key(db: &impl ConnectionTrait, secret: &str) -> Result<Option<KeyAccount>> {
-    let hash = SecretHash::of(secret).to_vec();
-    let Some(row) = db
-        .query_one_raw(stmt(db.get_database_backend(), FIND_KEY, vec![hash.into()]))
-        .await?
-    else {
-        return Ok(None);
-    };
-    let account_id: Option<Uuid> = row.try_get("", "account_id")?;
-    let account = match account_id {
-        None => None,
-        Some(account_id) => {
-            let latest_start: Option<DateTime<Utc>> = row.try_get("", "latest_cycle_start")?;
-            let latest_used: Option<i64> = row.try_get("", "latest_credits_used")?;
-            Some(AccountCycle {
-                account_id,
-                monthly_credits: row.try_get("", "monthly_credits")?,
-                anchor: row.try_get("", "billing_cycle_start")?,
-                latest_usage: latest_start.zip(latest_used),
-            })
-        }
-    };
-    Ok(Some(KeyAccount {
-        key_id: row.try_get("", "id")?,
-        key_type: row.try_get("", "key_type")?,
-        revoked: row.try_get("", "revoked")?,
-        user_id: row.try_get("", "user_id")?,
-        account,
-    }))
+/// Finds the keys of `hashes`, keyed by hash; unknown secrets are absent.
+pub(crate) async fn find_keys(
+    db: &impl ConnectionTrait,
+    hashes: &[Vec<u8>],
+) -> Result<std::collections::HashMap<Vec<u8>, KeyAccount>> {
+    let values = hashes.iter().map(|h| h.clone().into()).collect();
+    let rows = db
+        .query_all_raw(stmt(
+            db.get_database_backend(),
+            &find_keys_sql(hashes.len()),
+            values,
+        ))
+        .await?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let account_id: Option<Uuid> = row.try_get("", "account_id")?;
+        let account = match account_id {
+            None => None,
+            Some(account_id) => {
+                let latest_start: Option<DateTime<Utc>> = row.try_get("", "latest_cycle_start")?;
+                let latest_used: Option<i64> = row.try_get("", "latest_credits_used")?;
+                Some(AccountCycle {
+                    account_id,
+                    monthly_credits: row.try_get("", "monthly_credits")?,
+                    anchor: row.try_get("", "billing_cycle_start")?,
+                    latest_usage: latest_start.zip(latest_used),
+                })
+            }
+        };
+        let key = KeyAccount {
+            key_id: row.try_get("", "id")?,
+            key_type: row.try_get("", "key_type")?,
+            revoked: row.try_get("", "revoked")?,
+            user_id: row.try_get("", "user_id")?,
+            account,
+        };
+        found.insert(row.try_get("", "secret_hash")?, key);
+    }
+    Ok(found)
+}
+
+/// The key's account, provisioning it now if signup could not.
+pub(crate) async fn account_of(
+    db: &impl ConnectionTrait,
+    policy: &AccountPolicy,
+    key: &mut KeyAccount,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if key.account.is_none() {
+        let account = accounts::billing_account(db, policy, key.user_id, now).await?;
+        key.account = Some(AccountCycle {
+            account_id: account.id,
+            monthly_credits: account.monthly_credits,
+            anchor: account.billing_cycle_start,
+            latest_usage: None,
+        });
+    }
+    Ok(())
 }
 
 /// Checks `secret` and, when it is valid and the credits fit in the
-/// account's cycle, charges them. See the module docs for the guarantees.
+/// account's cycle, charges them. A free check without a requestId is one
+/// read; everything else goes through the `Charger` (see `charges`).
 pub async fn verify(state: &AppState, secret: &str, charge: Charge) -> Result<Verification> {
+    let hash = SecretHash::of(secret).to_vec();
+    if charge.credits > 0 || charge.request_id.is_some() {
+        let request = ChargeRequest { hash, charge };
+        return state.charger.charge(state, request).await;
+    }
     let db = &state.db;
-    let Some(found) = find_key(db, secret).await? else {
+    let mut found = find_keys(db, std::slice::from_ref(&hash)).await?;
+    let Some(mut key) = found.remove(&hash) else {
         return Ok(Verification::not_found());
     };
     let now = state.clock.now();
-    let account = match found.account {
-        Some(account) => account,
-        // A key whose owner's provisioning failed at signup.
-        None => {
-            let account = accounts::billing_account(db, &state.policy, found.user_id, now).await?;
-            AccountCycle {
-                account_id: account.id,
-                monthly_credits: account.monthly_credits,
-                anchor: account.billing_cycle_start,
-                latest_usage: None,
-            }
-        }
-    };
+    account_of(db, &state.policy, &mut key, now).await?;
+    let account = key.account.as_ref().expect("provisioned above");
     let cycle = Cycle::current(account.anchor, now);
-    let answer = |code, used: i64| Verification {
+    let used = account.used_in(&cycle);
+    let code = if key.revoked {
+        VerifyCode::Revoked
+    } else if used <= account.monthly_credits {
+        VerifyCode::Valid
+    } else {
+        VerifyCode::UsageExceeded
+    };
+    Ok(Verification {
         code,
-        key: Some((found.key_id, found.key_type)),
+        key: Some((key.key_id, key.key_type)),
         remaining_credits: Some((account.monthly_credits - used).max(0)),
         cycle_end: Some(cycle.end),
-    };
-
-    if let Some(request_id) = &charge.request_id {
-        if let Some(first) = remembered_answer(db, found.key_id, request_id, now).await? {
-            return Ok(first);
-        }
-    }
-    if found.revoked {
-        return Ok(answer(VerifyCode::Revoked, account.used_in(&cycle)));
-    }
-    if charge.credits == 0 && charge.request_id.is_none() {
-        // A check, not a charge: nothing to write.
-        let used = account.used_in(&cycle);
-        let code = if used <= account.monthly_credits {
-            VerifyCode::Valid
-        } else {
-            VerifyCode::UsageExceeded
-        };
-        return Ok(answer(code, used));
-    }
-
-    let call = ChargeCall {
-        key_id: found.key_id,
-        key_type: found.key_type,
-        account_id: account.account_id,
-        monthly_credits: account.monthly_credits,
-        anchor: account.anchor,
-        credits: charge.credits,
-        endpoint: charge.endpoint,
-        request_id: charge.request_id,
-    };
-    state.charger.charge(db, state.clock.as_ref(), call).await
+    })
 }
 
-async fn credits_used(conn: &impl ConnectionTrait, account_id: Uuid, cycle: &Cycle) -> Result<i64> {
+pub(crate) async fn credits_used(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    cycle: &Cycle,
+) -> Result<i64> {
+    let values = vec![account_id.into(), cycle.start.into()];
     let row = conn
-        .query_one_raw(stmt(
-            conn.get_database_backend(),
-            CREDITS_USED,
-            vec![account_id.into(), cycle.start.into()],
-        ))
+        .query_one_raw(stmt(conn.get_database_backend(), CREDITS_USED, values))
         .await?;
     Ok(row
         .map(|r| r.try_get_by_index::<i64>(0))
