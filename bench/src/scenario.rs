@@ -317,6 +317,8 @@ end"#;
             let connections = other.connections.unwrap_or(load.connections);
             wrk_all(&other.script, &load.urls, connections, load.duration + 1)
         });
+        // One second unmeasured first: pools grow, statements get prepared.
+        wrk_all(&self.script, &load.urls, connections, 1).await?;
         let ramp_up = alongside.is_some();
         let main = async {
             if ramp_up {
