@@ -64,8 +64,9 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
 
-    /// Password hashes computed at once (Argon2id needs ~19 MiB each); further
-    /// signups and logins queue. Defaults to the number of CPUs.
+    /// Threads hashing passwords (Argon2id, 19 MiB each); further signups
+    /// and logins queue. Defaults to half the CPUs, so that hashing never
+    /// takes every core from verifyKey.
     #[arg(long, env = "KEYMETER_HASHING_CONCURRENCY")]
     pub hashing_concurrency: Option<usize>,
 
@@ -162,7 +163,7 @@ impl Config {
 
     pub fn hashing_concurrency(&self) -> usize {
         self.hashing_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() / 2))
             .max(1)
     }
 }
