@@ -99,7 +99,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .min_connections(0)
         .acquire_timeout(config.acquire_timeout())
         .connect_timeout(config.acquire_timeout())
-        .sqlx_logging(false)
+        .sqlx_logging(config.log_queries)
         // A ping on every acquire would double the round trips of every
         // query; a connection idle for a while is still checked first.
         .test_before_acquire_if_idle_for(Duration::from_secs(30))

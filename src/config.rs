@@ -113,6 +113,10 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_GROUP_COMMIT_WORKERS", default_value_t = 2)]
     pub group_commit_workers: usize,
 
+    /// Log every SQL statement (target `sqlx::query`, without its values).
+    #[arg(long, env = "KEYMETER_LOG_QUERIES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub log_queries: bool,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `keymeter=debug,sqlx=warn`.
     #[arg(long, env = "KEYMETER_LOG", default_value = "info")]
     pub log: String,
@@ -191,7 +195,7 @@ mod tests {
             .filter_map(|arg| arg.get_env())
             .map(|name| name.to_string_lossy().into_owned())
             .collect();
-        assert!(names.len() >= 22);
+        assert!(names.len() >= 23);
         for name in names {
             assert!(
                 env_example.contains(&format!("{name}=")),

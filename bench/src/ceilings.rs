@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use chrono::{DateTime, SecondsFormat, Utc};
 use keymeter::domain::{Cycle, SecretHash};
 use keymeter::service::charges::sql;
-use keymeter::service::metering::{find_keys_sql, CREDITS_USED, KEYS_USAGE};
+use keymeter::service::metering::{find_keys_sql, KEYS_USAGE};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -103,17 +103,9 @@ fn verify_script(
     script
 }
 
-/// The server's statements for one keysUsage (the account read is sea-orm's
-/// `find().filter(user_id)`, written out).
-fn keys_usage_script(user: Uuid, account: Uuid, cycle: DateTime<Utc>) -> String {
-    use Literal::*;
-    let mut script = bind(
-        "SELECT id, user_id, plan, monthly_credits, billing_cycle_start, created_at FROM billing_accounts WHERE user_id = $1 LIMIT 1",
-        &[Uuid(user)],
-    );
-    script += &bind(CREDITS_USED, &[Uuid(account), Time(cycle)]);
-    script += &bind(KEYS_USAGE, &[Uuid(user), Time(cycle)]);
-    script
+/// The server's statement for one keysUsage.
+fn keys_usage_script(user: Uuid) -> String {
+    bind(KEYS_USAGE, &[Literal::Uuid(user)])
 }
 
 async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
@@ -133,19 +125,9 @@ async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
         row.try_get("", "account_id")?,
         row.try_get("", "billing_cycle_start")?,
     );
-    let usage_account: Uuid = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT id FROM billing_accounts WHERE user_id = $1",
-            [seed.usage_user.into()],
-        ))
-        .await?
-        .context("the usage account")?
-        .try_get_by_index(0)?;
     db.close().await?;
     let now = Utc::now();
     let cycle = Cycle::current(anchor, now).start;
-    let usage_cycle = Cycle::current(seed.usage_cycle_start, now).start;
 
     let lookup = bind(&find_keys_sql(1), &[Literal::Bytes(hash.clone())]);
     let tps = run_pgbench(args, &lookup, args.connections).await?;
@@ -160,7 +142,7 @@ async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
     }];
     let per_request = verify_script(&hash, key, account, cycle, now, 1);
     let grouped = verify_script(&hash, key, account, cycle, now, 16);
-    let usage = keys_usage_script(seed.usage_user, usage_account, usage_cycle);
+    let usage = keys_usage_script(seed.usage_user);
     let clients = args.connections;
     for (clients, short) in [(1, "pg-verify-1"), (clients, "pg-verify-n")] {
         let tps = run_pgbench(args, &per_request, clients).await?;

@@ -9,9 +9,7 @@
 //! rules are kept. keysUsage reads per-key rollups, never the raw events.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, QueryResult, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
 use super::accounts;
@@ -186,21 +184,6 @@ pub async fn verify(state: &AppState, secret: &str, charge: Charge) -> Result<Ve
     })
 }
 
-pub(crate) async fn credits_used(
-    conn: &impl ConnectionTrait,
-    account_id: Uuid,
-    cycle: &Cycle,
-) -> Result<i64> {
-    let values = vec![account_id.into(), cycle.start.into()];
-    let row = conn
-        .query_one_raw(stmt(conn.get_database_backend(), CREDITS_USED, values))
-        .await?;
-    Ok(row
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0))
-}
-
 /// The answer first given to `request_id` for this key, if within the last 24 hours.
 pub(crate) async fn remembered_answer(
     conn: &impl ConnectionTrait,
@@ -264,47 +247,86 @@ pub struct KeyUsage {
     pub requests: i64,
 }
 
-/// Credits charged to account `$1` in the cycle starting at `$2`.
-pub const CREDITS_USED: &str =
-    "SELECT credits_used FROM billing_cycle_usage WHERE billing_account_id = $1 AND cycle_start = $2";
-
-/// The user's keys that are active or have usage in the cycle `$2`, with
-/// their rollups, most credits first, then newest first.
+/// Everything keysUsage needs in one indexed read: the user's account, its
+/// newest cycle counter, and each key with its rollup for that newest cycle
+/// (which is the current one exactly when the account has usage in it).
 pub const KEYS_USAGE: &str = "
-SELECT k.*, COALESCE(r.credits, 0) AS cycle_credits, COALESCE(r.requests, 0) AS cycle_requests
-  FROM api_keys k
-  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = $2
- WHERE k.user_id = $1 AND (k.revoked_at IS NULL OR r.api_key_id IS NOT NULL)
- ORDER BY cycle_credits DESC, k.created_at DESC, k.id DESC";
+SELECT b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
+       (SELECT u.cycle_start FROM billing_cycle_usage u
+         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
+       (SELECT u.credits_used FROM billing_cycle_usage u
+         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_credits_used,
+       k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
+       r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests
+  FROM billing_accounts b
+  LEFT JOIN api_keys k ON k.user_id = b.user_id
+  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id
+       AND r.cycle_start = (SELECT MAX(u.cycle_start) FROM billing_cycle_usage u WHERE u.billing_account_id = b.id)
+ WHERE b.user_id = $1";
 
-/// Three indexed queries, whatever the number of events: the account, its
-/// counter for the cycle, and the user's keys joined to their rollups.
+/// One query, whatever the number of events (see `KEYS_USAGE`); a second
+/// only when the account has to be provisioned first.
 pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
     let db = &state.db;
     let now = state.clock.now();
-    let account = accounts::billing_account(db, &state.policy, user_id, now).await?;
-    let cycle = Cycle::current(account.billing_cycle_start, now);
-    let total_credits = credits_used(db, account.id, &cycle).await?;
-    let rows = db
-        .query_all_raw(stmt(
+    let read = || {
+        db.query_all_raw(stmt(
             db.get_database_backend(),
             KEYS_USAGE,
-            vec![user_id.into(), cycle.start.into()],
+            vec![user_id.into()],
         ))
-        .await?;
-    let keys = rows.iter().map(key_usage).collect::<Result<_>>()?;
+    };
+    let mut rows = read().await?;
+    if rows.is_empty() {
+        accounts::billing_account(db, &state.policy, user_id, now).await?;
+        rows = read().await?;
+    }
+    let first = rows
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("billing account of {user_id} missing"))?;
+    let monthly_credits: i64 = first.try_get("", "monthly_credits")?;
+    let cycle = Cycle::current(first.try_get("", "billing_cycle_start")?, now);
+    let latest: Option<DateTime<Utc>> = first.try_get("", "latest_cycle_start")?;
+    let in_cycle = latest == Some(cycle.start);
+    let total_credits = match in_cycle {
+        true => first
+            .try_get::<Option<i64>>("", "latest_credits_used")?
+            .unwrap_or(0),
+        false => 0,
+    };
+
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<Uuid>>("", "id")?.is_none() {
+            continue; // an account without keys
+        }
+        let usage_cycle: Option<DateTime<Utc>> = row.try_get("", "usage_cycle_start")?;
+        let (credits, requests) = if in_cycle && usage_cycle == Some(cycle.start) {
+            (
+                row.try_get("", "cycle_credits")?,
+                row.try_get("", "cycle_requests")?,
+            )
+        } else {
+            (0, 0)
+        };
+        let key = api_key::Model::from_query_result(row, "")?;
+        // A revoked key stays listed while it has usage in the cycle.
+        if key.revoked_at.is_none() || requests > 0 {
+            keys.push(KeyUsage {
+                key,
+                credits,
+                requests,
+            });
+        }
+    }
+    // Most credits first, then newest first.
+    keys.sort_by(|a, b| {
+        (b.credits, b.key.created_at, b.key.id).cmp(&(a.credits, a.key.created_at, a.key.id))
+    });
     Ok(KeysUsage {
         cycle,
         total_credits,
-        remaining_credits: (account.monthly_credits - total_credits).max(0),
+        remaining_credits: (monthly_credits - total_credits).max(0),
         keys,
-    })
-}
-
-fn key_usage(row: &QueryResult) -> Result<KeyUsage> {
-    Ok(KeyUsage {
-        key: api_key::Model::from_query_result(row, "")?,
-        credits: row.try_get("", "cycle_credits")?,
-        requests: row.try_get("", "cycle_requests")?,
     })
 }

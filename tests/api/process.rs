@@ -147,3 +147,58 @@ on_both_backends! {
         assert_eq!(after["remainingCredits"], 600 - counter);
     }
 }
+
+/// Counts the SQL statements the server logs while `operation` runs.
+async fn statements_during<F: std::future::Future<Output = Value>>(
+    server: &ServerProcess,
+    operation: F,
+) -> usize {
+    let count = || {
+        server
+            .output()
+            .lines()
+            .filter(|l| l.contains("sqlx::query"))
+            .count()
+    };
+    let before = count();
+    let response = operation.await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    count() - before
+}
+
+on_both_backends! {
+    async fn each_operation_issues_a_fixed_number_of_queries(backend: Backend) {
+        let database = TestDatabase::create(&backend).await;
+        let env = [("KEYMETER_LOG_QUERIES", "true"), ("KEYMETER_LOG", "info,sqlx::query=debug")];
+        let server = ServerProcess::start(&database.url, &env);
+        let http = reqwest::Client::new();
+        let signup = server.graphql(&http, SIGNUP, json!({ "email": unique_email(), "password": PASSWORD }), None).await;
+        let token = signup["data"]["signup"]["token"].as_str().unwrap().to_owned();
+        let secret = signup["data"]["signup"]["defaultKey"]["secret"].as_str().unwrap().to_owned();
+        server.verify(&http, json!({ "key": secret, "credits": 1 })).await;
+
+        let mut counts = Vec::new();
+        for keys in [1, 11] {
+            while {
+                let listed = server.graphql(&http, KEYS, json!({}), Some(&token)).await;
+                listed["data"]["keys"].as_array().unwrap().len() < keys
+            } {
+                server.graphql(&http, CREATE_KEY, json!({ "input": { "name": "k" } }), Some(&token)).await;
+            }
+            let me = statements_during(&server, server.graphql(&http, ME, json!({}), Some(&token))).await;
+            let listed = statements_during(&server, server.graphql(&http, KEYS, json!({}), Some(&token))).await;
+            let usage = statements_during(&server, server.graphql(&http, KEYS_USAGE, json!({}), Some(&token))).await;
+            let check = statements_during(&server, async {
+                json!({ "data": server.verify(&http, json!({ "key": secret, "credits": 0 })).await })
+            })
+            .await;
+            counts.push((me, listed, usage, check));
+        }
+        eprintln!("statements per operation (me, keys, keysUsage, verifyKey credits=0) with 1 and 11 keys: {counts:?}");
+        // me: the session lookup and the account; keys: session, account, keys;
+        // keysUsage: session and one query; a free check: one lookup.
+        assert_eq!(counts[0], (2, 3, 2, 1));
+        assert_eq!(counts[0], counts[1], "a query per key somewhere");
+    }
+}
