@@ -60,6 +60,12 @@ impl Call<'_> {
     }
 }
 
+/// How stale lastUsedAt may be. A hot key is used thousands of times a
+/// second: rewriting its row for each batch would make one new row version
+/// per batch (and long chains for every reader to walk), for a timestamp a
+/// dashboard shows to the minute.
+pub const LAST_USED_PRECISION: chrono::Duration = chrono::Duration::seconds(1);
+
 /// Charges `requests` together and answers each, in order.
 pub async fn charge(
     db: &DatabaseConnection,
@@ -276,7 +282,7 @@ impl Writes {
         let keys: BTreeSet<Uuid> = rollups.keys().map(|(key, _)| *key).collect();
         let mut touch = Vec::new();
         if !keys.is_empty() {
-            touch.push(now.into());
+            touch.extend([now.into(), (now - LAST_USED_PRECISION).into()]);
             touch.extend(keys.into_iter().map(Value::from));
         }
         let answers = fresh_claims
@@ -316,7 +322,7 @@ impl Writes {
             self.counters.len() / 3,
             self.events.len() / 4,
             self.rollups.len() / 4,
-            self.touch.len().saturating_sub(1),
+            self.touch.len().saturating_sub(2), // the two times, then the keys
         );
         let mut statements = Vec::new();
         if backend == DbBackend::Postgres && counters + events + rollups + touch > 0 {
@@ -411,19 +417,21 @@ pub mod sql {
         )
     }
 
-    /// `$first` is the time; the keys follow.
+    /// `$first` is the time, then the time before which lastUsedAt is
+    /// stale; the keys follow.
     pub fn touch_keys(keys: usize, first: usize) -> String {
-        let list: Vec<String> = (1..=keys).map(|k| format!("${}", first + k)).collect();
+        let list: Vec<String> = (2..keys + 2).map(|k| format!("${}", first + k)).collect();
         format!(
             "UPDATE api_keys SET last_used_at = ${first}
-              WHERE id IN ({}) AND (last_used_at IS NULL OR last_used_at < ${first})",
-            list.join(", ")
+              WHERE id IN ({}) AND (last_used_at IS NULL OR last_used_at <= ${})",
+            list.join(", "),
+            first + 1
         )
     }
 
     /// PostgreSQL: every write of a batch in one statement. Parameters: the
     /// counters (account, cycle, total), then the events, the rollups, and
-    /// the time followed by the keys.
+    /// the two times of `touch_keys` followed by the keys.
     pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
         let mut parts = Vec::new();
         let mut next = 1;
@@ -449,4 +457,43 @@ pub mod sql {
     pub const ANSWER_REQUEST_ID: &str =
         "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5
                 WHERE api_key_id = $1 AND request_id = $2";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sql;
+
+    /// The highest `$n` in `statement`: how many values it must be given.
+    fn parameters(statement: &str) -> usize {
+        statement
+            .split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                rest.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn statements_take_as_many_values_as_the_batch_supplies() {
+        for rows in [1, 2, 16, 64] {
+            assert_eq!(parameters(&sql::claim_request_ids(rows)), rows * 6 + 1);
+            assert_eq!(parameters(&sql::lock_counters(rows)), rows * 2);
+            assert_eq!(parameters(&sql::insert_events(rows, 1)), rows * 4);
+            assert_eq!(parameters(&sql::add_to_rollups(rows, 1)), rows * 4);
+            assert_eq!(parameters(&sql::touch_keys(rows, 1)), rows + 2);
+            for counters in [0, 1, 3] {
+                let all = counters * 3 + rows * 4 + rows * 4 + rows + 2;
+                assert_eq!(
+                    parameters(&sql::record_charges(counters, rows, rows, rows)),
+                    all
+                );
+            }
+        }
+    }
 }

@@ -59,7 +59,11 @@ impl Charger {
                             }
                         }
                         Err(err) => {
-                            let message = format!("{err:#}");
+                            // Each caller logs its copy; keep the cause, not just "internal".
+                            let message = match &err {
+                                Error::Internal(source) => format!("{source:#}"),
+                                other => other.to_string(),
+                            };
                             for pending in batch {
                                 let err = anyhow::anyhow!("charging a batch failed: {message}");
                                 let _ = pending.reply.send(Err(err.into()));

@@ -251,18 +251,21 @@ pub struct KeyUsage {
 /// newest cycle counter, and each key with its rollup for that newest cycle
 /// (which is the current one exactly when the account has usage in it).
 pub const KEYS_USAGE: &str = "
-SELECT b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
-       (SELECT u.cycle_start FROM billing_cycle_usage u
-         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
-       (SELECT u.credits_used FROM billing_cycle_usage u
-         WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_credits_used,
+WITH account AS (
+    SELECT b.id AS account_id, b.user_id, b.monthly_credits, b.billing_cycle_start,
+           u.cycle_start AS latest_cycle_start, u.credits_used AS latest_credits_used
+      FROM billing_accounts b
+      LEFT JOIN billing_cycle_usage u ON u.billing_account_id = b.id
+           AND u.cycle_start = (SELECT MAX(n.cycle_start) FROM billing_cycle_usage n
+                                 WHERE n.billing_account_id = b.id)
+     WHERE b.user_id = $1
+)
+SELECT a.account_id, a.monthly_credits, a.billing_cycle_start, a.latest_cycle_start, a.latest_credits_used,
        k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
        r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests
-  FROM billing_accounts b
-  LEFT JOIN api_keys k ON k.user_id = b.user_id
-  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id
-       AND r.cycle_start = (SELECT MAX(u.cycle_start) FROM billing_cycle_usage u WHERE u.billing_account_id = b.id)
- WHERE b.user_id = $1";
+  FROM account a
+  LEFT JOIN api_keys k ON k.user_id = a.user_id
+  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = a.latest_cycle_start";
 
 /// One query, whatever the number of events (see `KEYS_USAGE`); a second
 /// only when the account has to be provisioned first.

@@ -86,6 +86,24 @@ on_both_databases! {
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [2]);
     }
 
+    async fn last_used_at_moves_at_most_once_a_second(app: TestApp) {
+        let user = app.signup().await;
+        let last_used = || async {
+            let keys = app.ok(KEYS, json!({}), Some(&user.token)).await;
+            keys["keys"][0]["lastUsedAt"].as_str().unwrap().to_owned()
+        };
+        app.charge(user.default_secret(), 1).await;
+        let first = last_used().await;
+        app.clock.advance(Duration::milliseconds(500));
+        app.charge(user.default_secret(), 1).await;
+        assert_eq!(last_used().await, first);
+        app.clock.advance(Duration::milliseconds(600));
+        app.charge(user.default_secret(), 1).await;
+        assert_ne!(last_used().await, first);
+        // Every charge is still recorded in full.
+        assert_eq!(app.keys_usage(&user).await["keys"][0]["requests"], 3);
+    }
+
     async fn a_credits_zero_check_records_nothing(app: TestApp) {
         let user = app.signup().await;
         let check = app.charge(user.default_secret(), 0).await;
