@@ -5,7 +5,6 @@
 //! - the bare stack: async-graphql + axum answering the same request with no work.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -13,12 +12,11 @@ use keymeter::domain::{Cycle, SecretHash};
 use keymeter::service::charges::sql;
 use keymeter::service::metering::{find_keys_sql, KEYS_USAGE};
 use sea_orm::{ConnectionTrait, Database, Statement};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use uuid::Uuid;
 
 use crate::scenario::{Load, Scenario, Seed};
-use crate::server::target_dir;
+use crate::server::{listening_addr, target_dir};
 use crate::Args;
 
 pub struct Ceiling {
@@ -67,6 +65,19 @@ impl Literal {
 
 /// `statement` with `$1…$n` replaced by `values`, as one pgbench line.
 fn bind(statement: &str, values: &[Literal]) -> String {
+    let highest = statement
+        .split('$')
+        .skip(1)
+        .filter_map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert_eq!(highest, values.len(), "values for {statement}");
     let mut out = statement.to_owned();
     for (i, value) in values.iter().enumerate().rev() {
         out = out.replace(&format!("${}", i + 1), &value.sql());
@@ -96,6 +107,7 @@ fn verify_script(
         Int(group as i64),
         Int(group as i64),
         Time(now),
+        Time(now - keymeter::service::charges::LAST_USED_PRECISION),
         Uuid(key),
     ]);
     script += &bind(&sql::record_charges(1, group, 1, 1), &values);
@@ -221,16 +233,9 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Ceiling> {
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some((_, addr)) = line.split_once("addr=") {
-                return Ok(addr.trim().to_owned());
-            }
-        }
-        bail!("bare-stack exited")
-    })
-    .await??;
+    let addr = listening_addr(&mut child)
+        .await
+        .context("starting bare-stack")?;
     let load = Load::to_urls(args, vec![format!("http://{addr}/graphql")]);
     let measured = Scenario::all(seed).remove(0).run(&load).await?;
     Ok(Ceiling {
@@ -239,4 +244,20 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Ceiling> {
         rps: measured.rps,
         bounds: &[""],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every placeholder of every statement gets a literal.
+    #[test]
+    fn scripts_bind_every_parameter() {
+        let (key, account, now) = (Uuid::new_v4(), Uuid::new_v4(), Utc::now());
+        for group in [1, 16] {
+            let script = verify_script(&[7; 32], key, account, now, now, group);
+            assert!(!script.contains('$'), "{script}");
+        }
+        assert!(!keys_usage_script(Uuid::new_v4()).contains('$'));
+    }
 }

@@ -23,6 +23,24 @@ pub fn target_dir(profile: &str) -> PathBuf {
         .join(profile)
 }
 
+/// Waits for `child` to print `… listening addr=<addr>` and returns the
+/// address; the rest of its output is drained so it never blocks.
+pub async fn listening_addr(child: &mut Child) -> anyhow::Result<String> {
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some((_, addr)) = line.split_once("listening addr=") {
+                return Ok(addr.trim().to_owned());
+            }
+        }
+        bail!("exited before listening")
+    })
+    .await
+    .context("not listening within 60 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(addr)
+}
+
 impl Server {
     pub async fn start_all(args: &Args) -> anyhow::Result<Vec<Server>> {
         let bin = args
@@ -60,18 +78,9 @@ impl Server {
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some((_, addr)) = line.split_once("keymeter listening addr=") {
-                    return Ok(addr.trim().to_owned());
-                }
-            }
-            bail!("keymeter exited before listening")
-        })
-        .await
-        .context("keymeter did not start within 60 s")??;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = listening_addr(&mut child)
+            .await
+            .context("starting keymeter")?;
         Ok(Server { child, addr })
     }
 
