@@ -1,12 +1,12 @@
 //! verifyKey and keysUsage: checking keys, charging credits against an
 //! account's cycle, and reporting them per key.
 //!
-//! verifyKey finds the key, its account and the account's newest counter in
-//! one indexed read. Unknown and revoked keys, remembered requestIds and
-//! free checks are answered from that read alone; charges go to the
-//! `Charger` (`group_commit`), which commits them, alone or in batches,
-//! through `charges::charge`, where the quota, idempotency and durability
-//! rules are kept. keysUsage reads per-key rollups, never the raw events.
+//! A free check (credits 0, no requestId) is answered from one indexed read
+//! of the key, its account and the account's newest counter. Everything else
+//! goes to the `Charger` (`group_commit`), which charges calls alone or in
+//! batches through `charges::charge`, where the quota, idempotency and
+//! durability rules are kept. keysUsage reads per-key rollups in one query,
+//! never the raw events.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
