@@ -65,18 +65,7 @@ impl Literal {
 
 /// `statement` with `$1…$n` replaced by `values`, as one pgbench line.
 fn bind(statement: &str, values: &[Literal]) -> String {
-    let highest = statement
-        .split('$')
-        .skip(1)
-        .filter_map(|rest| {
-            rest.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse::<usize>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0);
+    let highest = sql::parameters(statement);
     assert_eq!(highest, values.len(), "values for {statement}");
     let mut out = statement.to_owned();
     for (i, value) in values.iter().enumerate().rev() {

@@ -352,6 +352,19 @@ impl Writes {
 /// The statements of a charging batch, for a number of rows. Public so that
 /// the benchmark's pgbench ceiling runs exactly these.
 pub mod sql {
+    /// The highest `$n` in `statement`: how many values it must be given.
+    pub fn parameters(statement: &str) -> usize {
+        statement
+            .split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// `(…), (…)`: `rows` groups of `columns` placeholders numbered from `first`.
     fn placeholders(rows: usize, columns: usize, first: usize) -> String {
         (0..rows)
@@ -461,23 +474,7 @@ pub mod sql {
 
 #[cfg(test)]
 mod tests {
-    use super::sql;
-
-    /// The highest `$n` in `statement`: how many values it must be given.
-    fn parameters(statement: &str) -> usize {
-        statement
-            .split('$')
-            .skip(1)
-            .filter_map(|rest| {
-                rest.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-                    .parse()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0)
-    }
+    use super::sql::{self, parameters};
 
     #[test]
     fn statements_take_as_many_values_as_the_batch_supplies() {
