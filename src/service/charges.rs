@@ -332,8 +332,7 @@ impl Writes {
                 values,
             ));
         } else {
-            for (row, values) in self.counters.chunks(3).enumerate() {
-                let _ = row;
+            for values in self.counters.chunks(3) {
                 statements.push((sql::SET_COUNTER.to_owned(), values.to_vec()));
             }
             if events > 0 {
