@@ -113,6 +113,11 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_GROUP_COMMIT_WORKERS", default_value_t = 2)]
     pub group_commit_workers: usize,
 
+    /// Let concurrent lookups of keys (verifyKey) and of session tokens
+    /// share one query. Off: one query per lookup.
+    #[arg(long, env = "KEYMETER_COALESCE_READS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub coalesce_reads: bool,
+
     /// Log every SQL statement (target `sqlx::query`, without its values).
     #[arg(long, env = "KEYMETER_LOG_QUERIES", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_queries: bool,

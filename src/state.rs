@@ -1,6 +1,7 @@
-//! What every request shares: the pool, the clock, the hashing pool and the
-//! account policy. Built once in `app.rs`; holds no per-account state, so any
-//! number of keymeter processes can serve one database.
+//! What every request shares: the pool, the clock, the hashing pool, the
+//! account policy and the batch queues. Built once in `app.rs`; holds no
+//! per-account state, so any number of keymeter processes can serve one
+//! database.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::service::group_commit::Charger;
 use crate::service::limits::Limit;
+use crate::service::lookups::Lookups;
 use crate::service::passwords::PasswordHasher;
 
 #[derive(Clone)]
@@ -21,6 +23,7 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     pub policy: AccountPolicy,
     pub charger: Charger,
+    pub lookups: Lookups,
 }
 
 /// What a new account gets and how long a sign-in lasts.
@@ -60,12 +63,18 @@ impl AppState {
         } else {
             Charger::PerRequest
         };
+        let lookups = if config.coalesce_reads {
+            Lookups::coalesced(db.clone(), clock.clone())
+        } else {
+            Lookups::direct(db.clone(), clock.clone())
+        };
         Self(Arc::new(Inner {
             db,
             clock,
             hasher: PasswordHasher::new(config.hashing_concurrency()),
             policy,
             charger,
+            lookups,
         }))
     }
 }

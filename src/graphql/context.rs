@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use async_graphql::Context;
 use tokio::sync::OnceCell;
 
+use crate::domain::SecretHash;
 use crate::entity::user;
 use crate::error::{Error, Result};
-use crate::service::sessions;
 use crate::state::AppState;
 
 /// The bearer token of one HTTP request, and the user it resolves to,
@@ -57,6 +57,9 @@ pub async fn current_user<'a>(ctx: &Context<'a>) -> Result<&'a user::Model> {
     let token = auth.token()?;
     let state = state(ctx);
     auth.user
-        .get_or_try_init(|| sessions::authenticate(&state.db, token, state.clock.now()))
+        .get_or_try_init(|| async {
+            let user = state.lookups.user(SecretHash::of(token).to_vec()).await?;
+            user.ok_or(Error::Unauthenticated)
+        })
         .await
 }

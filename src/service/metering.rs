@@ -43,7 +43,8 @@ impl Verification {
 }
 
 /// A key found by its secret, with what charging it needs.
-pub(crate) struct KeyAccount {
+#[derive(Clone)]
+pub struct KeyAccount {
     pub key_id: Uuid,
     pub key_type: KeyType,
     pub revoked: bool,
@@ -51,7 +52,8 @@ pub(crate) struct KeyAccount {
     pub account: Option<AccountCycle>,
 }
 
-pub(crate) struct AccountCycle {
+#[derive(Clone)]
+pub struct AccountCycle {
     pub account_id: Uuid,
     pub monthly_credits: i64,
     pub anchor: DateTime<Utc>,
@@ -159,13 +161,11 @@ pub async fn verify(state: &AppState, secret: &str, charge: Charge) -> Result<Ve
         let request = ChargeRequest { hash, charge };
         return state.charger.charge(state, request).await;
     }
-    let db = &state.db;
-    let mut found = find_keys(db, std::slice::from_ref(&hash)).await?;
-    let Some(mut key) = found.remove(&hash) else {
+    let Some(mut key) = state.lookups.key(hash).await? else {
         return Ok(Verification::not_found());
     };
     let now = state.clock.now();
-    account_of(db, &state.policy, &mut key, now).await?;
+    account_of(&state.db, &state.policy, &mut key, now).await?;
     let account = key.account.as_ref().expect("provisioned above");
     let cycle = Cycle::current(account.anchor, now);
     let used = account.used_in(&cycle);

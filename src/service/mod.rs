@@ -1,10 +1,12 @@
 //! The rules that touch the database. Resolvers call these and nothing else.
 
 pub mod accounts;
+pub mod batch;
 pub mod charges;
 pub mod group_commit;
 pub mod keys;
 pub mod limits;
+pub mod lookups;
 pub mod metering;
 pub mod passwords;
 pub mod sessions;

@@ -1,6 +1,8 @@
 //! Bearer-token sessions. Only the token's SHA-256 is stored; a token is
 //! valid until it expires or its session is ended by logout.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
@@ -28,19 +30,23 @@ pub async fn start(
     Ok(token.into_string())
 }
 
-/// The user a live token belongs to, in one indexed lookup.
-pub async fn authenticate(
+/// The users whose live sessions the `token_hashes` belong to, keyed by
+/// token hash, in one indexed read; unknown or expired tokens are absent.
+pub async fn users_of(
     conn: &impl ConnectionTrait,
-    token: &str,
+    token_hashes: &[Vec<u8>],
     now: DateTime<Utc>,
-) -> Result<user::Model> {
-    user::Entity::find()
-        .inner_join(session::Entity)
-        .filter(session::Column::TokenHash.eq(SecretHash::of(token).to_vec()))
+) -> Result<HashMap<Vec<u8>, user::Model>> {
+    let found = session::Entity::find()
+        .find_also_related(user::Entity)
+        .filter(session::Column::TokenHash.is_in(token_hashes.iter().cloned()))
         .filter(session::Column::ExpiresAt.gt(now))
-        .one(conn)
-        .await?
-        .ok_or(Error::Unauthenticated)
+        .all(conn)
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(session, user)| Some((session.token_hash, user?)))
+        .collect())
 }
 
 /// Ends the session of `token`. An unknown or expired token is UNAUTHENTICATED.

@@ -5,6 +5,7 @@
 #[macro_use]
 mod helpers;
 
+mod coalescing;
 mod http;
 mod isolation;
 mod keys;
