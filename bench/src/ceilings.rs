@@ -75,7 +75,8 @@ fn bind(statement: &str, values: &[Literal]) -> String {
 }
 
 /// The server's statements for one batch of `group` verifyKey credits=1
-/// calls on one key: `group` 1 is the per-request mode.
+/// calls on one key (no requestIds, credits to spare): the lookup, then the
+/// one statement that charges them. `group` 1 is the per-request mode.
 fn verify_script(
     hash: &[u8],
     key: Uuid,
@@ -86,21 +87,20 @@ fn verify_script(
 ) -> String {
     use Literal::*;
     let mut script = bind(&find_keys_sql(1), &[Bytes(hash.to_vec())]);
-    script += "BEGIN;\n";
-    script += &bind(&sql::lock_counters(1), &[Uuid(account), Time(cycle)]);
-    let mut values = vec![Uuid(account), Time(cycle), Int(1)];
-    values.extend((0..group).flat_map(|_| [Uuid(key), Int(1), Null, Time(now)]));
+    let mut values = vec![Uuid(account), Time(cycle), Int(group as i64)];
+    values.extend((0..group).flat_map(|_| [Uuid(account), Uuid(key), Int(1), Null, Time(now)]));
     values.extend([
+        Uuid(account),
         Uuid(key),
         Time(cycle),
         Int(group as i64),
         Int(group as i64),
         Time(now),
         Time(now - keymeter::service::charges::LAST_USED_PRECISION),
+        Uuid(account),
         Uuid(key),
     ]);
-    script += &bind(&sql::record_charges(1, group, 1, 1), &values);
-    script += "COMMIT;\n";
+    script += &bind(&sql::charge_at_once(1, group, 1, 1), &values);
     script
 }
 

@@ -1,15 +1,22 @@
 //! Charging verifyKey calls, several in one transaction.
 //!
-//! A batch costs a fixed number of round trips, whatever its size: one read
-//! finding every key of the batch, then BEGIN, the claim of its requestIds
-//! (only if any), the lock of its accounts' counters, its writes (one
-//! statement on PostgreSQL) and COMMIT. A batch of one is the per-request
-//! mode. Each guarantee of a single charge holds for every call of a batch:
-//! - **Exact quota.** The counters are locked in account order (so
-//!   concurrent batches, in this process or another, queue rather than
-//!   deadlock), then calls are admitted in arrival order while they fit: a
-//!   batch that would cross the limit admits exactly the calls that fit and
-//!   records nothing for the others.
+//! A batch costs a fixed number of round trips, whatever its size. First
+//! one read finds every key of the batch. Then, on PostgreSQL, the calls
+//! without a requestId whose account's credits fit all of them (as read)
+//! are charged by one statement in its own transaction (`sql::charge_at_once`):
+//! a conditional add to each account's counter, and the events, rollups and
+//! lastUsedAt of the accounts it added to. Whatever that statement does not
+//! charge (the counter moved and they no longer all fit), every call with a
+//! requestId, and every call on SQLite take the locked path: BEGIN, the
+//! claim of the requestIds, the lock of the counters, the writes, COMMIT.
+//! A batch of one is the per-request mode. Each guarantee of a single
+//! charge holds for every call of a batch:
+//! - **Exact quota.** The one statement adds to a counter only if the
+//!   whole sum fits, checked against the row it locks. The locked path
+//!   locks the counters in account order (so concurrent batches, in this
+//!   process or another, queue rather than deadlock), then admits calls in
+//!   arrival order while they fit: a batch that would cross the limit admits
+//!   exactly the calls that fit and records nothing for the others.
 //! - **Idempotent retries.** RequestIds are claimed first, in key order, by
 //!   one insert whose primary key decides races with other batches; a call
 //!   whose id is already answered gets that answer and is not charged, and a
@@ -35,6 +42,7 @@ pub struct ChargeRequest {
 }
 
 /// A call on a known, active key, ready to be admitted.
+#[derive(Clone)]
 struct Call<'a> {
     index: usize,
     key_id: Uuid,
@@ -42,6 +50,8 @@ struct Call<'a> {
     account_id: Uuid,
     monthly_credits: i64,
     cycle: Cycle,
+    /// Credits used in the cycle when the batch's keys were read.
+    used_before: i64,
     charge: &'a Charge,
 }
 
@@ -73,9 +83,6 @@ pub async fn charge(
     requests: &[ChargeRequest],
     now: DateTime<Utc>,
 ) -> Result<Vec<Verification>> {
-    let backend = db.get_database_backend();
-    let stmt =
-        |sql: String, values: Vec<Value>| Statement::from_sql_and_values(backend, sql, values);
     let mut answers: Vec<Option<Verification>> = vec![None; requests.len()];
 
     // 1. Every key of the batch in one read (committed data, outside the transaction).
@@ -94,13 +101,15 @@ pub async fn charge(
         };
         metering::account_of(db, policy, key, now).await?;
         let account = key.account.as_ref().expect("provisioned above");
+        let cycle = Cycle::current(account.anchor, now);
         let call = Call {
             index,
             key_id: key.key_id,
             key_type: key.key_type,
             account_id: account.account_id,
             monthly_credits: account.monthly_credits,
-            cycle: Cycle::current(account.anchor, now),
+            used_before: account.used_in(&cycle),
+            cycle,
             charge: &request.charge,
         };
         if key.revoked {
@@ -109,17 +118,146 @@ pub async fn charge(
                 Some(id) => metering::remembered_answer(db, call.key_id, id, now).await?,
                 None => None,
             };
-            let used = account.used_in(&call.cycle);
-            answers[index] =
-                Some(remembered.unwrap_or_else(|| call.answer(VerifyCode::Revoked, used)));
+            let revoked = call.answer(VerifyCode::Revoked, call.used_before);
+            answers[index] = Some(remembered.unwrap_or(revoked));
             continue;
         }
         calls.push(call);
     }
-    if calls.is_empty() {
-        return Ok(answers.into_iter().map(|a| a.expect("answered")).collect());
+    let mut locked = calls;
+    if db.get_database_backend() == DbBackend::Postgres {
+        let (at_once, rest) = split_at_once(locked);
+        locked = rest;
+        for (call, answer) in at_once.iter().zip(charge_at_once(db, &at_once, now).await?) {
+            match answer {
+                Some(answer) => answers[call.index] = Some(answer),
+                None => locked.push(call.clone()),
+            }
+        }
+        locked.sort_by_key(|call| call.index);
     }
+    for (call, answer) in locked.iter().zip(charge_locked(db, &locked, now).await?) {
+        answers[call.index] = Some(answer);
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| a.expect("every call is answered"))
+        .collect())
+}
 
+/// Splits off the calls that `charge_at_once` may take: those without a
+/// requestId, on accounts whose credits (as read) fit all of them.
+fn split_at_once(calls: Vec<Call>) -> (Vec<Call>, Vec<Call>) {
+    let mut wanted: BTreeMap<(Uuid, DateTime<Utc>), i64> = BTreeMap::new();
+    for call in calls.iter().filter(|c| c.request_id().is_none()) {
+        *wanted
+            .entry((call.account_id, call.cycle.start))
+            .or_default() += i64::from(call.charge.credits);
+    }
+    calls.into_iter().partition(|call| {
+        call.request_id().is_none()
+            && call.used_before + wanted[&(call.account_id, call.cycle.start)]
+                <= call.monthly_credits
+    })
+}
+
+/// PostgreSQL: charges `calls` (no requestIds) in one statement, account by
+/// account, all of an account's calls or none. Answers the calls charged;
+/// `None` for those of an account whose counter no longer fits them.
+async fn charge_at_once(
+    db: &DatabaseConnection,
+    calls: &[Call<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Verification>>> {
+    if calls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut totals: BTreeMap<(Uuid, DateTime<Utc>), i64> = BTreeMap::new();
+    let mut rollups: BTreeMap<(Uuid, Uuid, DateTime<Utc>), (i64, i64)> = BTreeMap::new();
+    let mut events = Vec::with_capacity(calls.len() * 5);
+    for call in calls {
+        let credits = i64::from(call.charge.credits);
+        *totals
+            .entry((call.account_id, call.cycle.start))
+            .or_default() += credits;
+        let rollup = rollups
+            .entry((call.account_id, call.key_id, call.cycle.start))
+            .or_default();
+        rollup.0 += credits;
+        rollup.1 += 1;
+        events.extend([
+            call.account_id.into(),
+            call.key_id.into(),
+            call.charge.credits.into(),
+            call.charge.endpoint.clone().into(),
+            now.into(),
+        ]);
+    }
+    let touched: BTreeSet<(Uuid, Uuid)> = rollups.keys().map(|(a, k, _)| (*a, *k)).collect();
+    let mut values: Vec<Value> = Vec::new();
+    values.extend(totals.iter().flat_map(|((account, start), total)| {
+        [(*account).into(), (*start).into(), (*total).into()]
+    }));
+    values.extend(events);
+    values.extend(
+        rollups
+            .iter()
+            .flat_map(|((account, key, start), (credits, requests))| {
+                [
+                    (*account).into(),
+                    (*key).into(),
+                    (*start).into(),
+                    (*credits).into(),
+                    (*requests).into(),
+                ]
+            }),
+    );
+    values.extend([now.into(), (now - LAST_USED_PRECISION).into()]);
+    values.extend(
+        touched
+            .iter()
+            .flat_map(|(account, key)| [(*account).into(), (*key).into()]),
+    );
+    let statement = sql::charge_at_once(totals.len(), calls.len(), rollups.len(), touched.len());
+    let charged: HashMap<Uuid, i64> = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            statement,
+            values,
+        ))
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect::<Result<_>>()?;
+
+    // The batch's calls on an account come last in its counter, in arrival
+    // order: each is answered with the total up to and including itself.
+    let mut after: HashMap<Uuid, i64> = HashMap::new();
+    let mut answers = vec![None; calls.len()];
+    for (c, call) in calls.iter().enumerate().rev() {
+        if let Some(total) = charged.get(&call.account_id) {
+            let later = after.entry(call.account_id).or_default();
+            answers[c] = Some(call.answer(VerifyCode::Valid, total - *later));
+            *later += i64::from(call.charge.credits);
+        }
+    }
+    Ok(answers)
+}
+
+/// Charges `calls` in one transaction holding their counters' locks:
+/// requestIds claimed, credits admitted in arrival order while they fit.
+/// Answers each call, in order.
+async fn charge_locked(
+    db: &DatabaseConnection,
+    calls: &[Call<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Verification>> {
+    if calls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let stmt =
+        |sql: String, values: Vec<Value>| Statement::from_sql_and_values(backend, sql, values);
     let txn = db.begin().await?;
 
     // 2. Claim each distinct (key, requestId), in key order; repeats within
@@ -222,7 +360,7 @@ pub async fn charge(
     }
 
     // 5. Record: counters, events, rollups, lastUsedAt and the claimed answers.
-    let writes = Writes::of(&calls, &admitted, &totals, &fresh_claims, &settled, now);
+    let writes = Writes::of(calls, &admitted, &totals, &fresh_claims, &settled, now);
     for (sql, values) in writes.statements(backend) {
         txn.execute_raw(stmt(sql, values)).await?;
     }
@@ -231,10 +369,7 @@ pub async fn charge(
     for &(repeat, first) in &repeats {
         settled[repeat] = settled[first].clone();
     }
-    for (c, call) in calls.iter().enumerate() {
-        answers[call.index] = settled[c].take();
-    }
-    Ok(answers
+    Ok(settled
         .into_iter()
         .map(|a| a.expect("every call is answered"))
         .collect())
@@ -466,6 +601,56 @@ pub mod sql {
         format!("WITH {} SELECT 1", parts.join(",\n"))
     }
 
+    /// PostgreSQL: a batch's calls without requestIds in one statement (its
+    /// own transaction). Each account's counter is added to only if the sum
+    /// fits its monthly credits (checked on the locked row); the events,
+    /// rollups and lastUsedAt of an account are written only if its counter
+    /// was, and only after its row is locked, so two such statements lock
+    /// in account order, like the locked path. Parameters: the counters
+    /// (account, cycle, sum) in account order, the events (account, key,
+    /// credits, endpoint, time), the rollups (account, key, cycle, credits,
+    /// requests), the two times of `touch_keys`, the keys (account, key).
+    /// Returns (account, new total) for each counter added to.
+    pub fn charge_at_once(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
+        let events_from = counters * 3 + 1;
+        let rollups_from = events_from + events * 5;
+        let now = rollups_from + rollups * 5;
+        format!(
+            "WITH charged AS (
+               INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
+               VALUES {counters}
+               ON CONFLICT (billing_account_id, cycle_start) DO UPDATE
+                  SET credits_used = billing_cycle_usage.credits_used + excluded.credits_used
+                WHERE billing_cycle_usage.credits_used + excluded.credits_used
+                      <= (SELECT b.monthly_credits FROM billing_accounts b WHERE b.id = excluded.billing_account_id)
+               RETURNING billing_account_id, credits_used),
+             events AS (
+               INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
+               SELECT e.key, e.credits, e.endpoint, e.at
+                 FROM (VALUES {events}) AS e(account, key, credits, endpoint, at)
+                 JOIN charged c ON c.billing_account_id = e.account),
+             rollups AS (
+               INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests)
+               SELECT r.key, r.cycle_start, r.credits, r.requests
+                 FROM (VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
+                 JOIN charged c ON c.billing_account_id = r.account
+               ON CONFLICT (api_key_id, cycle_start) DO UPDATE
+                  SET credits = api_key_cycle_usage.credits + excluded.credits,
+                      requests = api_key_cycle_usage.requests + excluded.requests),
+             touched AS (
+               UPDATE api_keys k SET last_used_at = ${now}
+                 FROM (VALUES {keys}) AS t(account, key)
+                 JOIN charged c ON c.billing_account_id = t.account
+                WHERE k.id = t.key AND (k.last_used_at IS NULL OR k.last_used_at <= ${stale}))
+             SELECT billing_account_id, credits_used FROM charged",
+            counters = placeholders(counters, 3, 1),
+            events = placeholders(events, 5, events_from),
+            rollups = placeholders(rollups, 5, rollups_from),
+            keys = placeholders(keys, 2, now + 2),
+            stale = now + 1,
+        )
+    }
+
     pub const ANSWER_REQUEST_ID: &str =
         "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5
                 WHERE api_key_id = $1 AND request_id = $2";
@@ -483,6 +668,11 @@ mod tests {
             assert_eq!(parameters(&sql::insert_events(rows, 1)), rows * 4);
             assert_eq!(parameters(&sql::add_to_rollups(rows, 1)), rows * 4);
             assert_eq!(parameters(&sql::touch_keys(rows, 1)), rows + 2);
+            let (accounts, events) = (rows.div_ceil(2), rows * 3);
+            assert_eq!(
+                parameters(&sql::charge_at_once(accounts, events, rows, rows)),
+                accounts * 3 + events * 5 + rows * 5 + 2 + rows * 2
+            );
             for counters in [0, 1, 3] {
                 let all = counters * 3 + rows * 4 + rows * 4 + rows + 2;
                 assert_eq!(

@@ -1,5 +1,6 @@
 use chrono::Duration;
 use futures_util::future::join_all;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -84,6 +85,32 @@ on_both_databases! {
         assert_eq!((refused["code"].as_str(), refused["remainingCredits"].as_i64()), (Some("USAGE_EXCEEDED"), Some(10)));
         assert_eq!(app.charge(secret, 10).await["code"], "VALID");
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [2]);
+    }
+
+    async fn a_charge_read_before_a_concurrent_one_commits_is_checked_against_the_new_total(app: TestApp) {
+        let user = app.signup().await;
+        let secret = user.default_secret().to_owned();
+        app.charge(&secret, 1).await;
+        // Another writer (a second process, say) holds the counter at 990, uncommitted.
+        let other = app.db.begin().await.unwrap();
+        other
+            .execute_unprepared("UPDATE billing_cycle_usage SET credits_used = 990")
+            .await
+            .unwrap();
+        // This charge reads 1 used, so 30 seems to fit, and waits for the row.
+        let charge = {
+            let (http, url) = (app.http.clone(), app.url("/graphql"));
+            let body = json!({ "query": VERIFY_KEY, "variables": { "input": { "key": secret, "credits": 30 } } });
+            tokio::spawn(async move { http.post(url).json(&body).send().await?.json::<Value>().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!charge.is_finished(), "the charge waits for the other writer");
+        other.commit().await.unwrap();
+        let refused = charge.await.unwrap().unwrap()["data"]["verifyKey"].clone();
+        assert_eq!((refused["code"].as_str(), refused["remainingCredits"].as_i64()), (Some("USAGE_EXCEEDED"), Some(10)));
+        assert_eq!(app.query_i64("SELECT credits_used FROM billing_cycle_usage").await, [990]);
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [1]);
+        assert_eq!(app.query_i64("SELECT requests FROM api_key_cycle_usage").await, [1]);
     }
 
     async fn last_used_at_moves_at_most_once_a_second(app: TestApp) {
