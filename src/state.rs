@@ -61,7 +61,7 @@ impl AppState {
                 max_batch,
             )
         } else {
-            Charger::PerRequest
+            Charger::per_request()
         };
         let lookups = if config.coalesce_reads {
             Lookups::coalesced(db.clone(), clock.clone())

@@ -1,14 +1,18 @@
 //! Charging verifyKey calls, several in one transaction.
 //!
-//! A batch costs a fixed number of round trips, whatever its size. First
-//! one read finds every key of the batch. Then, on PostgreSQL, the calls
-//! without a requestId whose account's credits fit all of them (as read)
-//! are charged by one statement in its own transaction (`sql::charge_at_once`):
-//! a conditional add to each account's counter, and the events, rollups and
-//! lastUsedAt of the accounts it added to. Whatever that statement does not
-//! charge (the counter moved and they no longer all fit), every call with a
-//! requestId, and every call on SQLite take the locked path: BEGIN, the
-//! claim of the requestIds, the lock of the counters, the writes, COMMIT.
+//! A batch costs a fixed number of round trips, whatever its size, and on
+//! PostgreSQL the usual call costs one. Calls without a requestId on keys
+//! this process has read before (`KnownKeys`), whose account's credits fit
+//! all of them as last seen, are charged by one statement in its own
+//! transaction (`sql::charge_at_once`): a check that each key is still
+//! active and its account as read, a conditional add to each account's
+//! counter, and the events, rollups and lastUsedAt of the accounts it added
+//! to. Every other call, and any the statement refused, has its key read
+//! (one read for the batch); then the calls without a requestId that fit as
+//! read go to the same statement. Whatever it still does not charge (the
+//! counter moved and they no longer all fit), every call with a requestId,
+//! and every call on SQLite take the locked path: BEGIN, the claim of the
+//! requestIds, the lock of the counters, the writes, COMMIT.
 //! A batch of one is the per-request mode. Each guarantee of a single
 //! charge holds for every call of a batch:
 //! - **Exact quota.** The one statement adds to a counter only if the
@@ -22,6 +26,9 @@
 //!   whose id is already answered gets that answer and is not charged, and a
 //!   repeat of an id within the batch gets the first one's answer.
 //! - **Durable before answered.** Answers are returned after the commit.
+//! - **Memory is never trusted.** A key known to this process is charged
+//!   only if the charging statement finds it still active and its account
+//!   still priced as remembered; otherwise it is read again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -29,7 +36,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 
-use super::metering::{self, Verification, REQUEST_ID_TTL};
+use super::known_keys::KnownKeys;
+use super::metering::{self, KeyAccount, Verification, REQUEST_ID_TTL};
 use crate::domain::{Charge, Cycle, KeyType, VerifyCode};
 use crate::error::Result;
 use crate::state::AccountPolicy;
@@ -49,13 +57,38 @@ struct Call<'a> {
     key_type: KeyType,
     account_id: Uuid,
     monthly_credits: i64,
+    anchor: DateTime<Utc>,
     cycle: Cycle,
-    /// Credits used in the cycle when the batch's keys were read.
+    /// Credits used in the cycle when the key was read.
     used_before: i64,
+    hash: &'a [u8],
     charge: &'a Charge,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// The call `index` of a batch, on `key`; `None` if it has no account yet.
+    fn of(
+        index: usize,
+        request: &'a ChargeRequest,
+        key: &KeyAccount,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
+        let account = key.account.as_ref()?;
+        let cycle = Cycle::current(account.anchor, now);
+        Some(Call {
+            index,
+            key_id: key.key_id,
+            key_type: key.key_type,
+            account_id: account.account_id,
+            monthly_credits: account.monthly_credits,
+            anchor: account.anchor,
+            used_before: account.used_in(&cycle),
+            cycle,
+            hash: &request.hash,
+            charge: &request.charge,
+        })
+    }
+
     fn answer(&self, code: VerifyCode, used: i64) -> Verification {
         Verification {
             code,
@@ -80,38 +113,58 @@ pub const LAST_USED_PRECISION: chrono::Duration = chrono::Duration::seconds(1);
 pub async fn charge(
     db: &DatabaseConnection,
     policy: &AccountPolicy,
+    known: &KnownKeys,
     requests: &[ChargeRequest],
     now: DateTime<Utc>,
 ) -> Result<Vec<Verification>> {
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
     let mut answers: Vec<Option<Verification>> = vec![None; requests.len()];
 
-    // 1. Every key of the batch in one read (committed data, outside the transaction).
+    // 1. PostgreSQL: calls without a requestId on keys this process has read
+    //    before go straight to the one statement, which checks the guess.
+    if postgres {
+        let guesses = requests
+            .iter()
+            .enumerate()
+            .filter(|(_, request)| request.charge.request_id.is_none())
+            .filter_map(|(index, request)| {
+                Call::of(index, request, &known.get(&request.hash)?, now)
+            })
+            .collect();
+        let (at_once, _) = split_at_once(guesses);
+        for (call, used) in at_once.iter().zip(charge_at_once(db, &at_once, now).await?) {
+            if let Some(used) = used {
+                known.saw_usage(call.hash, call.cycle.start, used);
+                answers[call.index] = Some(call.answer(VerifyCode::Valid, used));
+            }
+        }
+    }
+
+    // 2. Every other key of the batch in one read (committed data, outside any transaction).
     let hashes: Vec<Vec<u8>> = requests
         .iter()
-        .map(|r| r.hash.clone())
+        .zip(&answers)
+        .filter(|(_, answer)| answer.is_none())
+        .map(|(request, _)| request.hash.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    if hashes.is_empty() {
+        return Ok(answers.into_iter().flatten().collect());
+    }
     let mut keys = metering::find_keys(db, &hashes).await?;
     let mut calls: Vec<Call> = Vec::with_capacity(requests.len());
     for (index, request) in requests.iter().enumerate() {
+        if answers[index].is_some() {
+            continue;
+        }
         let Some(key) = keys.get_mut(&request.hash) else {
             answers[index] = Some(Verification::not_found());
             continue;
         };
         metering::account_of(db, policy, key, now).await?;
-        let account = key.account.as_ref().expect("provisioned above");
-        let cycle = Cycle::current(account.anchor, now);
-        let call = Call {
-            index,
-            key_id: key.key_id,
-            key_type: key.key_type,
-            account_id: account.account_id,
-            monthly_credits: account.monthly_credits,
-            used_before: account.used_in(&cycle),
-            cycle,
-            charge: &request.charge,
-        };
+        known.remember(&request.hash, key);
+        let call = Call::of(index, request, key, now).expect("provisioned above");
         if key.revoked {
             // A retry of a call answered before the key was revoked still gets that answer.
             let remembered = match call.request_id() {
@@ -124,13 +177,18 @@ pub async fn charge(
         }
         calls.push(call);
     }
+
+    // 3. The calls that fit as read in one statement (PostgreSQL), the rest locked.
     let mut locked = calls;
-    if db.get_database_backend() == DbBackend::Postgres {
+    if postgres {
         let (at_once, rest) = split_at_once(locked);
         locked = rest;
-        for (call, answer) in at_once.iter().zip(charge_at_once(db, &at_once, now).await?) {
-            match answer {
-                Some(answer) => answers[call.index] = Some(answer),
+        for (call, used) in at_once.iter().zip(charge_at_once(db, &at_once, now).await?) {
+            match used {
+                Some(used) => {
+                    known.saw_usage(call.hash, call.cycle.start, used);
+                    answers[call.index] = Some(call.answer(VerifyCode::Valid, used));
+                }
                 None => locked.push(call.clone()),
             }
         }
@@ -162,24 +220,37 @@ fn split_at_once(calls: Vec<Call>) -> (Vec<Call>, Vec<Call>) {
 }
 
 /// PostgreSQL: charges `calls` (no requestIds) in one statement, account by
-/// account, all of an account's calls or none. Answers the calls charged;
-/// `None` for those of an account whose counter no longer fits them.
+/// account, all of an account's calls or none. Gives each call charged the
+/// account's credits used up to and including it; `None` for the calls of an
+/// account whose counter no longer fits them, or whose key or account is no
+/// longer as read.
 async fn charge_at_once(
     db: &DatabaseConnection,
     calls: &[Call<'_>],
     now: DateTime<Utc>,
-) -> Result<Vec<Option<Verification>>> {
+) -> Result<Vec<Option<i64>>> {
     if calls.is_empty() {
         return Ok(Vec::new());
     }
-    let mut totals: BTreeMap<(Uuid, DateTime<Utc>), i64> = BTreeMap::new();
+    /// What one account's counter is given: the sum, and the pricing it assumes.
+    struct Addition {
+        total: i64,
+        anchor: DateTime<Utc>,
+        monthly_credits: i64,
+    }
+    let mut totals: BTreeMap<(Uuid, DateTime<Utc>), Addition> = BTreeMap::new();
     let mut rollups: BTreeMap<(Uuid, Uuid, DateTime<Utc>), (i64, i64)> = BTreeMap::new();
     let mut events = Vec::with_capacity(calls.len() * 5);
     for call in calls {
         let credits = i64::from(call.charge.credits);
-        *totals
+        totals
             .entry((call.account_id, call.cycle.start))
-            .or_default() += credits;
+            .or_insert(Addition {
+                total: 0,
+                anchor: call.anchor,
+                monthly_credits: call.monthly_credits,
+            })
+            .total += credits;
         let rollup = rollups
             .entry((call.account_id, call.key_id, call.cycle.start))
             .or_default();
@@ -195,8 +266,14 @@ async fn charge_at_once(
     }
     let touched: BTreeSet<(Uuid, Uuid)> = rollups.keys().map(|(a, k, _)| (*a, *k)).collect();
     let mut values: Vec<Value> = Vec::new();
-    values.extend(totals.iter().flat_map(|((account, start), total)| {
-        [(*account).into(), (*start).into(), (*total).into()]
+    values.extend(totals.iter().flat_map(|((account, start), addition)| {
+        [
+            (*account).into(),
+            (*start).into(),
+            addition.total.into(),
+            addition.anchor.into(),
+            addition.monthly_credits.into(),
+        ]
     }));
     values.extend(events);
     values.extend(
@@ -231,17 +308,17 @@ async fn charge_at_once(
         .collect::<Result<_>>()?;
 
     // The batch's calls on an account come last in its counter, in arrival
-    // order: each is answered with the total up to and including itself.
+    // order: each gets the total up to and including itself.
     let mut after: HashMap<Uuid, i64> = HashMap::new();
-    let mut answers = vec![None; calls.len()];
+    let mut used = vec![None; calls.len()];
     for (c, call) in calls.iter().enumerate().rev() {
         if let Some(total) = charged.get(&call.account_id) {
             let later = after.entry(call.account_id).or_default();
-            answers[c] = Some(call.answer(VerifyCode::Valid, total - *later));
+            used[c] = Some(total - *later);
             *later += i64::from(call.charge.credits);
         }
     }
-    Ok(answers)
+    Ok(used)
 }
 
 /// Charges `calls` in one transaction holding their counters' locks:
@@ -602,23 +679,36 @@ pub mod sql {
     }
 
     /// PostgreSQL: a batch's calls without requestIds in one statement (its
-    /// own transaction). Each account's counter is added to only if the sum
-    /// fits its monthly credits (checked on the locked row); the events,
-    /// rollups and lastUsedAt of an account are written only if its counter
-    /// was, and only after its row is locked, so two such statements lock
-    /// in account order, like the locked path. Parameters: the counters
-    /// (account, cycle, sum) in account order, the events (account, key,
-    /// credits, endpoint, time), the rollups (account, key, cycle, credits,
-    /// requests), the two times of `touch_keys`, the keys (account, key).
-    /// Returns (account, new total) for each counter added to.
+    /// own transaction). An account is charged only if its keys in the batch
+    /// are all still active and the account still has the cycle anchor and
+    /// monthly credits the calls were priced with (they may come from
+    /// `KnownKeys`, not a read), and only if the sum fits its monthly
+    /// credits (checked on the locked row). The events, rollups and
+    /// lastUsedAt of an account are written only if its counter was, and
+    /// only after its row is locked, so two such statements lock in account
+    /// order, like the locked path. Parameters: the counters (account,
+    /// cycle, sum, anchor, monthly credits) in account order, the events
+    /// (account, key, credits, endpoint, time), the rollups (account, key,
+    /// cycle, credits, requests), the two times of `touch_keys`, the keys
+    /// (account, key).
     pub fn charge_at_once(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
-        let events_from = counters * 3 + 1;
+        let events_from = counters * 5 + 1;
         let rollups_from = events_from + events * 5;
         let now = rollups_from + rollups * 5;
         format!(
-            "WITH charged AS (
+            "WITH batch_keys AS (
+               SELECT * FROM (VALUES {keys}) AS t(account, key)),
+             fits AS (
+               SELECT v.account, v.cycle_start, v.total
+                 FROM (VALUES {counters}) AS v(account, cycle_start, total, anchor, monthly_credits)
+                 JOIN billing_accounts b ON b.id = v.account
+                WHERE b.billing_cycle_start = v.anchor AND b.monthly_credits = v.monthly_credits
+                  AND v.total <= b.monthly_credits
+                  AND NOT EXISTS (SELECT 1 FROM batch_keys t JOIN api_keys k ON k.id = t.key
+                                   WHERE t.account = v.account AND k.revoked_at IS NOT NULL)),
+             charged AS (
                INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
-               VALUES {counters}
+               SELECT account, cycle_start, total FROM fits
                ON CONFLICT (billing_account_id, cycle_start) DO UPDATE
                   SET credits_used = billing_cycle_usage.credits_used + excluded.credits_used
                 WHERE billing_cycle_usage.credits_used + excluded.credits_used
@@ -639,11 +729,11 @@ pub mod sql {
                       requests = api_key_cycle_usage.requests + excluded.requests),
              touched AS (
                UPDATE api_keys k SET last_used_at = ${now}
-                 FROM (VALUES {keys}) AS t(account, key)
+                 FROM batch_keys t
                  JOIN charged c ON c.billing_account_id = t.account
                 WHERE k.id = t.key AND (k.last_used_at IS NULL OR k.last_used_at <= ${stale}))
              SELECT billing_account_id, credits_used FROM charged",
-            counters = placeholders(counters, 3, 1),
+            counters = placeholders(counters, 5, 1),
             events = placeholders(events, 5, events_from),
             rollups = placeholders(rollups, 5, rollups_from),
             keys = placeholders(keys, 2, now + 2),
@@ -671,7 +761,7 @@ mod tests {
             let (accounts, events) = (rows.div_ceil(2), rows * 3);
             assert_eq!(
                 parameters(&sql::charge_at_once(accounts, events, rows, rows)),
-                accounts * 3 + events * 5 + rows * 5 + 2 + rows * 2
+                accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2
             );
             for counters in [0, 1, 3] {
                 let all = counters * 3 + rows * 4 + rows * 4 + rows + 2;

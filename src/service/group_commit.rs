@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 
 use super::batch::Batcher;
 use super::charges::{self, ChargeRequest};
+use super::known_keys::KnownKeys;
 use super::metering::Verification;
 use crate::clock::Clock;
 use crate::error::Result;
@@ -17,12 +18,16 @@ use crate::state::{AccountPolicy, AppState};
 #[derive(Clone)]
 pub enum Charger {
     /// Each call in its own transaction.
-    PerRequest,
+    PerRequest(Arc<KnownKeys>),
     /// Calls queued and charged in batches.
     Grouped(Batcher<ChargeRequest, Verification>),
 }
 
 impl Charger {
+    pub fn per_request() -> Self {
+        Self::PerRequest(Arc::default())
+    }
+
     /// Starts `workers` batch workers on the current runtime.
     pub fn grouped(
         db: DatabaseConnection,
@@ -31,18 +36,21 @@ impl Charger {
         workers: usize,
         max_batch: usize,
     ) -> Self {
+        let known = Arc::new(KnownKeys::default());
         Self::Grouped(Batcher::start(workers, max_batch, move |requests| {
-            let (db, clock, policy) = (db.clone(), clock.clone(), policy.clone());
-            async move { charges::charge(&db, &policy, &requests, clock.now()).await }
+            let (db, clock, policy, known) =
+                (db.clone(), clock.clone(), policy.clone(), known.clone());
+            async move { charges::charge(&db, &policy, &known, &requests, clock.now()).await }
         }))
     }
 
     pub async fn charge(&self, state: &AppState, request: ChargeRequest) -> Result<Verification> {
         match self {
-            Self::PerRequest => {
+            Self::PerRequest(known) => {
                 let requests = std::slice::from_ref(&request);
+                let now = state.clock.now();
                 let mut answers =
-                    charges::charge(&state.db, &state.policy, requests, state.clock.now()).await?;
+                    charges::charge(&state.db, &state.policy, known, requests, now).await?;
                 Ok(answers.remove(0))
             }
             Self::Grouped(batcher) => batcher.call(request).await,

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod charges;
 pub mod group_commit;
 pub mod keys;
+pub mod known_keys;
 pub mod limits;
 pub mod lookups;
 pub mod metering;

@@ -59,6 +59,25 @@ async fn post_raw(app: &TestApp, body: String) -> reqwest::Response {
         .expect("POST /graphql")
 }
 
+/// The status of an oversized POST. The server answers before reading the
+/// body and closes the connection, which may reset it under a client still
+/// writing, before the answer is read: that try is made again.
+async fn oversized_status(app: &TestApp, body: String) -> reqwest::StatusCode {
+    for _ in 0..4 {
+        let sent = app
+            .http
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        if let Ok(response) = sent {
+            return response.status();
+        }
+    }
+    panic!("every oversized POST was reset before an answer");
+}
+
 on_both_databases! {
     async fn the_standard_introspection_query_passes(app: TestApp) {
         let data = app.ok(STANDARD_INTROSPECTION, json!({}), None).await;
@@ -87,7 +106,7 @@ on_both_databases! {
     async fn bodies_over_the_limit_get_413(app: TestApp) {
         let padding = "x".repeat(1024 * 1024);
         let body = json!({ "query": "{ __typename }", "variables": { "padding": padding } }).to_string();
-        assert_eq!(post_raw(&app, body).await.status(), 413);
+        assert_eq!(oversized_status(&app, body).await, 413);
         let fits = json!({ "query": "{ __typename }", "variables": { "padding": "x".repeat(1000) } }).to_string();
         assert_eq!(post_raw(&app, fits).await.status(), 200);
     }

@@ -113,6 +113,23 @@ on_both_databases! {
         assert_eq!(app.query_i64("SELECT requests FROM api_key_cycle_usage").await, [1]);
     }
 
+    async fn a_plan_changed_after_a_charge_prices_the_next_one(app: TestApp) {
+        let user = app.signup().await;
+        let secret = user.default_secret();
+        assert_eq!(app.charge(secret, 10).await["remainingCredits"], 990);
+        // The server has charged this key and may price the next call from
+        // what it read then; the database's plan must still win.
+        app.db
+            .execute_unprepared("UPDATE billing_accounts SET monthly_credits = 15")
+            .await
+            .unwrap();
+        let fits = app.charge(secret, 4).await;
+        assert_eq!((fits["code"].as_str(), fits["remainingCredits"].as_i64()), (Some("VALID"), Some(1)));
+        let refused = app.charge(secret, 2).await;
+        assert_eq!((refused["code"].as_str(), refused["remainingCredits"].as_i64()), (Some("USAGE_EXCEEDED"), Some(1)));
+        assert_eq!(app.query_i64("SELECT credits_used FROM billing_cycle_usage").await, [14]);
+    }
+
     async fn last_used_at_moves_at_most_once_a_second(app: TestApp) {
         let user = app.signup().await;
         let last_used = || async {

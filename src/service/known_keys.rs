@@ -1,0 +1,122 @@
+//! What this process has read about the keys it charged, kept so that the
+//! next charge on the same key can skip reading it again: on PostgreSQL a
+//! call without a requestId is then one statement, one round trip.
+//!
+//! Only ever a guess. What is kept (key id and type, the owner's account,
+//! its monthly credits and cycle anchor) does not change once written, and
+//! the charge statement checks in the database, in the same statement, that
+//! the key is still active and the account still has that anchor and those
+//! credits, so a revoked key or a changed plan is never charged on a stale
+//! guess: the statement refuses and the call is charged from a fresh read.
+//! The credits used are a hint only, to skip the guess when the account
+//! looks full. Nothing here is needed for correctness or shared between
+//! processes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use super::metering::KeyAccount;
+
+/// Keys kept at most; past it the map starts over. An entry is a couple of
+/// hundred bytes, so this bounds it to a few MiB.
+const CAPACITY: usize = 10_000;
+
+#[derive(Default)]
+pub struct KnownKeys {
+    keys: Mutex<HashMap<Vec<u8>, KeyAccount>>,
+}
+
+impl KnownKeys {
+    /// The key last read for the secret hashing to `hash`.
+    pub fn get(&self, hash: &[u8]) -> Option<KeyAccount> {
+        self.lock().get(hash).cloned()
+    }
+
+    /// Keeps `key` as read now, if it can be charged without a read: active
+    /// and with an account. Anything else is forgotten.
+    pub fn remember(&self, hash: &[u8], key: &KeyAccount) {
+        let mut keys = self.lock();
+        if key.revoked || key.account.is_none() {
+            keys.remove(hash);
+            return;
+        }
+        if keys.len() >= CAPACITY && !keys.contains_key(hash) {
+            keys.clear();
+        }
+        keys.insert(hash.to_vec(), key.clone());
+    }
+
+    /// Notes the account's credits used in the cycle starting at `cycle_start`.
+    pub fn saw_usage(&self, hash: &[u8], cycle_start: DateTime<Utc>, used: i64) {
+        if let Some(account) = self
+            .lock()
+            .get_mut(hash)
+            .and_then(|key| key.account.as_mut())
+        {
+            account.latest_usage = Some((cycle_start, used));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, KeyAccount>> {
+        // The map holds guesses only: one left half-written by a panic is still usable.
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::KeyType;
+    use crate::service::metering::AccountCycle;
+
+    fn key(revoked: bool) -> KeyAccount {
+        KeyAccount {
+            key_id: Uuid::new_v4(),
+            key_type: KeyType::Dev,
+            revoked,
+            user_id: Uuid::new_v4(),
+            account: Some(AccountCycle {
+                account_id: Uuid::new_v4(),
+                monthly_credits: 100,
+                anchor: Utc::now(),
+                latest_usage: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_revoked_key_is_forgotten_not_kept() {
+        let known = KnownKeys::default();
+        let active = key(false);
+        known.remember(b"h", &active);
+        assert_eq!(known.get(b"h").map(|k| k.key_id), Some(active.key_id));
+        known.remember(b"h", &key(true));
+        assert!(known.get(b"h").is_none());
+    }
+
+    #[test]
+    fn usage_seen_is_kept_with_the_key() {
+        let known = KnownKeys::default();
+        known.remember(b"h", &key(false));
+        let start = Utc::now();
+        known.saw_usage(b"h", start, 42);
+        let account = known.get(b"h").and_then(|k| k.account).unwrap();
+        assert_eq!(account.latest_usage, Some((start, 42)));
+    }
+
+    #[test]
+    fn it_never_holds_more_than_its_capacity() {
+        let known = KnownKeys::default();
+        for i in 0..CAPACITY + 10 {
+            known.remember(&i.to_be_bytes(), &key(false));
+        }
+        assert!(known.lock().len() <= CAPACITY);
+        assert!(known.get(&(CAPACITY + 9).to_be_bytes()).is_some());
+    }
+}
