@@ -23,6 +23,8 @@ pub struct Ceiling {
     pub name: String,
     pub short: String,
     pub rps: f64,
+    /// Per request (per transaction for pgbench): p50 and p99, ms.
+    pub latency: (f64, f64),
     /// Scenarios (by name prefix) this ceiling bounds.
     pub bounds: &'static [&'static str],
 }
@@ -32,7 +34,7 @@ pub async fn measure(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
     if args.database_url.starts_with("postgres") {
         ceilings.extend(pgbench(args, seed).await.context("pgbench")?);
     }
-    ceilings.push(bare_stack(args, seed).await.context("bare stack")?);
+    ceilings.extend(bare_stack(args, seed).await.context("bare stack")?);
     Ok(ceilings)
 }
 
@@ -143,14 +145,15 @@ async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
     db.close().await?;
 
     let lookup = bind(&find_keys_sql(1), &[Literal::Bytes(hash.clone())]);
-    let tps = run_pgbench(args, &lookup, args.connections).await?;
+    let run = run_pgbench(args, &lookup, args.connections).await?;
     let mut ceilings = vec![Ceiling {
         name: format!(
             "pgbench, the server's verifyKey credits=0 lookup, {} clients",
             args.connections
         ),
         short: "pg-lookup".into(),
-        rps: tps,
+        rps: run.tps,
+        latency: run.latency,
         bounds: &["verifyKey credits=0"],
     }];
     let per_request = verify_script(&hot, now, 1);
@@ -158,38 +161,60 @@ async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
     let usage = keys_usage_script(seed.usage_user);
     let clients = args.connections;
     for (clients, short) in [(1, "pg-verify-1"), (clients, "pg-verify-n")] {
-        let tps = run_pgbench(args, &per_request, clients).await?;
+        let run = run_pgbench(args, &per_request, clients).await?;
         ceilings.push(Ceiling {
             name: format!(
-                "pgbench, the server's per-request verifyKey statements, {clients} client(s)"
+                "pgbench, the server's per-request verifyKey statement, {clients} client(s)"
             ),
             short: short.into(),
-            rps: tps,
+            rps: run.tps,
+            latency: run.latency,
             bounds: &["verifyKey credits=1"],
         });
     }
-    let tps = run_pgbench(args, &grouped, clients).await?;
+    let run = run_pgbench(args, &grouped, clients).await?;
     ceilings.push(Ceiling {
-        name: format!("pgbench, the server's statements charging 16 calls per transaction, {clients} clients (charges/s)"),
+        name: format!("pgbench, the server's statement charging 16 calls per transaction, {clients} clients (charges/s)"),
         short: "pg-verify-x16".into(),
-        rps: tps * 16.0,
+        rps: run.tps * 16.0,
+        latency: run.latency,
         bounds: &["verifyKey credits=1"],
     });
     for (clients, short) in [(1, "pg-usage-1"), (clients, "pg-usage-n")] {
-        let tps = run_pgbench(args, &usage, clients).await?;
+        let run = run_pgbench(args, &usage, clients).await?;
         ceilings.push(Ceiling {
-            name: format!("pgbench, the server's keysUsage statements, {clients} client(s)"),
+            name: format!("pgbench, the server's keysUsage statement, {clients} client(s)"),
             short: short.into(),
-            rps: tps,
+            rps: run.tps,
+            latency: run.latency,
             bounds: &["keysUsage"],
         });
     }
     Ok(ceilings)
 }
 
-async fn run_pgbench(args: &Args, script: &str, clients: u32) -> anyhow::Result<f64> {
-    let path =
-        std::env::temp_dir().join(format!("keymeter-pgbench-{}.sql", Uuid::new_v4().simple()));
+/// One pgbench run: transactions per second, and p50 and p99 latency in ms
+/// (from its per-transaction log).
+struct Run {
+    tps: f64,
+    latency: (f64, f64),
+}
+
+async fn run_pgbench(args: &Args, script: &str, clients: u32) -> anyhow::Result<Run> {
+    let dir = std::env::temp_dir().join(format!("keymeter-pgbench-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let result = pgbench_in(&dir, args, script, clients).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn pgbench_in(
+    dir: &std::path::Path,
+    args: &Args,
+    script: &str,
+    clients: u32,
+) -> anyhow::Result<Run> {
+    let path = dir.join("script.sql");
     std::fs::write(&path, script)?;
     let output = Command::new("pgbench")
         .args(["-n", "-M", "prepared", "-T", &args.duration.to_string()])
@@ -198,14 +223,16 @@ async fn run_pgbench(args: &Args, script: &str, clients: u32) -> anyhow::Result<
             &clients.to_string(),
             "-j",
             &clients.min(2).to_string(),
-            "-f",
+            "-l",
+            "--log-prefix",
         ])
+        .arg(dir.join("log"))
+        .arg("-f")
         .arg(&path)
         .arg(&args.database_url)
         .output()
         .await
         .context("running pgbench (it ships with PostgreSQL)")?;
-    let _ = std::fs::remove_file(&path);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(tps) = stdout
         .lines()
@@ -218,12 +245,34 @@ async fn run_pgbench(args: &Args, script: &str, clients: u32) -> anyhow::Result<
             String::from_utf8_lossy(&output.stderr)
         );
     };
-    eprintln!("  pgbench {clients:>2} client(s): {tps:.0} tps");
-    Ok(tps)
+    // Each log line: client, transaction, latency in µs, script, epoch s, µs.
+    let mut micros: Vec<u64> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with("log") {
+            let log = std::fs::read_to_string(entry.path())?;
+            micros.extend(
+                log.lines()
+                    .filter_map(|line| line.split_whitespace().nth(2)?.parse::<u64>().ok()),
+            );
+        }
+    }
+    micros.sort_unstable();
+    let quantile = |q: f64| match micros.len() {
+        0 => f64::NAN,
+        n => micros[((n as f64 * q) as usize).min(n - 1)] as f64 / 1000.0,
+    };
+    let latency = (quantile(0.50), quantile(0.99));
+    eprintln!(
+        "  pgbench {clients:>2} client(s): {tps:.0} tps, p50 {:.2} ms, p99 {:.2} ms",
+        latency.0, latency.1
+    );
+    Ok(Run { tps, latency })
 }
 
-/// The bare stack answering the verifyKey credits=1 request shape.
-async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Ceiling> {
+/// The bare stack answering the verifyKey credits=1 request shape, at the
+/// benchmark's concurrency and at one connection.
+async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
     let bin = args
         .bare_bin
         .clone()
@@ -238,13 +287,26 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Ceiling> {
         .await
         .context("starting bare-stack")?;
     let load = Load::to_urls(args, vec![format!("http://{addr}/graphql")]);
-    let measured = Scenario::all(seed).remove(0).run(&load).await?;
-    Ok(Ceiling {
-        name: "bare async-graphql + axum, the same verifyKey request, no work".into(),
-        short: "bare".into(),
-        rps: measured.rps,
-        bounds: &[""],
-    })
+    let mut scenarios = Scenario::all(seed).into_iter();
+    let (busy, one) = (scenarios.next(), scenarios.next());
+    let busy = busy.context("the verifyKey scenario")?.run(&load).await?;
+    let one = one.context("the 1-connection scenario")?.run(&load).await?;
+    Ok(vec![
+        Ceiling {
+            name: "bare async-graphql + axum, the same verifyKey request, no work".into(),
+            short: "bare".into(),
+            rps: busy.rps,
+            latency: (busy.p50_ms, busy.p99_ms),
+            bounds: &[""],
+        },
+        Ceiling {
+            name: "the same bare stack at 1 connection".into(),
+            short: "bare-1".into(),
+            rps: one.rps,
+            latency: (one.p50_ms, one.p99_ms),
+            bounds: &["verifyKey credits=1 (1 conn)"],
+        },
+    ])
 }
 
 #[cfg(test)]

@@ -137,7 +137,7 @@ fn report(args: &Args, results: &[Measured], ceilings: &[ceilings::Ceiling], rss
         "processes": args.processes,
         "server_env": args.server_env,
         "scenarios": results.iter().map(Measured::to_json).collect::<Vec<_>>(),
-        "ceilings": ceilings.iter().map(|c| json!({ "name": c.name, "short": c.short, "rps": c.rps })).collect::<Vec<_>>(),
+        "ceilings": ceilings.iter().map(|c| json!({ "name": c.name, "short": c.short, "rps": c.rps, "p50_ms": c.latency.0, "p99_ms": c.latency.1 })).collect::<Vec<_>>(),
         "peak_rss_mib": rss.iter().map(|k| *k as f64 / 1024.0).collect::<Vec<_>>(),
     })
 }
@@ -165,7 +165,10 @@ fn table(results: &[Measured], ceilings: &[ceilings::Ceiling], rss: &[u64]) -> S
     }
     out.push('\n');
     for c in ceilings {
-        out.push_str(&format!("{:<14} {:>9.0}/s  {}\n", c.short, c.rps, c.name));
+        out.push_str(&format!(
+            "{:<14} {:>9.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}\n",
+            c.short, c.rps, c.latency.0, c.latency.1, c.name
+        ));
     }
     let rss: Vec<String> = rss
         .iter()
