@@ -270,8 +270,8 @@ async fn pgbench_in(
     Ok(Run { tps, latency })
 }
 
-/// The bare stack answering the verifyKey credits=1 request shape, at the
-/// benchmark's concurrency and at one connection.
+/// The bare stack answering the benchmark's request shapes: verifyKey at the
+/// benchmark's concurrency and at one connection, keysUsage and me.
 async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
     let bin = args
         .bare_bin
@@ -287,26 +287,51 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
         .await
         .context("starting bare-stack")?;
     let load = Load::to_urls(args, vec![format!("http://{addr}/graphql")]);
-    let mut scenarios = Scenario::all(seed).into_iter();
-    let (busy, one) = (scenarios.next(), scenarios.next());
-    let busy = busy.context("the verifyKey scenario")?.run(&load).await?;
-    let one = one.context("the 1-connection scenario")?.run(&load).await?;
-    Ok(vec![
-        Ceiling {
-            name: "bare async-graphql + axum, the same verifyKey request, no work".into(),
-            short: "bare".into(),
-            rps: busy.rps,
-            latency: (busy.p50_ms, busy.p99_ms),
-            bounds: &[""],
-        },
-        Ceiling {
-            name: "the same bare stack at 1 connection".into(),
-            short: "bare-1".into(),
-            rps: one.rps,
-            latency: (one.p50_ms, one.p99_ms),
-            bounds: &["verifyKey credits=1 (1 conn)"],
-        },
-    ])
+    let shapes: [(&str, &str, &str, &'static [&'static str]); 4] = [
+        (
+            "verifyKey credits=1",
+            "bare",
+            "bare async-graphql + axum, the same verifyKey request, no work",
+            &["verifyKey", "signup"],
+        ),
+        (
+            "verifyKey credits=1 (1 conn)",
+            "bare-1",
+            "the same bare stack at 1 connection",
+            &["verifyKey credits=1 (1 conn)"],
+        ),
+        (
+            "keysUsage (20 keys)",
+            "bare-usage",
+            "the same bare stack, the keysUsage request (20 keys), constants",
+            &["keysUsage"],
+        ),
+        (
+            "me",
+            "bare-me",
+            "the same bare stack, the me request, constants",
+            &["me"],
+        ),
+    ];
+    let mut scenarios = Scenario::all(seed);
+    let mut ceilings = Vec::new();
+    for (scenario, short, name, bounds) in shapes {
+        let Some(at) = scenarios.iter().position(|s| s.name == scenario) else {
+            bail!("no scenario {scenario}");
+        };
+        let measured = scenarios.swap_remove(at).run(&load).await?;
+        if measured.errors > 0 {
+            bail!("bare stack answered {scenario} with errors");
+        }
+        ceilings.push(Ceiling {
+            name: name.into(),
+            short: short.into(),
+            rps: measured.rps,
+            latency: (measured.p50_ms, measured.p99_ms),
+            bounds,
+        });
+    }
+    Ok(ceilings)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //!
 //!     bare-stack 127.0.0.1:8100
 
-use async_graphql::{EmptySubscription, InputObject, Object, Schema, SimpleObject};
+use async_graphql::{EmptySubscription, Enum, InputObject, Object, Schema, SimpleObject};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::routing::post;
@@ -28,10 +28,20 @@ struct VerifyKeyResult {
     remaining_credits: Option<i32>,
 }
 
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+enum KeyType {
+    Dev,
+}
+
 #[derive(SimpleObject, Clone)]
 struct ApiKey {
     id: String,
     name: String,
+    key_type: KeyType,
+    prefix: String,
+    created_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
 }
 
 #[derive(SimpleObject, Clone)]
@@ -43,6 +53,8 @@ struct KeyUsage {
 
 #[derive(SimpleObject)]
 struct KeysUsage {
+    cycle_start: String,
+    cycle_end: String,
     total_credits: i32,
     remaining_credits: i32,
     keys: Vec<KeyUsage>,
@@ -53,6 +65,8 @@ struct User {
     id: String,
     email: String,
 }
+
+const TIME: &str = "2026-11-25T12:00:00.000000Z";
 
 struct Query;
 
@@ -65,16 +79,24 @@ impl Query {
         }
     }
 
+    /// The benchmark's keysUsage shape: 20 keys, every field it asks for.
     async fn keys_usage(&self) -> KeysUsage {
         let key = KeyUsage {
             api_key: ApiKey {
                 id: "00000000-0000-0000-0000-000000000000".into(),
                 name: "key".into(),
+                key_type: KeyType::Dev,
+                prefix: "sk_dev_AbCd".into(),
+                created_at: TIME.into(),
+                last_used_at: Some(TIME.into()),
+                revoked_at: None,
             },
             credits: 1000,
             requests: 1000,
         };
         KeysUsage {
+            cycle_start: TIME.into(),
+            cycle_end: TIME.into(),
             total_credits: 20_000,
             remaining_credits: 0,
             keys: vec![key; 20],
