@@ -25,7 +25,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::graphql::{self, ClientAddress, KeymeterSchema, RequestAuth};
+use crate::graphql::{self, ClientAddress, Documents, KeymeterSchema, RequestAuth};
 use crate::service::{limits, metering};
 use crate::state::AppState;
 
@@ -160,6 +160,7 @@ async fn sweep_expired(state: AppState) {
 fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let graphql_state = GraphqlState {
         schema: graphql::schema(state.clone(), config),
+        documents: Arc::default(),
         trust_forwarded_for: config.trust_forwarded_for,
     };
     let graphql_route = if config.graphiql {
@@ -198,6 +199,7 @@ async fn graphiql() -> Html<&'static str> {
 #[derive(Clone)]
 struct GraphqlState {
     schema: KeymeterSchema,
+    documents: Arc<Documents>,
     trust_forwarded_for: bool,
 }
 
@@ -208,8 +210,9 @@ async fn graphql_handler(
     request: GraphQLRequest,
 ) -> GraphQLResponse {
     let client = client_address(&headers, peer, graphql.trust_forwarded_for);
+    let mut request = request.into_inner();
+    graphql.documents.prepare(&mut request);
     let request = request
-        .into_inner()
         .data(RequestAuth::new(bearer_token(&headers)))
         .data(ClientAddress(client));
     let mut response = graphql.schema.execute(request).await;

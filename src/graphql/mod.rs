@@ -2,6 +2,7 @@
 //! resolvers that translate to `service` calls.
 
 mod context;
+mod documents;
 mod mutation;
 mod query;
 mod scalars;
@@ -10,6 +11,7 @@ mod types;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 pub use context::{ClientAddress, RequestAuth};
+pub use documents::Documents;
 
 use crate::config::Config;
 use crate::state::AppState;
