@@ -50,7 +50,8 @@ pub struct Args {
     /// Skip pgbench and the bare-stack ceilings.
     #[arg(long)]
     pub no_ceilings: bool,
-    /// A few requests per scenario: checks the program works, measures nothing.
+    /// A few requests per scenario and bare-stack shape: checks the program
+    /// works, measures nothing.
     #[arg(long)]
     pub smoke: bool,
     /// Write the JSON report here too.
@@ -105,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let peak_rss_kib: Vec<u64> = servers.iter().map(Server::peak_rss_kib).collect();
     drop(servers);
 
-    let ceilings = if args.no_ceilings || args.smoke {
+    let ceilings = if args.no_ceilings {
         Vec::new()
     } else {
         ceilings::measure(&args, &seed).await?

@@ -224,7 +224,8 @@ end
 function init(args)
   errors = 0
   counter = 0
-  run = tostring(os.time()) .. "-" .. tostring(id)
+  -- args[1] tells apart the wrk instances of one scenario (one per server).
+  run = tostring(os.time()) .. "-" .. tostring(args[1]) .. "-" .. tostring(id)
 end
 {body_lua}
 function response(status, headers, body)
@@ -353,7 +354,7 @@ async fn wrk_all(
     std::fs::write(&path, script)?;
     let per_server = (connections / urls.len() as u32).max(1);
     let mut children = Vec::new();
-    for url in urls {
+    for (instance, url) in urls.iter().enumerate() {
         let threads = per_server.min(2);
         let child = tokio::process::Command::new("wrk")
             .args([
@@ -367,6 +368,7 @@ async fn wrk_all(
             .args(["--timeout", "10s", "-s"])
             .arg(&path)
             .arg(url)
+            .args(["--", &instance.to_string()])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
