@@ -195,6 +195,15 @@ on_both_backends! {
             .await;
             counts.push((me, listed, usage, check));
         }
+        // The key was charged above, so this process knows it: on PostgreSQL
+        // a charge is then the one statement that checks the key and charges.
+        let charge = statements_during(&server, async {
+            json!({ "data": server.verify(&http, json!({ "key": secret, "credits": 1 })).await })
+        })
+        .await;
+        if matches!(backend, Backend::Postgres { .. }) {
+            assert_eq!(charge, 1, "a charge on a known key is one statement");
+        }
         eprintln!("statements per operation (me, keys, keysUsage, verifyKey credits=0) with 1 and 11 keys: {counts:?}");
         // me: the session lookup and the account; keys: session, account, keys;
         // keysUsage: session and one query; a free check: one lookup.
