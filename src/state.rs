@@ -1,6 +1,7 @@
 //! What every request shares: the pool, the clock, the hashing pool, the
 //! account policy and the batch queues. Built once in `app.rs`; holds no
-//! per-account state, so any number of keymeter processes can serve one
+//! per-account state it relies on (only guesses the database checks, see
+//! `known_keys`), so any number of keymeter processes can serve one
 //! database.
 
 use std::sync::Arc;

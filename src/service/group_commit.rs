@@ -24,6 +24,7 @@ pub enum Charger {
 }
 
 impl Charger {
+    /// Each call charged alone; keys charged are remembered as when grouped.
     pub fn per_request() -> Self {
         Self::PerRequest(Arc::default())
     }
