@@ -11,7 +11,7 @@ use async_graphql::ServerError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use migration::{Migrator, MigratorTrait};
@@ -173,8 +173,21 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         .with_state(graphql_state)
         .route("/health", get(health).with_state(state))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(axum::middleware::map_response(close_after_refused_body))
         .layer(cors(&config.cors_origins)?)
         .layer(TraceLayer::new_for_http()))
+}
+
+/// A body over the limit is refused before it is read, so the connection
+/// cannot carry another request; saying so keeps clients from reusing it
+/// (and getting a reset on their next request).
+async fn close_after_refused_body(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Browsers may call the API only from the configured dashboard origins.

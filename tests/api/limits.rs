@@ -59,20 +59,20 @@ async fn post_raw(app: &TestApp, body: String) -> reqwest::Response {
         .expect("POST /graphql")
 }
 
-/// The status of an oversized POST. The server answers before reading the
+/// The answer to an oversized POST. The server answers before reading the
 /// body and closes the connection, which may reset it under a client still
-/// writing, before the answer is read: that try is made again.
-async fn oversized_status(app: &TestApp, body: String) -> reqwest::StatusCode {
+/// writing, before the answer is read: that try is made again. Each try
+/// has a client of its own, so no later request reuses the closed connection.
+async fn oversized_post(app: &TestApp, body: String) -> reqwest::Response {
     for _ in 0..4 {
-        let sent = app
-            .http
+        let sent = reqwest::Client::new()
             .post(app.url("/graphql"))
             .header("content-type", "application/json")
             .body(body.clone())
             .send()
             .await;
         if let Ok(response) = sent {
-            return response.status();
+            return response;
         }
     }
     panic!("every oversized POST was reset before an answer");
@@ -106,7 +106,10 @@ on_both_databases! {
     async fn bodies_over_the_limit_get_413(app: TestApp) {
         let padding = "x".repeat(1024 * 1024);
         let body = json!({ "query": "{ __typename }", "variables": { "padding": padding } }).to_string();
-        assert_eq!(oversized_status(&app, body).await, 413);
+        let refused = oversized_post(&app, body).await;
+        assert_eq!(refused.status(), 413);
+        // The body was never read, so the connection is not reusable: said so.
+        assert_eq!(refused.headers()["connection"], "close");
         let fits = json!({ "query": "{ __typename }", "variables": { "padding": "x".repeat(1000) } }).to_string();
         assert_eq!(post_raw(&app, fits).await.status(), 200);
     }
