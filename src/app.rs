@@ -96,7 +96,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.database_url.clone());
     options
         .max_connections(config.max_connections())
-        .min_connections(0)
+        // Opened at start and kept: a connection opened under load (say,
+        // while autovacuum makes its first pass over freshly written tables)
+        // held requests back for seconds, once past the acquire timeout.
+        .min_connections(config.min_connections())
         .acquire_timeout(config.acquire_timeout())
         .connect_timeout(config.acquire_timeout())
         .sqlx_logging(config.log_queries)

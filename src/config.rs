@@ -29,6 +29,11 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
 
+    /// Connections opened at start and kept open. Defaults to all of them:
+    /// a connection opened under load can hold requests back for seconds.
+    #[arg(long, env = "KEYMETER_DB_MIN_CONNECTIONS")]
+    pub db_min_connections: Option<u32>,
+
     /// How long a request waits for a database connection before it fails
     /// with INTERNAL_SERVER_ERROR, in milliseconds.
     #[arg(long, env = "KEYMETER_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
@@ -148,6 +153,11 @@ impl Config {
             .max(1)
     }
 
+    pub fn min_connections(&self) -> u32 {
+        let max = self.max_connections();
+        self.db_min_connections.unwrap_or(max).min(max)
+    }
+
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
@@ -222,5 +232,16 @@ mod tests {
         assert_eq!(config.max_connections(), 16);
         config.db_max_connections = Some(4);
         assert_eq!(config.max_connections(), 4);
+    }
+
+    #[test]
+    fn the_whole_pool_is_opened_at_start_unless_configured() {
+        let mut config = Config::from_defaults();
+        config.database_url = "postgres://localhost/keymeter".into();
+        assert_eq!(config.min_connections(), 16);
+        config.db_min_connections = Some(2);
+        assert_eq!(config.min_connections(), 2);
+        config.db_min_connections = Some(40);
+        assert_eq!(config.min_connections(), 16, "never more than the pool");
     }
 }

@@ -187,6 +187,9 @@ impl TestApp {
         let mut config = Config::from_defaults();
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.database_url = database.url.clone();
+        // Hundreds of short-lived servers: opening each pool on demand keeps
+        // the suite fast (server processes started by tests keep the default).
+        config.db_min_connections = Some(0);
         configure(&mut config);
 
         let clock = ManualClock::new(Utc::now());
