@@ -163,7 +163,10 @@ pub async fn charge(
             continue;
         };
         metering::account_of(db, policy, key, now).await?;
-        known.remember(&request.hash, key);
+        if postgres {
+            // Only PostgreSQL's one statement ever charges on a remembered key.
+            known.remember(&request.hash, key);
+        }
         let call = Call::of(index, request, key, now).expect("provisioned above");
         if key.revoked {
             // A retry of a call answered before the key was revoked still gets that answer.
