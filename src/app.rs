@@ -2,37 +2,30 @@
 //! router, bound to a listener, then serves until a shutdown signal.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_graphql::ServerError;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
 };
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::graphql::{self, ClientAddress, Documents, KeymeterSchema, RequestAuth};
+use crate::http::server;
 use crate::service::{limits, metering};
 use crate::state::AppState;
+use crate::{graphql, http};
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    limits: server::Limits,
 }
 
 /// How often each process deletes remembered verifyKey answers past 24 hours.
@@ -45,16 +38,19 @@ impl Application {
 
     /// As `build`, with the clock the tests control.
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
         let db = connect(config).await?;
         migrate(&db).await?;
         let state = AppState::new(db.clone(), clock, config);
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        let schema = graphql::schema(state.clone(), config);
         Ok(Self {
             listener,
-            router: router(state.clone(), config)?,
+            router: http::router(schema, db, config)?,
             state,
+            limits: server_limits(config),
         })
     }
 
@@ -64,29 +60,35 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, lets in-flight requests finish,
-    /// then closes the pool.
+    /// Serves until `shutdown` resolves, lets in-flight requests finish
+    /// within the shutdown deadline, then closes the pool.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "keymeter listening");
         let sweeper = tokio::spawn(sweep_expired(self.state.clone()));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        server::serve(self.listener, self.router, self.limits, shutdown).await;
         sweeper.abort();
-        self.state
-            .db
-            .clone()
-            .close()
-            .await
-            .context("closing the database pool")?;
+        // A connection still busy past the deadline must not hold the exit.
+        let closed = tokio::time::timeout(self.limits.shutdown, self.state.db.clone().close());
+        match closed.await {
+            Ok(closed) => closed.context("closing the database pool")?,
+            Err(_) => tracing::warn!("the database pool did not close in time"),
+        }
         Ok(())
+    }
+}
+
+fn server_limits(config: &Config) -> server::Limits {
+    server::Limits {
+        header_read: Duration::from_secs(config.header_read_timeout_secs),
+        keep_alive: Duration::from_secs(config.keep_alive_timeout_secs),
+        max_connections: config.max_connections,
+        // hyper's minimum is 8 KiB; a head up to 4x the header bound is read
+        // and answered with our JSON 431, a larger one with hyper's own.
+        max_buffered_head: (4 * config.max_header_bytes).max(8192),
+        shutdown: Duration::from_secs(config.shutdown_timeout_secs),
     }
 }
 
@@ -157,126 +159,5 @@ async fn sweep_expired(state: AppState) {
         if let Err(err) = limits::forget_before(&state.db, now - longest_window).await {
             tracing::warn!(error = %err, "could not forget old auth attempts");
         }
-    }
-}
-
-fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
-    let graphql_state = GraphqlState {
-        schema: graphql::schema(state.clone(), config),
-        documents: Arc::default(),
-        trust_forwarded_for: config.trust_forwarded_for,
-    };
-    let graphql_route = if config.graphiql {
-        get(graphiql).post(graphql_handler)
-    } else {
-        post(graphql_handler)
-    };
-    Ok(Router::new()
-        .route("/graphql", graphql_route)
-        .with_state(graphql_state)
-        .route("/health", get(health).with_state(state))
-        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        .layer(axum::middleware::map_response(close_after_refused_body))
-        .layer(cors(&config.cors_origins)?)
-        .layer(TraceLayer::new_for_http()))
-}
-
-/// A body over the limit is refused before it is read, so the connection
-/// cannot carry another request; saying so keeps clients from reusing it
-/// (and getting a reset on their next request).
-async fn close_after_refused_body(mut response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-/// Browsers may call the API only from the configured dashboard origins.
-fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let origins = origins
-        .iter()
-        .map(|o| o.trim())
-        .filter(|o| !o.is_empty())
-        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS origin {o:?}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .max_age(Duration::from_secs(3600)))
-}
-
-async fn graphiql() -> Html<&'static str> {
-    Html(graphql::GRAPHIQL_HTML)
-}
-
-#[derive(Clone)]
-struct GraphqlState {
-    schema: KeymeterSchema,
-    documents: Arc<Documents>,
-    trust_forwarded_for: bool,
-}
-
-async fn graphql_handler(
-    State(graphql): State<GraphqlState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let client = client_address(&headers, peer, graphql.trust_forwarded_for);
-    let mut request = request.into_inner();
-    graphql.documents.prepare(&mut request);
-    let request = request
-        .data(RequestAuth::new(bearer_token(&headers)))
-        .data(ClientAddress(client));
-    let mut response = graphql.schema.execute(request).await;
-    for error in &mut response.errors {
-        default_error_code(error);
-    }
-    response.into()
-}
-
-/// Errors raised before any resolver runs (syntax, validation, variable
-/// coercion such as a malformed UUID) carry no code of ours: they are all
-/// malformed input.
-fn default_error_code(error: &mut ServerError) {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        extensions.set("code", "BAD_USER_INPUT");
-    }
-}
-
-/// The TCP peer, or, behind a trusted proxy, the last address it appended
-/// to `X-Forwarded-For` (earlier entries are whatever the client claimed).
-fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> IpAddr {
-    let forwarded = || {
-        let value = headers.get("x-forwarded-for")?.to_str().ok()?;
-        value.rsplit(',').next()?.trim().parse().ok()
-    };
-    trust_forwarded_for
-        .then(forwarded)
-        .flatten()
-        .unwrap_or(peer.ip())
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|t| !t.is_empty())
-}
-
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await;
-    match ping {
-        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "unavailable"})),
-        ),
     }
 }

@@ -79,6 +79,34 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest total size of a request's header lines, in bytes; larger gets 431.
+    #[arg(long, env = "KEYMETER_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Seconds a client has to send a request's headers, counted from its
+    /// first byte; a slower client is disconnected.
+    #[arg(long, env = "KEYMETER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may sit idle between requests before it is closed.
+    #[arg(long, env = "KEYMETER_KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 60)]
+    pub keep_alive_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's body once its headers are in;
+    /// a slower one gets 408 and the connection is closed.
+    #[arg(long, env = "KEYMETER_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Most connections open at once; past it new connections wait in the
+    /// listen backlog until one closes.
+    #[arg(long, env = "KEYMETER_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests
+    /// before it closes every connection and exits anyway.
+    #[arg(long, env = "KEYMETER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+
     /// Deepest selection a query may nest; deeper ones are refused before running.
     #[arg(long, env = "KEYMETER_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
@@ -143,6 +171,60 @@ impl Config {
         <Wrapper as clap::Parser>::parse_from(["keymeter"]).config
     }
 
+    /// Refuses settings that cannot work, before anything touches the
+    /// database: the message names the setting and what it must be.
+    pub fn validate(&self) -> Result<(), String> {
+        for origin in self.cors_origins() {
+            check_origin(origin)?;
+        }
+        let positive = [
+            ("KEYMETER_MAX_BODY_BYTES", self.max_body_bytes as u64),
+            ("KEYMETER_MAX_QUERY_DEPTH", self.max_query_depth as u64),
+            (
+                "KEYMETER_MAX_QUERY_COMPLEXITY",
+                self.max_query_complexity as u64,
+            ),
+            (
+                "KEYMETER_HEADER_READ_TIMEOUT_SECS",
+                self.header_read_timeout_secs,
+            ),
+            (
+                "KEYMETER_KEEP_ALIVE_TIMEOUT_SECS",
+                self.keep_alive_timeout_secs,
+            ),
+            ("KEYMETER_REQUEST_TIMEOUT_SECS", self.request_timeout_secs),
+            ("KEYMETER_SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout_secs),
+            ("KEYMETER_MAX_CONNECTIONS", self.max_connections as u64),
+            (
+                "KEYMETER_SESSION_TTL_DAYS",
+                u64::from(self.session_ttl_days),
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("{name} must be at least 1"));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
+            return Err("KEYMETER_MAX_HEADER_BYTES must be between 1024 and 1048576".into());
+        }
+        if !(0..=i64::from(i32::MAX)).contains(&self.monthly_credits) {
+            return Err(format!(
+                "KEYMETER_MONTHLY_CREDITS must be between 0 and {}",
+                i32::MAX
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|err| format!("KEYMETER_LOG is not a valid filter: {err}"))?;
+        Ok(())
+    }
+
+    /// The configured CORS origins, blanks dropped.
+    pub fn cors_origins(&self) -> impl Iterator<Item = &str> {
+        self.cors_origins
+            .iter()
+            .map(|origin| origin.trim())
+            .filter(|origin| !origin.is_empty())
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
@@ -187,6 +269,28 @@ impl Config {
     }
 }
 
+/// A browser origin is exactly `scheme://host[:port]`: a wildcard would let
+/// every site call the API with a user's credentials.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let refuse = |why: &str| Err(format!("KEYMETER_CORS_ORIGINS: {origin:?} {why}"));
+    if origin.contains('*') {
+        return refuse("is a wildcard; list each dashboard origin instead");
+    }
+    let Some((scheme, host)) = origin.split_once("://") else {
+        return refuse("is not an origin such as https://dashboard.example.com");
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !matches!(scheme, "http" | "https") || !host_ok {
+        return refuse(
+            "is not an origin such as https://dashboard.example.com (no path, no slash)",
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
@@ -221,6 +325,36 @@ mod tests {
                 "{name} missing from the README"
             );
         }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_with_their_name() {
+        let config = Config::from_defaults();
+        assert_eq!(config.validate(), Ok(()));
+        let refused = |change: fn(&mut Config)| {
+            let mut config = Config::from_defaults();
+            change(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert!(refused(|c| c.cors_origins = vec!["*".into()]).contains("wildcard"));
+        assert!(
+            refused(|c| c.cors_origins = vec!["https://*.example.com".into()])
+                .contains("KEYMETER_CORS_ORIGINS")
+        );
+        assert!(
+            refused(|c| c.cors_origins = vec!["https://a.example.com/".into()]).contains("no path")
+        );
+        assert!(refused(|c| c.cors_origins = vec!["example.com".into()]).contains("origin"));
+        assert!(refused(|c| c.monthly_credits = -1).contains("KEYMETER_MONTHLY_CREDITS"));
+        assert!(refused(|c| c.request_timeout_secs = 0).contains("KEYMETER_REQUEST_TIMEOUT_SECS"));
+        assert!(refused(|c| c.max_header_bytes = 10).contains("KEYMETER_MAX_HEADER_BYTES"));
+        let mut fine = Config::from_defaults();
+        fine.cors_origins = vec![
+            " https://dashboard.example.com ".into(),
+            "http://[::1]:3000".into(),
+            "".into(),
+        ];
+        assert_eq!(fine.validate(), Ok(()));
     }
 
     #[test]

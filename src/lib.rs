@@ -8,6 +8,7 @@ pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod graphql;
+pub mod http;
 pub mod service;
 pub mod state;
 pub mod telemetry;

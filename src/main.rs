@@ -36,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let cli = Cli::parse();
+    if let Err(problem) = cli.config.validate() {
+        eprintln!("keymeter: {problem}");
+        std::process::exit(2);
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Schema => print!("{}", graphql::sdl()),
         Command::Migrate { down } => {

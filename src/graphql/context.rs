@@ -1,6 +1,7 @@
 //! Reading the application state and the signed-in user out of a resolver's context.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::Context;
 use tokio::sync::OnceCell;
@@ -11,10 +12,12 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 
 /// The bearer token of one HTTP request, and the user it resolves to,
-/// looked up at most once however many fields ask.
+/// looked up at most once however many fields ask. Once `logout` ends the
+/// session, the rest of the document runs signed out.
 pub struct RequestAuth {
     token: Option<String>,
     user: OnceCell<user::Model>,
+    ended: AtomicBool,
 }
 
 impl RequestAuth {
@@ -22,11 +25,20 @@ impl RequestAuth {
         Self {
             token,
             user: OnceCell::new(),
+            ended: AtomicBool::new(false),
         }
     }
 
     pub fn token(&self) -> Result<&str> {
+        if self.ended.load(Ordering::Acquire) {
+            return Err(Error::Unauthenticated);
+        }
         self.token.as_deref().ok_or(Error::Unauthenticated)
+    }
+
+    /// The session is over: no later field of this request may use it.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Release);
     }
 }
 
@@ -49,6 +61,11 @@ fn auth<'a>(ctx: &Context<'a>) -> &'a RequestAuth {
 /// The bearer token of this request, or UNAUTHENTICATED.
 pub fn bearer_token<'a>(ctx: &Context<'a>) -> Result<&'a str> {
     auth(ctx).token()
+}
+
+/// Marks this request's session as ended (see `RequestAuth::end`).
+pub fn end_session(ctx: &Context<'_>) {
+    auth(ctx).end();
 }
 
 /// The signed-in user, or UNAUTHENTICATED.

@@ -8,14 +8,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use async_graphql::parser::parse_query;
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::Request;
+use async_graphql::{Request, ServerError};
+
+use super::guard;
 
 /// Documents kept at most, and the longest query kept: together they bound
 /// the memory to a few MiB whatever clients send. Past the count, the map
 /// starts over.
 const CAPACITY: usize = 512;
 const LONGEST: usize = 8 * 1024;
+
+fn refused(message: &'static str) -> ServerError {
+    ServerError::new(message, None)
+}
 
 #[derive(Default)]
 pub struct Documents {
@@ -24,26 +31,40 @@ pub struct Documents {
 
 impl Documents {
     /// Gives `request` its parsed document, from memory when this text was
-    /// parsed before. A query that does not parse is left to the schema,
-    /// which answers with the syntax error.
-    pub fn prepare(&self, request: &mut Request) {
-        if request.query.len() > LONGEST {
-            return;
+    /// parsed and passed the guards before; otherwise checks the text,
+    /// parses it (long texts on the blocking pool, so that no worker is
+    /// held) and checks the document. A refusal is the error to answer.
+    pub async fn prepare(&self, request: &mut Request) -> Result<(), ServerError> {
+        let known = (request.query.len() <= LONGEST)
+            .then(|| self.lock().get(&request.query).cloned())
+            .flatten();
+        if let Some(document) = known {
+            request.set_parsed_query(ExecutableDocument::clone(&document));
+            return Ok(());
         }
-        let known = self.lock().get(&request.query).cloned();
-        match known {
-            Some(document) => request.set_parsed_query(ExecutableDocument::clone(&document)),
-            None => {
-                if let Ok(document) = request.parsed_query() {
-                    let document = Arc::new(document.clone());
-                    let mut parsed = self.lock();
-                    if parsed.len() >= CAPACITY {
-                        parsed.clear();
-                    }
-                    parsed.insert(request.query.clone(), document);
-                }
-            }
+        guard::check_nesting(&request.query).map_err(refused)?;
+        let document = if request.query.len() <= LONGEST {
+            parse_query(&request.query)?
+        } else {
+            let query = request.query.clone();
+            tokio::task::spawn_blocking(move || parse_query(query))
+                .await
+                .map_err(|_| ServerError::new("internal server error", None))??
+        };
+        guard::check_document(&document).map_err(refused)?;
+        if request.query.len() <= LONGEST {
+            self.keep(request.query.clone(), document.clone());
         }
+        request.set_parsed_query(document);
+        Ok(())
+    }
+
+    fn keep(&self, query: String, document: ExecutableDocument) {
+        let mut parsed = self.lock();
+        if parsed.len() >= CAPACITY {
+            parsed.clear();
+        }
+        parsed.insert(query, Arc::new(document));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExecutableDocument>>> {
@@ -58,14 +79,21 @@ impl Documents {
 mod tests {
     use super::*;
 
+    fn prepare(documents: &Documents, query: &str) -> Result<Request, ServerError> {
+        let mut request = Request::new(query);
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(documents.prepare(&mut request))?;
+        Ok(request)
+    }
+
     #[test]
     fn a_query_is_parsed_once_and_then_served_from_memory() {
         let documents = Documents::default();
-        let mut first = Request::new("{ me { id } }");
-        documents.prepare(&mut first);
+        prepare(&documents, "{ me { id } }").unwrap();
         assert_eq!(documents.lock().len(), 1);
-        let mut second = Request::new("{ me { id } }");
-        documents.prepare(&mut second);
+        let mut second = prepare(&documents, "{ me { id } }").unwrap();
         assert_eq!(documents.lock().len(), 1);
         let kept = documents.lock().get("{ me { id } }").cloned().unwrap();
         let given = second.parsed_query().unwrap();
@@ -75,9 +103,17 @@ mod tests {
     #[test]
     fn queries_that_do_not_parse_or_are_too_long_are_not_kept() {
         let documents = Documents::default();
-        documents.prepare(&mut Request::new("{ me { id "));
+        assert!(prepare(&documents, "{ me { id ").is_err());
         let long = format!("{{ me {{ id }} }} # {}", "x".repeat(LONGEST));
-        documents.prepare(&mut Request::new(long));
+        prepare(&documents, &long).unwrap();
+        assert!(documents.lock().is_empty());
+    }
+
+    #[test]
+    fn refused_documents_are_not_kept() {
+        let documents = Documents::default();
+        let nested = format!("{{ keys(includeRevoked: {}) {{ id }} }}", "[".repeat(5000));
+        assert!(prepare(&documents, &nested).is_err());
         assert!(documents.lock().is_empty());
     }
 
@@ -85,7 +121,7 @@ mod tests {
     fn it_never_holds_more_than_its_capacity() {
         let documents = Documents::default();
         for i in 0..CAPACITY + 5 {
-            documents.prepare(&mut Request::new(format!("{{ f{i} }}")));
+            prepare(&documents, &format!("{{ f{i} }}")).unwrap();
         }
         assert!(documents.lock().len() <= CAPACITY);
     }

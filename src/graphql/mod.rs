@@ -3,6 +3,7 @@
 
 mod context;
 mod documents;
+mod guard;
 mod mutation;
 mod query;
 mod scalars;
@@ -17,6 +18,24 @@ use crate::config::Config;
 use crate::state::AppState;
 pub use mutation::Mutation;
 pub use query::Query;
+
+/// What a field costs in the complexity limit, beyond its children: the
+/// work it makes the server do, so that the limit (500 by default) bounds
+/// a request's database and hashing work, not only its size. A field that
+/// reads memory costs 1, as async-graphql counts by default.
+mod cost {
+    /// A round trip that reads (keys, an account).
+    pub const READ: usize = 10;
+    /// A read over every key's rollups.
+    pub const USAGE: usize = 20;
+    /// A write: a key made or revoked, a session ended.
+    pub const WRITE: usize = 10;
+    /// A charge (verifyKey): a lookup and a write, maybe a batch's wait.
+    pub const CHARGE: usize = 10;
+    /// An Argon2 hash (signup, login): about 50 ms of a hashing thread.
+    /// At most one such field per request is allowed anyway.
+    pub const PASSWORD: usize = 100;
+}
 
 pub type KeymeterSchema = Schema<Query, Mutation, EmptySubscription>;
 

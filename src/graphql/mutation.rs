@@ -1,7 +1,8 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{bearer_token, client_address, current_user, state};
+use super::context::{bearer_token, client_address, current_user, end_session, state};
+use super::cost;
 use super::types::{
     ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, SignupInput, SignupPayload,
     User, VerifyKeyInput, VerifyKeyResult,
@@ -15,6 +16,7 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Creates the user, a billing account and a default DEV key, and signs in.
+    #[graphql(complexity = "cost::PASSWORD + child_complexity")]
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<SignupPayload> {
         let signed_up = accounts::signup(
             state(ctx),
@@ -30,6 +32,7 @@ impl Mutation {
         })
     }
 
+    #[graphql(complexity = "cost::PASSWORD + child_complexity")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let signed_in = accounts::login(state(ctx), &input.email, &input.password).await?;
         Ok(AuthPayload {
@@ -39,12 +42,15 @@ impl Mutation {
     }
 
     /// Ends the session of the presented token.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let state = state(ctx);
         sessions::end(&state.db, bearer_token(ctx)?, state.clock.now()).await?;
+        end_session(ctx);
         Ok(true)
     }
 
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn create_key(
         &self,
         ctx: &Context<'_>,
@@ -59,6 +65,7 @@ impl Mutation {
     }
 
     /// Revokes one of the signed-in user's keys; revoking twice returns the same key.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn revoke_key(&self, ctx: &Context<'_>, id: Uuid) -> Result<ApiKey> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
@@ -69,6 +76,7 @@ impl Mutation {
 
     /// Used by API gateways: checks a presented secret and, when valid and within the
     /// account's credits, records the usage. Needs no token: the secret is the credential.
+    #[graphql(complexity = "cost::CHARGE + child_complexity")]
     async fn verify_key(
         &self,
         ctx: &Context<'_>,

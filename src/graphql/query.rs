@@ -1,6 +1,7 @@
 use async_graphql::{Context, Object};
 
 use super::context::{current_user, state};
+use super::cost;
 use super::types::{ApiKey, KeysUsage, User};
 use crate::error::Result;
 use crate::service::{accounts, keys, metering};
@@ -15,6 +16,7 @@ impl Query {
     }
 
     /// The signed-in user's keys, newest first.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn keys(
         &self,
         ctx: &Context<'_>,
@@ -29,6 +31,7 @@ impl Query {
     }
 
     /// Per-key credits within the current billing cycle of the signed-in user's account.
+    #[graphql(complexity = "cost::USAGE + child_complexity")]
     async fn keys_usage(&self, ctx: &Context<'_>) -> Result<KeysUsage> {
         let user = current_user(ctx).await?;
         Ok(metering::keys_usage(state(ctx), user.id).await?.into())

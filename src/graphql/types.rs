@@ -4,6 +4,7 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 use uuid::Uuid;
 
 use super::context::state;
+use super::cost;
 use super::scalars::DateTime;
 use crate::domain::{Cycle, KeyType, VerifyCode};
 use crate::entity::{api_key, billing_account, user};
@@ -40,6 +41,7 @@ impl User {
         self.user.created_at.into()
     }
 
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn billing_account(&self, ctx: &Context<'_>) -> Result<BillingAccount> {
         let state = state(ctx);
         let now = state.clock.now();

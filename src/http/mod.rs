@@ -1,0 +1,85 @@
+//! The HTTP face of keymeter: its routes, what each request must look like
+//! to reach the schema, the headers every answer carries, and the server
+//! that holds connections to their deadlines.
+
+mod endpoint;
+mod headers;
+mod refusal;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sea_orm::DatabaseConnection;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::graphql::KeymeterSchema;
+use endpoint::Endpoint;
+
+/// Every route, behind the layers every request passes.
+pub fn router(
+    schema: KeymeterSchema,
+    db: DatabaseConnection,
+    config: &Config,
+) -> anyhow::Result<Router> {
+    let endpoint = Endpoint {
+        schema,
+        documents: Arc::default(),
+        trust_forwarded_for: config.trust_forwarded_for,
+        max_body_bytes: config.max_body_bytes,
+        body_timeout: Duration::from_secs(config.request_timeout_secs),
+    };
+    let graphql_route = if config.graphiql {
+        get(headers::graphiql).post(endpoint::post)
+    } else {
+        post(endpoint::post)
+    };
+    Ok(Router::new()
+        .route(
+            "/graphql",
+            graphql_route.fallback(refusal::method_not_allowed),
+        )
+        .with_state(endpoint)
+        .route("/health", get(health).with_state(db))
+        .fallback(refusal::not_found)
+        .layer(axum::middleware::map_response(headers::secure))
+        .layer(cors(config)?)
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_header_bytes,
+            headers::refuse_oversized,
+        ))
+        .layer(TraceLayer::new_for_http()))
+}
+
+/// Browsers may call the API only from the configured dashboard origins.
+fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
+    let origins = config
+        .cors_origins()
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS origin {o:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600)))
+}
+
+/// 200 while the database answers a ping within 2 s, 503 otherwise.
+async fn health(State(db): State<DatabaseConnection>) -> impl IntoResponse {
+    let ping = tokio::time::timeout(Duration::from_secs(2), db.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable"})),
+        ),
+    }
+}

@@ -1,0 +1,73 @@
+//! How the HTTP layer says no: one GraphQL-shaped JSON error with a
+//! contract code, whatever was wrong, and never an echo of the input or a
+//! Rust type's Debug text.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    message: &'static str,
+    /// The connection cannot carry another request (its body was not read).
+    close: bool,
+}
+
+impl Refusal {
+    pub const fn new(status: StatusCode, message: &'static str) -> Self {
+        Self {
+            status,
+            message,
+            close: false,
+        }
+    }
+
+    /// A refusal after which the connection is closed: the body it came with
+    /// was left unread, so the next bytes on it are not a request.
+    pub const fn closing(status: StatusCode, message: &'static str) -> Self {
+        Self {
+            status,
+            message,
+            close: true,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "errors": [{
+                "message": self.message,
+                "extensions": { "code": "BAD_USER_INPUT" },
+            }]
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+pub const NOT_FOUND: Refusal = Refusal::new(
+    StatusCode::NOT_FOUND,
+    "no such path: the API is POST /graphql",
+);
+pub const METHOD_NOT_ALLOWED: Refusal = Refusal::new(
+    StatusCode::METHOD_NOT_ALLOWED,
+    "method not allowed: send GraphQL requests as POST /graphql",
+);
+pub const HEADERS_TOO_LARGE: Refusal = Refusal::closing(
+    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    "the request's headers are too large",
+);
+
+pub async fn not_found() -> Refusal {
+    NOT_FOUND
+}
+
+pub async fn method_not_allowed() -> Refusal {
+    METHOD_NOT_ALLOWED
+}
