@@ -50,12 +50,12 @@ pub fn router(
         .with_state(endpoint)
         .route("/health", get(health).with_state(db))
         .fallback(refusal::not_found)
-        .layer(axum::middleware::map_response(headers::secure))
         .layer(cors(config)?)
         .layer(axum::middleware::from_fn_with_state(
             config.max_header_bytes,
             headers::refuse_oversized,
         ))
+        .layer(axum::middleware::map_response(headers::secure))
         .layer(TraceLayer::new_for_http()))
 }
 

@@ -32,6 +32,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
+/// Header lines hyper parses at most; more are answered 431 by hyper.
+/// (Its default of 100 would refuse, bare, some requests our JSON 431
+/// should answer.)
+const MAX_HEADERS: usize = 256;
+
 /// What bounds one connection and the whole server's connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -143,6 +148,7 @@ impl Connection {
         let mut builder = http1::Builder::new();
         builder
             .keep_alive(true)
+            .max_headers(MAX_HEADERS)
             .max_buf_size(self.limits.max_buffered_head);
         let mut conn = pin!(builder.serve_connection(io, service));
         let mut stopping = false;

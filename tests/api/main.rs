@@ -5,7 +5,9 @@
 #[macro_use]
 mod helpers;
 
+mod attacks;
 mod coalescing;
+mod connections;
 mod http;
 mod isolation;
 mod keys;
@@ -17,6 +19,7 @@ mod multiprocess;
 mod outage;
 mod process;
 mod rate_limits;
+mod refusals;
 mod server_process;
 mod sessions;
 mod signup;
