@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 
+use super::text::{is_printable, is_unprintable};
 use super::{Charge, Email, KeyName, Password};
 
 /// Any text at all: control characters, whitespace, `@`s, non-ASCII, long.
@@ -10,6 +11,7 @@ fn any_text() -> impl Strategy<Value = String> {
     prop_oneof![
         ".{0,300}",
         "[ \t\r\n@a-zA-Z0-9\u{0}-\u{1f}\u{7f}-\u{9f}é☃]{0,300}",
+        "[a-z.@\u{200b}-\u{200f}\u{202a}-\u{202e}\u{2066}-\u{2069}\u{feff}\u{ad}]{0,40}",
         "\\PC{0,2000}",
     ]
 }
@@ -56,7 +58,7 @@ proptest! {
     #[test]
     fn key_names_are_trimmed_bounded_and_printable(raw in any_text()) {
         let trimmed = raw.trim();
-        let valid = (1..=64).contains(&trimmed.chars().count()) && !trimmed.chars().any(char::is_control);
+        let valid = (1..=64).contains(&trimmed.chars().count()) && !trimmed.chars().any(is_unprintable);
         match KeyName::parse(&raw) {
             Ok(name) => {
                 prop_assert!(valid);
@@ -73,8 +75,8 @@ proptest! {
         request_id in proptest::option::of(any_text()),
     ) {
         let valid = (0..=1_000_000).contains(&credits)
-            && endpoint.as_ref().is_none_or(|e| e.chars().count() <= 256 && !e.chars().any(char::is_control))
-            && request_id.as_ref().is_none_or(|r| (1..=128).contains(&r.chars().count()));
+            && endpoint.as_ref().is_none_or(|e| e.chars().count() <= 256 && is_printable(e))
+            && request_id.as_ref().is_none_or(|r| (1..=128).contains(&r.chars().count()) && is_printable(r));
         prop_assert_eq!(Charge::parse(credits, endpoint, request_id).is_ok(), valid);
     }
 }
