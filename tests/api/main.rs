@@ -7,6 +7,7 @@ mod helpers;
 
 mod coalescing;
 mod http;
+mod inputs;
 mod isolation;
 mod keys;
 mod limits;
