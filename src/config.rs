@@ -43,6 +43,11 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_MONTHLY_CREDITS", default_value_t = 1_000)]
     pub monthly_credits: i64,
 
+    /// Active (unrevoked) keys one user may hold, the default key included;
+    /// createKey past it is refused with BAD_USER_INPUT. 0 removes the cap.
+    #[arg(long, env = "KEYMETER_MAX_ACTIVE_KEYS", default_value_t = 100)]
+    pub max_active_keys: u32,
+
     /// How long a session token stays valid, in days.
     #[arg(long, env = "KEYMETER_SESSION_TTL_DAYS", default_value_t = 30)]
     pub session_ttl_days: u32,

@@ -27,11 +27,14 @@ pub struct Inner {
     pub lookups: Lookups,
 }
 
-/// What a new account gets and how long a sign-in lasts.
+/// What a new account gets, how many keys it may hold and how long a
+/// sign-in lasts.
 #[derive(Debug, Clone)]
 pub struct AccountPolicy {
     pub plan: String,
     pub monthly_credits: i64,
+    /// Active keys per user; 0: no cap.
+    pub max_active_keys: u32,
     pub session_ttl: chrono::Duration,
     pub login_limit: Limit,
     pub signup_limit: Limit,
@@ -42,6 +45,7 @@ impl AccountPolicy {
         Self {
             plan: "free".to_owned(),
             monthly_credits: config.monthly_credits,
+            max_active_keys: config.max_active_keys,
             session_ttl: config.session_ttl(),
             login_limit: config.login_limit(),
             signup_limit: config.signup_limit(),

@@ -2,6 +2,7 @@ use async_graphql::Enum;
 use sea_orm::entity::prelude::StringLen;
 use sea_orm::{DeriveActiveEnum, EnumIter};
 
+use super::text::is_printable;
 use crate::error::{Error, Result};
 
 // Stored as 'dev' / 'prod'; a CHECK constraint allows nothing else.
@@ -25,7 +26,9 @@ impl KeyType {
     }
 }
 
-/// A key's display name: 1 to 64 characters after trimming, no control characters.
+/// A key's display name: 1 to 64 printable characters after trimming (see
+/// `text::is_printable`): the dashboard shows it, and a bidi override or an
+/// invisible character would make it read as something else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyName(String);
 
@@ -35,9 +38,9 @@ impl KeyName {
         if !(1..=64).contains(&name.chars().count()) {
             return Err(Error::bad_input("name: 1 to 64 characters after trimming"));
         }
-        if name.chars().any(char::is_control) {
+        if !is_printable(name) {
             return Err(Error::bad_input(
-                "name: must not contain control characters",
+                "name: must not contain control, format or bidi characters",
             ));
         }
         Ok(Self(name.to_owned()))
@@ -59,5 +62,24 @@ mod tests {
         assert!(KeyName::parse(&"x".repeat(64)).is_ok());
         assert!(KeyName::parse(&"x".repeat(65)).is_err());
         assert!(KeyName::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn names_must_be_printable() {
+        for bad in [
+            "a\u{0}",
+            "\u{7f}x",
+            "gnp.exe\u{202e}",
+            "ad\u{200b}min",
+            "\u{feff}key",
+            "x\u{2067}y",
+        ] {
+            assert_eq!(
+                KeyName::parse(bad).unwrap_err().code(),
+                "BAD_USER_INPUT",
+                "{bad:?}"
+            );
+        }
+        assert!(KeyName::parse("clé de production 🔑").is_ok());
     }
 }

@@ -1,5 +1,6 @@
 use async_graphql::Enum;
 
+use super::text::is_printable;
 use crate::error::{Error, Result};
 
 /// The answer verifyKey gives about a presented secret.
@@ -35,7 +36,8 @@ impl VerifyCode {
 }
 
 /// One verifyKey call's input, validated: credits 0..=1,000,000, endpoint at
-/// most 256 characters, requestId 1 to 128 characters.
+/// most 256 printable characters, requestId 1 to 128 printable characters
+/// (see `text::is_printable`).
 #[derive(Debug, Clone)]
 pub struct Charge {
     pub credits: i32,
@@ -45,6 +47,10 @@ pub struct Charge {
 
 impl Charge {
     pub const MAX_CREDITS: i32 = 1_000_000;
+    /// The width of `api_key_usage.endpoint`.
+    pub const MAX_ENDPOINT_CHARS: usize = 256;
+    /// The width of `verify_requests.request_id`.
+    pub const MAX_REQUEST_ID_CHARS: usize = 128;
 
     pub fn parse(
         credits: i32,
@@ -55,18 +61,26 @@ impl Charge {
             return Err(Error::bad_input("credits: 0 to 1000000"));
         }
         if let Some(endpoint) = &endpoint {
-            if endpoint.chars().count() > 256 {
+            if endpoint.chars().count() > Self::MAX_ENDPOINT_CHARS {
                 return Err(Error::bad_input("endpoint: at most 256 characters"));
             }
-            if endpoint.chars().any(char::is_control) {
+            if !is_printable(endpoint) {
                 return Err(Error::bad_input(
-                    "endpoint: must not contain control characters",
+                    "endpoint: must not contain control, format or bidi characters",
                 ));
             }
         }
         if let Some(request_id) = &request_id {
-            if !(1..=128).contains(&request_id.chars().count()) {
+            if !(1..=Self::MAX_REQUEST_ID_CHARS).contains(&request_id.chars().count()) {
                 return Err(Error::bad_input("requestId: 1 to 128 characters"));
+            }
+            // It is stored and compared as given: an invisible character
+            // would make two ids that look the same different, and a NUL
+            // cannot be stored in PostgreSQL text at all.
+            if !is_printable(request_id) {
+                return Err(Error::bad_input(
+                    "requestId: must not contain control, format or bidi characters",
+                ));
             }
         }
         Ok(Self {
@@ -91,6 +105,50 @@ mod tests {
         assert!(Charge::parse(1, Some("e".repeat(257)), None).is_err());
         assert!(Charge::parse(1, None, Some("r".repeat(129))).is_err());
         assert!(Charge::parse(1, None, Some(String::new())).is_err());
+    }
+
+    #[test]
+    fn request_ids_and_endpoints_must_be_printable() {
+        for bad in [
+            "a\u{0}b",
+            "\u{1}",
+            "line\nbreak",
+            "tab\t",
+            "del\u{7f}",
+            "\u{9b}csi",
+            "abc\u{202e}fed",
+            "zero\u{200b}width",
+            "\u{feff}bom",
+            "join\u{200d}",
+            "\u{2066}isolate\u{2069}",
+            "mark\u{200f}",
+            "sep\u{2028}",
+            "tag\u{e0041}",
+        ] {
+            let request_id = Charge::parse(1, None, Some(bad.to_owned()));
+            assert_eq!(
+                request_id.unwrap_err().code(),
+                "BAD_USER_INPUT",
+                "requestId {bad:?}"
+            );
+            let endpoint = Charge::parse(1, Some(bad.to_owned()), None);
+            assert_eq!(
+                endpoint.unwrap_err().code(),
+                "BAD_USER_INPUT",
+                "endpoint {bad:?}"
+            );
+        }
+        for good in [
+            "req-42".to_owned(),
+            "é".repeat(128),
+            "日本".repeat(64),
+            "a b/c?d=e&f".to_owned(),
+        ] {
+            assert!(
+                Charge::parse(1, Some(good.clone()), Some(good.clone())).is_ok(),
+                "{good:?}"
+            );
+        }
     }
 
     #[test]

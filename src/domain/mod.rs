@@ -7,6 +7,7 @@ pub mod key;
 pub mod metering;
 pub mod password;
 pub mod secret;
+pub mod text;
 
 #[cfg(test)]
 mod properties;

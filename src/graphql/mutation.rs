@@ -60,7 +60,8 @@ impl Mutation {
         let user = current_user(ctx).await?;
         let state = state(ctx);
         let key_type = input.key_type.unwrap_or(KeyType::Dev);
-        let created = keys::create(&state.db, user.id, name, key_type, state.clock.now()).await?;
+        let now = state.clock.now();
+        let created = keys::create(&state.db, &state.policy, user.id, name, key_type, now).await?;
         Ok(created.into())
     }
 

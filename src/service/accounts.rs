@@ -101,7 +101,7 @@ async fn provision_in_savepoint(
     let provisioned = async {
         let account = billing_account(&savepoint, policy, user_id, now).await?;
         let name = KeyName::parse(DEFAULT_KEY_NAME)?;
-        let key = keys::create(&savepoint, user_id, name, KeyType::Dev, now).await?;
+        let key = keys::create(&savepoint, policy, user_id, name, KeyType::Dev, now).await?;
         Ok::<_, Error>((account, key))
     }
     .await;

@@ -1,12 +1,12 @@
 //! verifyKey and keysUsage: checking keys, charging credits against an
 //! account's cycle, and reporting them per key.
 //!
-//! A free check (credits 0, no requestId) is answered from one indexed read
-//! of the key, its account and the account's newest counter. Everything else
-//! goes to the `Charger` (`group_commit`), which charges calls alone or in
-//! batches through `charges::charge`, where the quota, idempotency and
-//! durability rules are kept. keysUsage reads per-key rollups in one query,
-//! never the raw events.
+//! A free check (credits 0) is answered from one indexed read of the key,
+//! its account and the account's newest counter, and records nothing, its
+//! requestId included. Every charge goes to the `Charger` (`group_commit`),
+//! which charges calls alone or in batches through `charges::charge`, where
+//! the quota, idempotency and durability rules are kept. keysUsage reads
+//! per-key rollups in one query, never the raw events.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
@@ -153,11 +153,14 @@ pub(crate) async fn account_of(
 }
 
 /// Checks `secret` and, when it is valid and the credits fit in the
-/// account's cycle, charges them. A free check without a requestId is one
-/// read; everything else goes through the `Charger` (see `charges`).
+/// account's cycle, charges them. A free check is one read; charges go
+/// through the `Charger` (see `charges`).
 pub async fn verify(state: &AppState, secret: &str, charge: Charge) -> Result<Verification> {
     let hash = SecretHash::of(secret).to_vec();
-    if charge.credits > 0 || charge.request_id.is_some() {
+    // Idempotency protects charges. A free check ignores its requestId (it
+    // is validated, never stored nor looked up), so a retried check checks
+    // again and sees a key revoked in between (contract v2).
+    if charge.credits > 0 {
         let request = ChargeRequest { hash, charge };
         return state.charger.charge(state, request).await;
     }

@@ -9,6 +9,7 @@ mod attacks;
 mod coalescing;
 mod connections;
 mod http;
+mod inputs;
 mod isolation;
 mod keys;
 mod limits;
