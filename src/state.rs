@@ -11,7 +11,7 @@ use sea_orm::DatabaseConnection;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::service::group_commit::Charger;
-use crate::service::limits::Limit;
+use crate::service::limits::{Limit, LoginLimits};
 use crate::service::lookups::Lookups;
 use crate::service::passwords::PasswordHasher;
 
@@ -33,7 +33,7 @@ pub struct AccountPolicy {
     pub plan: String,
     pub monthly_credits: i64,
     pub session_ttl: chrono::Duration,
-    pub login_limit: Limit,
+    pub login_limits: LoginLimits,
     pub signup_limit: Limit,
 }
 
@@ -43,9 +43,16 @@ impl AccountPolicy {
             plan: "free".to_owned(),
             monthly_credits: config.monthly_credits,
             session_ttl: config.session_ttl(),
-            login_limit: config.login_limit(),
+            login_limits: config.login_limits(),
             signup_limit: config.signup_limit(),
         }
+    }
+
+    /// How long an auth attempt can still count against some limit.
+    pub fn longest_limit_window(&self) -> chrono::Duration {
+        self.login_limits
+            .longest_window()
+            .max(self.signup_limit.window)
     }
 }
 
