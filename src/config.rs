@@ -242,6 +242,20 @@ mod tests {
         }
     }
 
+    /// The sweep must keep every attempt some limit still counts.
+    #[test]
+    fn attempts_are_kept_for_the_longest_window_of_all_limits() {
+        let longest = |config: &Config| {
+            crate::state::AccountPolicy::from_config(config)
+                .longest_limit_window()
+                .num_seconds()
+        };
+        let mut config = Config::from_defaults();
+        assert_eq!(longest(&config), 3600, "the signup window");
+        config.login_window_secs = 7200;
+        assert_eq!(longest(&config), 7200, "the login window");
+    }
+
     #[test]
     fn sqlite_gets_one_connection_postgres_a_pool() {
         let mut config = Config::from_defaults();
