@@ -151,11 +151,7 @@ async fn sweep_expired(state: AppState) {
         if let Err(err) = metering::forget_expired_requests(&state.db, now).await {
             tracing::warn!(error = %err, "could not forget expired request ids");
         }
-        let longest_window = state
-            .policy
-            .login_limit
-            .window
-            .max(state.policy.signup_limit.window);
+        let longest_window = state.policy.longest_limit_window();
         if let Err(err) = limits::forget_before(&state.db, now - longest_window).await {
             tracing::warn!(error = %err, "could not forget old auth attempts");
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::service::limits::Limit;
+use crate::service::limits::{Limit, LoginLimits};
 
 /// Settings shared by every subcommand that touches the database or serves.
 #[derive(Debug, Clone, Args)]
@@ -52,12 +52,28 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_SESSION_TTL_DAYS", default_value_t = 30)]
     pub session_ttl_days: u32,
 
-    /// Failed logins allowed per email within the login window; past it,
-    /// RATE_LIMITED even for the right password. 0 turns the limit off.
+    /// Failed logins allowed per email from one client address within the
+    /// login window; past it, RATE_LIMITED even for the right password, at
+    /// that email from that address only. 0 turns the limit off.
     #[arg(long, env = "KEYMETER_LOGIN_MAX_FAILURES", default_value_t = 10)]
     pub login_max_failures: u32,
 
-    /// The window failed logins are counted in, in seconds.
+    /// Failed logins allowed from one client address within the login
+    /// window, whatever the emails. 0 turns the limit off.
+    #[arg(
+        long,
+        env = "KEYMETER_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 50
+    )]
+    pub login_failures_per_address: u32,
+
+    /// Failed logins allowed per email within the login window, whatever the
+    /// addresses; past it the email is locked for everyone, its owner too.
+    /// 0 turns the limit off.
+    #[arg(long, env = "KEYMETER_LOGIN_FAILURES_PER_EMAIL", default_value_t = 100)]
+    pub login_failures_per_email: u32,
+
+    /// The window every failed-login limit counts in, in seconds.
     #[arg(long, env = "KEYMETER_LOGIN_WINDOW_SECS", default_value_t = 15 * 60)]
     pub login_window_secs: u32,
 
@@ -253,10 +269,13 @@ impl Config {
         chrono::Duration::days(i64::from(self.session_ttl_days))
     }
 
-    pub fn login_limit(&self) -> Limit {
-        Limit {
-            max: self.login_max_failures,
-            window: chrono::Duration::seconds(i64::from(self.login_window_secs)),
+    pub fn login_limits(&self) -> LoginLimits {
+        let window = chrono::Duration::seconds(i64::from(self.login_window_secs));
+        let limit = |max| Limit { max, window };
+        LoginLimits {
+            per_email_and_address: limit(self.login_max_failures),
+            per_address: limit(self.login_failures_per_address),
+            per_email: limit(self.login_failures_per_email),
         }
     }
 
@@ -319,7 +338,7 @@ mod tests {
             .filter_map(|arg| arg.get_env())
             .map(|name| name.to_string_lossy().into_owned())
             .collect();
-        assert!(names.len() >= 23);
+        assert!(names.len() >= 25);
         for name in names {
             assert!(
                 env_example.contains(&format!("{name}=")),
@@ -330,6 +349,20 @@ mod tests {
                 "{name} missing from the README"
             );
         }
+    }
+
+    /// The sweep must keep every attempt some limit still counts.
+    #[test]
+    fn attempts_are_kept_for_the_longest_window_of_all_limits() {
+        let longest = |config: &Config| {
+            crate::state::AccountPolicy::from_config(config)
+                .longest_limit_window()
+                .num_seconds()
+        };
+        let mut config = Config::from_defaults();
+        assert_eq!(longest(&config), 3600, "the signup window");
+        config.login_window_secs = 7200;
+        assert_eq!(longest(&config), 7200, "the login window");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use sea_orm::DatabaseConnection;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::service::group_commit::Charger;
-use crate::service::limits::Limit;
+use crate::service::limits::{Limit, LoginLimits};
 use crate::service::lookups::Lookups;
 use crate::service::passwords::PasswordHasher;
 
@@ -36,7 +36,7 @@ pub struct AccountPolicy {
     /// Active keys per user; 0: no cap.
     pub max_active_keys: u32,
     pub session_ttl: chrono::Duration,
-    pub login_limit: Limit,
+    pub login_limits: LoginLimits,
     pub signup_limit: Limit,
 }
 
@@ -47,9 +47,16 @@ impl AccountPolicy {
             monthly_credits: config.monthly_credits,
             max_active_keys: config.max_active_keys,
             session_ttl: config.session_ttl(),
-            login_limit: config.login_limit(),
+            login_limits: config.login_limits(),
             signup_limit: config.signup_limit(),
         }
+    }
+
+    /// How long an auth attempt can still count against some limit.
+    pub fn longest_limit_window(&self) -> chrono::Duration {
+        self.login_limits
+            .longest_window()
+            .max(self.signup_limit.window)
     }
 }
 

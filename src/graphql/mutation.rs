@@ -34,7 +34,13 @@ impl Mutation {
 
     #[graphql(complexity = "cost::PASSWORD + child_complexity")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        let signed_in = accounts::login(state(ctx), &input.email, &input.password).await?;
+        let signed_in = accounts::login(
+            state(ctx),
+            client_address(ctx),
+            &input.email,
+            &input.password,
+        )
+        .await?;
         Ok(AuthPayload {
             token: signed_in.token,
             user: User::new(signed_in.user, None),

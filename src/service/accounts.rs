@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::keys::{self, CreatedKey, DEFAULT_KEY_NAME};
-use super::limits::{self, Attempt};
+use super::limits;
 use super::{on_unique_violation, sessions};
 use crate::domain::{Email, KeyName, KeyType, Password};
 use crate::entity::{billing_account, user};
@@ -43,17 +43,10 @@ pub async fn signup(
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
     let now = state.clock.now();
-    // Counted before hashing, so that a flood is refused before it costs anything.
+    // Counted before hashing, in the statement that admits it, so that a
+    // flood is refused before it costs anything, however many race.
     let client = client.to_string();
-    limits::check(
-        &state.db,
-        Attempt::Signup,
-        &client,
-        state.policy.signup_limit,
-        now,
-    )
-    .await?;
-    limits::record(&state.db, Attempt::Signup, &client, now).await?;
+    limits::reserve_signup(&state.db, state.policy.signup_limit, &client, now).await?;
     let password_hash = state.hasher.hash(&password).await?;
 
     let txn = state.db.begin().await?;
@@ -119,19 +112,28 @@ async fn provision_in_savepoint(
 
 /// Signs in with email and password. A wrong email and a wrong password are
 /// indistinguishable: same error, same message, one Argon2 verification each.
-pub async fn login(state: &AppState, email: &str, password: &str) -> Result<SignedIn> {
+pub async fn login(
+    state: &AppState,
+    client: IpAddr,
+    email: &str,
+    password: &str,
+) -> Result<SignedIn> {
     // Format rules are public, so checking them first reveals nothing about
     // which accounts exist, and keeps huge passwords away from Argon2.
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
     let now = state.clock.now();
-    // Past the limit even the right password is refused, so guessing stops
-    // paying off until the window moves on.
-    limits::check(
+    // Counted as a failure before the password is checked, by the statement
+    // that decides whether it may be checked at all: however many guesses
+    // race, no more than a limit allows are ever verified. Past a limit even
+    // the right password is refused, so guessing stops paying off until the
+    // window moves on.
+    let client = client.to_string();
+    let reservation = limits::reserve_login(
         &state.db,
-        Attempt::Login,
+        &state.policy.login_limits,
         email.as_str(),
-        state.policy.login_limit,
+        &client,
         now,
     )
     .await?;
@@ -144,12 +146,10 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> Result<Sign
     let verified = state.hasher.verify(&password, stored_hash).await?;
     let user = match user {
         Some(user) if verified => user,
-        _ => {
-            limits::record(&state.db, Attempt::Login, email.as_str(), now).await?;
-            return Err(Error::InvalidCredentials);
-        }
+        // The reservation stays, as the failure it was counted as.
+        _ => return Err(Error::InvalidCredentials),
     };
-    limits::clear(&state.db, Attempt::Login, email.as_str()).await?;
+    limits::forgive_login(&state.db, email.as_str(), &client, reservation).await?;
     sessions::purge_expired(&state.db, user.id, now).await?;
     let token = sessions::start(&state.db, user.id, now, state.policy.session_ttl).await?;
     Ok(SignedIn { token, user })

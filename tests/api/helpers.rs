@@ -244,20 +244,38 @@ impl TestApp {
         variables: Value,
         token: Option<&str>,
     ) -> Value {
-        let mut request = self
-            .http
-            .post(format!("http://{addr}/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
+        let mut request = self.graphql_request(addr, query, variables);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.expect("POST /graphql");
-        assert!(
-            response.status().is_success() || response.status().is_client_error(),
-            "unexpected HTTP status {}",
-            response.status()
-        );
-        response.json().await.expect("a JSON response")
+        send_graphql(request).await
+    }
+
+    /// `graphql_at`, as a reverse proxy forwards a request from `client`: it
+    /// appends the client's address to `X-Forwarded-For`. The server must
+    /// trust that header (`trust_forwarded_for`) for it to count.
+    pub async fn graphql_from(
+        &self,
+        addr: std::net::SocketAddr,
+        client: &str,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let request = self
+            .graphql_request(addr, query, variables)
+            .header("X-Forwarded-For", client);
+        send_graphql(request).await
+    }
+
+    fn graphql_request(
+        &self,
+        addr: std::net::SocketAddr,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("http://{addr}/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
     }
 
     /// Like `graphql`, but the call must succeed: returns `data`.
@@ -325,6 +343,16 @@ impl TestApp {
             .await
             .expect("running test SQL");
     }
+}
+
+async fn send_graphql(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.expect("POST /graphql");
+    assert!(
+        response.status().is_success() || response.status().is_client_error(),
+        "unexpected HTTP status {}",
+        response.status()
+    );
+    response.json().await.expect("a JSON response")
 }
 
 pub fn unique_email() -> String {

@@ -1,4 +1,4 @@
-use migration::{Migrator, MigratorTrait};
+use migration::{Migrator, MigratorTrait, SchemaManager};
 
 on_both_databases! {
     async fn migrations_roll_back_and_apply_again(app: TestApp) {
@@ -19,5 +19,22 @@ on_both_databases! {
         );
         use sea_orm::ConnectionTrait;
         assert!(app.db.execute_unprepared(&insert).await.is_err());
+    }
+
+    async fn undoing_the_address_migration_keeps_the_counted_signups(app: TestApp) {
+        app.signup().await;
+        let migration = Migrator::migrations()
+            .into_iter()
+            .find(|m| m.name() == "m20261126_000008_count_attempts_by_address")
+            .expect("the migration adding client addresses to auth attempts");
+        let manager = SchemaManager::new(&app.db);
+        migration.down(&manager).await.expect("undoing it");
+        let signups = "SELECT COUNT(*) FROM auth_attempts WHERE kind = 'signup'";
+        assert_eq!(app.query_i64(signups).await, [1]);
+        migration.up(&manager).await.expect("applying it again");
+        // A signup's subject is its client address, which the limit counts by.
+        let by_address = "SELECT COUNT(*) FROM auth_attempts WHERE kind = 'signup' AND address = subject";
+        assert_eq!(app.query_i64(by_address).await, [1]);
+        app.signup().await;
     }
 }
