@@ -143,7 +143,10 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// requests never wait on it, and with several processes each sweeps (a
 /// no-op when another just did).
 async fn sweep_expired(state: AppState) {
-    let mut every = tokio::time::interval(FORGET_REQUESTS_EVERY);
+    // The first sweep waits a period: processes starting together do not
+    // all sweep at once, and start-up issues only its own statements.
+    let first = tokio::time::Instant::now() + FORGET_REQUESTS_EVERY;
+    let mut every = tokio::time::interval_at(first, FORGET_REQUESTS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
