@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::http::server;
+use crate::metrics::Metrics;
 use crate::service::{limits, metering};
 use crate::state::AppState;
 use crate::{graphql, http};
@@ -45,10 +46,11 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
-        let schema = graphql::schema(state.clone(), config);
+        let metrics = Arc::new(Metrics::new());
+        let schema = graphql::schema(state.clone(), metrics.clone(), config);
         Ok(Self {
             listener,
-            router: http::router(schema, db, config)?,
+            router: http::router(schema, db, metrics, config)?,
             state,
             limits: server_limits(config),
         })

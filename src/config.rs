@@ -172,6 +172,10 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_COALESCE_READS", default_value_t = true, action = clap::ArgAction::Set)]
     pub coalesce_reads: bool,
 
+    /// Serve `GET /metrics` (OpenMetrics text, for Prometheus).
+    #[arg(long, env = "KEYMETER_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
     /// Log every SQL statement (target `sqlx::query`, without its values).
     #[arg(long, env = "KEYMETER_LOG_QUERIES", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_queries: bool,

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use async_graphql::Context;
 use tokio::sync::OnceCell;
@@ -9,6 +10,7 @@ use tokio::sync::OnceCell;
 use crate::domain::SecretHash;
 use crate::entity::user;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// The bearer token of one HTTP request, and the user it resolves to,
@@ -48,6 +50,10 @@ pub struct ClientAddress(pub IpAddr);
 
 pub fn client_address(ctx: &Context<'_>) -> IpAddr {
     ctx.data_unchecked::<ClientAddress>().0
+}
+
+pub fn metrics<'a>(ctx: &Context<'a>) -> &'a Metrics {
+    ctx.data_unchecked::<Arc<Metrics>>()
 }
 
 pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {

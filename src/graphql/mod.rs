@@ -14,7 +14,10 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 pub use context::{ClientAddress, RequestAuth};
 pub use documents::Documents;
 
+use std::sync::Arc;
+
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 pub use mutation::Mutation;
 pub use query::Query;
@@ -47,9 +50,10 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The schema as served: with the state, and the configured limits on what
 /// one request may ask for.
-pub fn schema(state: AppState, config: &Config) -> KeymeterSchema {
+pub fn schema(state: AppState, metrics: Arc<Metrics>, config: &Config) -> KeymeterSchema {
     let builder = schema_builder()
         .data(state)
+        .data(metrics)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity);
     if config.introspection {

@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{bearer_token, client_address, current_user, end_session, state};
+use super::context::{bearer_token, client_address, current_user, end_session, metrics, state};
 use super::cost;
 use super::types::{
     ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, SignupInput, SignupPayload,
@@ -90,8 +90,8 @@ impl Mutation {
         input: VerifyKeyInput,
     ) -> Result<VerifyKeyResult> {
         let charge = Charge::parse(input.credits.unwrap_or(1), input.endpoint, input.request_id)?;
-        Ok(metering::verify(state(ctx), &input.key, charge)
-            .await?
-            .into())
+        let verification = metering::verify(state(ctx), &input.key, charge).await?;
+        metrics(ctx).verify_answered(verification.code);
+        Ok(verification.into())
     }
 }

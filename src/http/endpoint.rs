@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_graphql::{Response as GraphqlResponse, ServerError};
 use async_graphql_axum::GraphQLResponse;
@@ -13,9 +13,11 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
+use tracing::Instrument as _;
 
 use super::refusal::Refusal;
 use crate::graphql::{ClientAddress, Documents, KeymeterSchema, RequestAuth};
+use crate::metrics::{is_plain_name, Metrics};
 
 /// Errors one response carries at most; past it, one more says how many
 /// were left out (10,000 unused variables would otherwise make a 1 MB list).
@@ -24,6 +26,7 @@ const MAX_ERRORS: usize = 20;
 #[derive(Clone)]
 pub struct Endpoint {
     pub schema: KeymeterSchema,
+    pub metrics: Arc<Metrics>,
     pub documents: Arc<Documents>,
     pub trust_forwarded_for: bool,
     pub max_body_bytes: usize,
@@ -57,10 +60,20 @@ impl Endpoint {
             return Ok(bad_request(refused));
         }
         let client = client_address(&parts.headers, peer, self.trust_forwarded_for);
+        let operation = request.operation_name.clone();
+        let logged = match operation.as_deref() {
+            Some(name) if is_plain_name(name) => name,
+            Some(_) => "(not a plain name)",
+            None => "(anonymous)",
+        };
+        let span = tracing::info_span!("graphql", operation = logged);
         let request = request
             .data(RequestAuth::new(token))
             .data(ClientAddress(client));
-        let mut response = self.schema.execute(request).await;
+        let started = Instant::now();
+        let mut response = self.schema.execute(request).instrument(span).await;
+        self.metrics
+            .graphql_request(operation.as_deref(), started.elapsed());
         for error in &mut response.errors {
             default_error_code(error);
         }

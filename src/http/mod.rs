@@ -22,16 +22,19 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::graphql::KeymeterSchema;
+use crate::metrics::Metrics;
 use endpoint::Endpoint;
 
 /// Every route, behind the layers every request passes.
 pub fn router(
     schema: KeymeterSchema,
     db: DatabaseConnection,
+    metrics: Arc<Metrics>,
     config: &Config,
 ) -> anyhow::Result<Router> {
     let endpoint = Endpoint {
         schema,
+        metrics: metrics.clone(),
         documents: Arc::default(),
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
@@ -42,13 +45,17 @@ pub fn router(
     } else {
         post(endpoint::post)
     };
-    Ok(Router::new()
+    let mut router = Router::new()
         .route(
             "/graphql",
             graphql_route.fallback(refusal::method_not_allowed),
         )
         .with_state(endpoint)
-        .route("/health", get(health).with_state(db))
+        .route("/health", get(health).with_state(db.clone()));
+    if config.metrics {
+        router = router.route("/metrics", get(scrape).with_state((metrics, db)));
+    }
+    Ok(router
         .fallback(refusal::not_found)
         .layer(cors(config)?)
         .layer(axum::middleware::from_fn_with_state(
@@ -70,6 +77,14 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600)))
+}
+
+/// The metrics, in the OpenMetrics text format Prometheus scrapes.
+async fn scrape(
+    State((metrics, db)): State<(Arc<Metrics>, DatabaseConnection)>,
+) -> impl IntoResponse {
+    const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.render(&db))
 }
 
 /// 200 while the database answers a ping within 2 s, 503 otherwise.

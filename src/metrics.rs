@@ -1,0 +1,199 @@
+//! What operators scrape from `GET /metrics` (OpenMetrics text, which
+//! Prometheus reads): verifyKey answers by code, the size of charging
+//! batches, GraphQL request durations by operation, and the pool's
+//! connections. Recording is an atomic add or a short read lock, so the hot
+//! path does not notice it; each process reports its own numbers.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use sea_orm::{DatabaseConnection, DbBackend};
+
+use crate::domain::VerifyCode;
+
+/// Distinct operation names labelled at most: names are chosen by clients,
+/// and each label value is a series kept forever. Later ones are "other".
+const MAX_OPERATIONS: usize = 100;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+enum PoolState {
+    Idle,
+    InUse,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: PoolState,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    verify_total: Family<CodeLabel, Counter>,
+    charge_batch_size: Histogram,
+    request_duration: Family<OperationLabel, Histogram>,
+    pool_connections: Family<StateLabel, Gauge>,
+    operations: Mutex<HashSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("keymeter");
+        let verify_total = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "verify",
+            "verifyKey calls answered, by code",
+            verify_total.clone(),
+        );
+        // 1, 2, 4, … 128: a batch holds at most KEYMETER_GROUP_COMMIT_MAX_BATCH calls.
+        let charge_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 8));
+        registry.register(
+            "charge_batch_size",
+            "verifyKey charges per charging batch",
+            charge_batch_size.clone(),
+        );
+        let request_duration = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
+            // 0.5 ms to ~16 s.
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "graphql_request_duration_seconds",
+            "GraphQL requests from parsed body to answer, by operation name",
+            request_duration.clone(),
+        );
+        let pool_connections = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections, idle and in use",
+            pool_connections.clone(),
+        );
+        Self {
+            registry,
+            verify_total,
+            charge_batch_size,
+            request_duration,
+            pool_connections,
+            operations: Mutex::default(),
+        }
+    }
+
+    pub fn verify_answered(&self, code: VerifyCode) {
+        // As the contract spells the code.
+        let code = match code {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
+        };
+        self.verify_total.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    pub fn charge_batch(&self, calls: usize) {
+        self.charge_batch_size.observe(calls as f64);
+    }
+
+    pub fn graphql_request(&self, operation: Option<&str>, took: Duration) {
+        let operation = self.operation_label(operation);
+        self.request_duration
+            .get_or_create(&OperationLabel { operation })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The metrics as text, the pool's gauges read now.
+    pub fn render(&self, db: &DatabaseConnection) -> String {
+        let (size, idle) = pool_counts(db);
+        let gauge = |state| self.pool_connections.get_or_create(&StateLabel { state });
+        gauge(PoolState::Idle).set(i64::from(idle));
+        gauge(PoolState::InUse).set(i64::from(size.saturating_sub(idle)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+
+    fn operation_label(&self, operation: Option<&str>) -> String {
+        let Some(name) = operation.filter(|name| is_plain_name(name)) else {
+            return if operation.is_some() {
+                "other"
+            } else {
+                "anonymous"
+            }
+            .to_owned();
+        };
+        let mut known = self.operations.lock().unwrap_or_else(|p| p.into_inner());
+        if known.contains(name) {
+            return name.to_owned();
+        }
+        if known.len() >= MAX_OPERATIONS {
+            return "other".to_owned();
+        }
+        known.insert(name.to_owned());
+        name.to_owned()
+    }
+}
+
+/// A GraphQL name of sensible length: nothing else becomes a label value
+/// or a log field (a client's text could otherwise forge log lines).
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn pool_counts(db: &DatabaseConnection) -> (u32, u32) {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            )
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            )
+        }
+        _ => (0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_bounded_and_plain() {
+        let metrics = Metrics::new();
+        assert_eq!(metrics.operation_label(None), "anonymous");
+        assert_eq!(metrics.operation_label(Some("Keys")), "Keys");
+        assert_eq!(metrics.operation_label(Some("a\"b")), "other");
+        for i in 0..MAX_OPERATIONS * 2 {
+            metrics.operation_label(Some(&format!("Op{i}")));
+        }
+        assert_eq!(metrics.operation_label(Some("Late")), "other");
+        assert_eq!(metrics.operation_label(Some("Keys")), "Keys");
+    }
+}
