@@ -12,6 +12,7 @@ mod keys;
 mod limits;
 mod malformed;
 mod metering;
+mod metering_failures;
 mod migrations;
 mod multiprocess;
 mod outage;
