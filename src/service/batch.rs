@@ -7,7 +7,9 @@
 //! the next one gathers, so the batch size follows the load: one call when
 //! idle, many under contention, and no timer ever holds a call back.
 //! Nothing here is shared between processes or needed for correctness: a
-//! batch function gives each call the answer it would get alone.
+//! batch function gives each call the answer it would get alone, and a batch
+//! function that can fail call by call (`start_each`) fails only the calls
+//! concerned.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,11 +39,25 @@ impl<T, R> Clone for Batcher<T, R> {
 impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Starts `workers` tasks on the current runtime, each answering batches
     /// of up to `max_batch` calls with `handle`, which returns one answer
-    /// per item, in order.
+    /// per item, in order, or fails the whole batch.
     pub fn start<F, Fut>(workers: usize, max_batch: usize, handle: F) -> Self
     where
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<R>>> + Send,
+    {
+        Self::start_each(workers, max_batch, move |items: Vec<T>| {
+            let calls = items.len();
+            let answers = handle(items);
+            async move { each(answers.await, calls) }
+        })
+    }
+
+    /// `start`, with a `handle` that answers or fails each item on its own:
+    /// one item's failure is not its batch's.
+    pub fn start_each<F, Fut>(workers: usize, max_batch: usize, handle: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<R>>> + Send,
     {
         let (workers, max_batch) = (workers.max(1), max_batch.max(1));
         let (queue, receiver) = mpsc::channel::<Job<T, R>>(max_batch * workers * 4);
@@ -73,24 +89,27 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
-fn answer<R>(replies: Vec<oneshot::Sender<Result<R>>>, answers: Result<Vec<R>>) {
+fn answer<R>(replies: Vec<oneshot::Sender<Result<R>>>, answers: Vec<Result<R>>) {
+    debug_assert_eq!(answers.len(), replies.len(), "one answer per call");
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
+    }
+}
+
+/// One answer per call out of a whole batch's: a failed batch fails each of
+/// its `calls`.
+fn each<R>(answers: Result<Vec<R>>, calls: usize) -> Vec<Result<R>> {
     match answers {
-        Ok(answers) => {
-            debug_assert_eq!(answers.len(), replies.len(), "one answer per call");
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(Ok(answer));
-            }
-        }
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
         Err(err) => {
             // Every caller gets (and logs) its own copy; keep the cause, not just "internal".
             let message = match &err {
                 Error::Internal(source) => format!("{source:#}"),
                 other => other.to_string(),
             };
-            for reply in replies {
-                let err = anyhow::anyhow!("a batch failed: {message}");
-                let _ = reply.send(Err(err.into()));
-            }
+            (0..calls)
+                .map(|_| Err(anyhow::anyhow!("a batch failed: {message}").into()))
+                .collect()
         }
     }
 }
@@ -142,6 +161,34 @@ mod tests {
             sizes.len() < 40,
             "calls queued together were batched: {sizes:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_answered_call_by_call_fails_only_the_calls_that_failed() {
+        let odd_fails = Batcher::start_each(1, 8, |items: Vec<u32>| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            items
+                .into_iter()
+                .map(|i| match i % 2 {
+                    0 => Ok(i * 2),
+                    _ => Err(anyhow::anyhow!("{i} is odd").into()),
+                })
+                .collect()
+        });
+        let calls = (0..20).map(|i| {
+            let odd_fails = odd_fails.clone();
+            tokio::spawn(async move { (i, odd_fails.call(i).await) })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            match call.await.unwrap() {
+                (i, Ok(doubled)) => assert_eq!((i % 2, doubled), (0, i * 2)),
+                (i, Err(Error::Internal(source))) => {
+                    assert_eq!(i % 2, 1);
+                    assert_eq!(source.to_string(), format!("{i} is odd"));
+                }
+                (i, Err(other)) => panic!("{i}: unexpected {other:?}"),
+            }
+        }
     }
 
     #[tokio::test]

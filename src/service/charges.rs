@@ -29,13 +29,23 @@
 //! - **Memory is never trusted.** A key known to this process is charged
 //!   only if the charging statement finds it still active and its account
 //!   still priced as remembered; otherwise it is read again.
+//! - **A failure is its call's alone.** Each call is answered the truth
+//!   about its own charge, whatever else its batch holds: the calls of a
+//!   phase that committed keep their answers when a later phase fails, and
+//!   a phase that failed (recording nothing) is charged again in halves
+//!   until the call that cannot be charged fails on its own (`isolating`;
+//!   `failures` says which failures are retried and the one case, a
+//!   connection lost during a commit, whose outcome nobody can know).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
+};
 use uuid::Uuid;
 
+use super::failures::Failure;
 use super::known_keys::KnownKeys;
 use super::metering::{self, KeyAccount, Verification, REQUEST_ID_TTL};
 use crate::domain::{Charge, Cycle, KeyType, VerifyCode};
@@ -109,19 +119,21 @@ impl<'a> Call<'a> {
 /// dashboard shows to the minute.
 pub const LAST_USED_PRECISION: chrono::Duration = chrono::Duration::seconds(1);
 
-/// Charges `requests` together and answers each, in order.
+/// Charges `requests` together and answers each, in order. A failure is
+/// answered only to the calls it concerns: see `isolating`.
 pub async fn charge(
     db: &DatabaseConnection,
     policy: &AccountPolicy,
     known: &KnownKeys,
     requests: &[ChargeRequest],
     now: DateTime<Utc>,
-) -> Result<Vec<Verification>> {
+) -> Vec<Result<Verification>> {
     let postgres = db.get_database_backend() == DbBackend::Postgres;
-    let mut answers: Vec<Option<Verification>> = vec![None; requests.len()];
+    let mut answers: Answers = requests.iter().map(|_| None).collect();
 
     // 1. PostgreSQL: calls without a requestId on keys this process has read
     //    before go straight to the one statement, which checks the guess.
+    //    Those it does not charge are read and charged below.
     if postgres {
         let guesses = requests
             .iter()
@@ -132,78 +144,247 @@ pub async fn charge(
             })
             .collect();
         let (at_once, _) = split_at_once(guesses);
-        for (call, used) in at_once.iter().zip(charge_at_once(db, &at_once, now).await?) {
-            if let Some(used) = used {
-                known.saw_usage(call.hash, call.cycle.start, used);
-                answers[call.index] = Some(call.answer(VerifyCode::Valid, used));
-            }
-        }
+        settle(db, Phase::AtOnce(known), at_once, &mut answers, now).await;
     }
 
-    // 2. Every other key of the batch in one read (committed data, outside any transaction).
-    let hashes: Vec<Vec<u8>> = requests
-        .iter()
-        .zip(&answers)
-        .filter(|(_, answer)| answer.is_none())
-        .map(|(request, _)| request.hash.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if hashes.is_empty() {
-        return Ok(answers.into_iter().flatten().collect());
-    }
-    let mut keys = metering::find_keys(db, &hashes).await?;
-    let mut calls: Vec<Call> = Vec::with_capacity(requests.len());
-    for (index, request) in requests.iter().enumerate() {
-        if answers[index].is_some() {
-            continue;
-        }
-        let Some(key) = keys.get_mut(&request.hash) else {
-            answers[index] = Some(Verification::not_found());
-            continue;
-        };
-        metering::account_of(db, policy, key, now).await?;
-        if postgres {
-            // Only PostgreSQL's one statement ever charges on a remembered key.
-            known.remember(&request.hash, key);
-        }
-        let call = Call::of(index, request, key, now).expect("provisioned above");
-        if key.revoked {
-            // A retry of a call answered before the key was revoked still gets that answer.
-            let remembered = match call.request_id() {
-                Some(id) => metering::remembered_answer(db, call.key_id, id, now).await?,
-                None => None,
-            };
-            let revoked = call.answer(VerifyCode::Revoked, call.used_before);
-            answers[index] = Some(remembered.unwrap_or(revoked));
-            continue;
-        }
-        calls.push(call);
-    }
+    // 2. Every other key of the batch in one read.
+    let mut locked = read_calls(db, policy, known, requests, &mut answers, now).await;
 
     // 3. The calls that fit as read in one statement (PostgreSQL), the rest locked.
-    let mut locked = calls;
     if postgres {
-        let (at_once, rest) = split_at_once(locked);
-        locked = rest;
-        for (call, used) in at_once.iter().zip(charge_at_once(db, &at_once, now).await?) {
-            match used {
-                Some(used) => {
-                    known.saw_usage(call.hash, call.cycle.start, used);
-                    answers[call.index] = Some(call.answer(VerifyCode::Valid, used));
-                }
-                None => locked.push(call.clone()),
-            }
-        }
+        let at_once;
+        (at_once, locked) = split_at_once(locked);
+        locked.extend(settle(db, Phase::AtOnce(known), at_once, &mut answers, now).await);
         locked.sort_by_key(|call| call.index);
     }
-    for (call, answer) in locked.iter().zip(charge_locked(db, &locked, now).await?) {
-        answers[call.index] = Some(answer);
-    }
-    Ok(answers
+    settle(db, Phase::Locked, locked, &mut answers, now).await;
+    answers
         .into_iter()
         .map(|a| a.expect("every call is answered"))
-        .collect())
+        .collect()
+}
+
+/// A charging step's result: a failure says what it means for the calls.
+type Charged<T> = std::result::Result<T, Failure>;
+
+/// Each call's answer so far, by its index in the batch.
+type Answers = Vec<Option<Result<Verification>>>;
+
+/// What reading a call's key decided.
+enum Read<'a> {
+    /// To be charged.
+    Charge(Call<'a>),
+    /// Answered without a charge: an unknown or revoked key.
+    Answered(Verification),
+}
+
+/// Reads the keys of the calls not answered yet, in one read of committed
+/// data (outside any transaction), and answers those that are not to be
+/// charged. Returns the others, to charge. A call whose key cannot be read
+/// is answered with the error; nothing was written for it.
+async fn read_calls<'a>(
+    db: &DatabaseConnection,
+    policy: &AccountPolicy,
+    known: &KnownKeys,
+    requests: &'a [ChargeRequest],
+    answers: &mut Answers,
+    now: DateTime<Utc>,
+) -> Vec<Call<'a>> {
+    let unanswered: Vec<usize> = (0..requests.len())
+        .filter(|&index| answers[index].is_none())
+        .collect();
+    let hashes: BTreeSet<Vec<u8>> = unanswered
+        .iter()
+        .map(|&index| requests[index].hash.clone())
+        .collect();
+    if hashes.is_empty() {
+        return Vec::new();
+    }
+    let hashes: Vec<Vec<u8>> = hashes.into_iter().collect();
+    let mut keys = match metering::find_keys(db, &hashes).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            let failure = Failure::before_commit("reading keys")(error);
+            for index in unanswered {
+                answers[index] = Some(Err(failure.for_call(None)));
+            }
+            return Vec::new();
+        }
+    };
+    let mut calls = Vec::with_capacity(unanswered.len());
+    for index in unanswered {
+        let request = &requests[index];
+        let Some(key) = keys.get_mut(&request.hash) else {
+            answers[index] = Some(Ok(Verification::not_found()));
+            continue;
+        };
+        match read_call(db, policy, known, index, request, key, now).await {
+            Ok(Read::Charge(call)) => calls.push(call),
+            Ok(Read::Answered(answer)) => answers[index] = Some(Ok(answer)),
+            Err(failure) => answers[index] = Some(Err(failure.for_call(Some(key.key_id)))),
+        }
+    }
+    calls
+}
+
+/// The call `index` on `key`, as read: provisions the key's account if
+/// signup could not, and answers a call on a revoked key.
+async fn read_call<'a>(
+    db: &DatabaseConnection,
+    policy: &AccountPolicy,
+    known: &KnownKeys,
+    index: usize,
+    request: &'a ChargeRequest,
+    key: &mut KeyAccount,
+    now: DateTime<Utc>,
+) -> Charged<Read<'a>> {
+    metering::account_of(db, policy, key, now)
+        .await
+        .map_err(Failure::before_commit("provisioning the key's account"))?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Only PostgreSQL's one statement ever charges on a remembered key.
+        known.remember(&request.hash, key);
+    }
+    let call = Call::of(index, request, key, now).expect("provisioned above");
+    if !key.revoked {
+        return Ok(Read::Charge(call));
+    }
+    // A retry of a call answered before the key was revoked still gets that answer.
+    let remembered = match call.request_id() {
+        Some(id) => metering::remembered_answer(db, call.key_id, id, now)
+            .await
+            .map_err(Failure::before_commit(
+                "reading a revoked key's answered requestId",
+            ))?,
+        None => None,
+    };
+    let revoked = call.answer(VerifyCode::Revoked, call.used_before);
+    Ok(Read::Answered(remembered.unwrap_or(revoked)))
+}
+
+/// The two ways of charging calls.
+#[derive(Clone, Copy)]
+enum Phase<'k> {
+    /// PostgreSQL's one statement (`charge_at_once`); a call it does not
+    /// charge is answered `None`, to be charged the long way.
+    AtOnce(&'k KnownKeys),
+    /// The locked transaction (`charge_locked`), which answers every call.
+    Locked,
+}
+
+impl Phase<'_> {
+    async fn run(
+        self,
+        db: &DatabaseConnection,
+        calls: &[Call<'_>],
+        now: DateTime<Utc>,
+    ) -> Charged<Vec<Option<Verification>>> {
+        match self {
+            Self::AtOnce(known) => {
+                let used = charge_at_once(db, calls, now).await?;
+                Ok(calls
+                    .iter()
+                    .zip(used)
+                    .map(|(call, used)| {
+                        let used = used?;
+                        known.saw_usage(call.hash, call.cycle.start, used);
+                        Some(call.answer(VerifyCode::Valid, used))
+                    })
+                    .collect())
+            }
+            Self::Locked => Ok(charge_locked(db, calls, now)
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect()),
+        }
+    }
+}
+
+/// Charges `calls` through `phase` (see `isolating`) and records their
+/// answers; returns the calls it left unanswered, to be charged the long way.
+async fn settle<'a>(
+    db: &DatabaseConnection,
+    phase: Phase<'_>,
+    calls: Vec<Call<'a>>,
+    answers: &mut Answers,
+    now: DateTime<Utc>,
+) -> Vec<Call<'a>> {
+    let results = isolating(db, phase, &calls, now).await;
+    let mut left = Vec::new();
+    for (call, result) in calls.into_iter().zip(results) {
+        match result.transpose() {
+            Some(answer) => answers[call.index] = Some(answer),
+            None => left.push(call),
+        }
+    }
+    left
+}
+
+/// Charges `calls` through `phase`, all together if it can, and gives each
+/// its result, in order. A phase either records all its calls or none (its
+/// transaction, or its one statement, fails whole), so when one call cannot
+/// be charged, the others would fail with it: when the phase fails with
+/// nothing recorded and the cause may be one call's (`Failure::isolable`),
+/// its calls are charged again in two halves, each on its own, and so on
+/// down to single calls. A call that cannot be charged then fails alone,
+/// and every other is answered with its charge, at the cost of two more
+/// transactions per halving for each failing call (12 in a batch of 64),
+/// and nothing when nothing fails. The first half is charged before the
+/// second, so calls are still admitted in arrival order. A failure that is
+/// not isolable fails every call of its group.
+async fn isolating(
+    db: &DatabaseConnection,
+    phase: Phase<'_>,
+    calls: &[Call<'_>],
+    now: DateTime<Utc>,
+) -> Vec<Result<Option<Verification>>> {
+    let mut results = Vec::with_capacity(calls.len());
+    // Groups still to charge, the next one last.
+    let mut pending = Vec::new();
+    pending.push(0..calls.len());
+    while let Some(range) = pending.pop() {
+        let group = &calls[range.clone()];
+        if group.is_empty() {
+            continue;
+        }
+        let failure = match phase.run(db, group, now).await {
+            Ok(answers) => {
+                results.extend(answers.into_iter().map(Ok));
+                continue;
+            }
+            Err(failure) => failure,
+        };
+        let keys: BTreeSet<Uuid> = group.iter().map(|call| call.key_id).collect();
+        if failure.isolable() && group.len() > 1 {
+            tracing::warn!(
+                step = failure.step,
+                calls = group.len(),
+                ?keys,
+                error = failure.cause(),
+                "charging calls together failed and recorded nothing; charging them in halves"
+            );
+            let middle = range.start + group.len() / 2;
+            pending.extend([middle..range.end, range.start..middle]);
+            continue;
+        }
+        if failure.maybe_recorded {
+            // The one case where an error may be answered for a charge: see `failures`.
+            tracing::error!(
+                step = failure.step,
+                calls = group.len(),
+                ?keys,
+                error = failure.cause(),
+                "the connection broke while charges were committing: they may have been recorded"
+            );
+        }
+        results.extend(
+            group
+                .iter()
+                .map(|call| Err(failure.for_call(Some(call.key_id)))),
+        );
+    }
+    results
 }
 
 /// Splits off the calls that `charge_at_once` may take: those without a
@@ -231,7 +412,7 @@ async fn charge_at_once(
     db: &DatabaseConnection,
     calls: &[Call<'_>],
     now: DateTime<Utc>,
-) -> Result<Vec<Option<i64>>> {
+) -> Charged<Vec<Option<i64>>> {
     if calls.is_empty() {
         return Ok(Vec::new());
     }
@@ -299,16 +480,21 @@ async fn charge_at_once(
             .flat_map(|(account, key)| [(*account).into(), (*key).into()]),
     );
     let statement = sql::charge_at_once(totals.len(), calls.len(), rollups.len(), touched.len());
-    let charged: HashMap<Uuid, i64> = db
+    let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             statement,
             values,
         ))
-        .await?
+        .await
+        .map_err(Failure::at_commit("the one charging statement"))?;
+    let charged: HashMap<Uuid, i64> = rows
         .iter()
         .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-        .collect::<Result<_>>()?;
+        .collect::<std::result::Result<_, DbErr>>()
+        .map_err(Failure::after_commit(
+            "reading the one charging statement's totals",
+        ))?;
 
     // The batch's calls on an account come last in its counter, in arrival
     // order: each gets the total up to and including itself.
@@ -331,14 +517,18 @@ async fn charge_locked(
     db: &DatabaseConnection,
     calls: &[Call<'_>],
     now: DateTime<Utc>,
-) -> Result<Vec<Verification>> {
+) -> Charged<Vec<Verification>> {
     if calls.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
     let stmt =
         |sql: String, values: Vec<Value>| Statement::from_sql_and_values(backend, sql, values);
-    let txn = db.begin().await?;
+    // Any failure before the commit drops `txn`, which rolls it back.
+    let txn = db
+        .begin()
+        .await
+        .map_err(Failure::before_commit("beginning the transaction"))?;
 
     // 2. Claim each distinct (key, requestId), in key order; repeats within
     //    the batch take the first one's answer at the end.
@@ -374,10 +564,13 @@ async fn charge_locked(
         values.push((now - REQUEST_ID_TTL).into());
         let claimed: BTreeSet<(Uuid, String)> = txn
             .query_all_raw(stmt(sql::claim_request_ids(claims.len()), values))
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-            .collect::<Result<_>>()?;
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+                    .collect()
+            })
+            .map_err(Failure::before_commit("claiming requestIds"))?;
         for &c in &claims {
             let call = &calls[c];
             let id = call.request_id().unwrap_or_default();
@@ -385,10 +578,15 @@ async fn charge_locked(
                 fresh_claims.push(c);
             } else {
                 // Answered before, by this process or another: committed, so readable now.
-                let remembered = metering::remembered_answer(&txn, call.key_id, id, now).await?;
-                settled[c] = Some(
-                    remembered.ok_or_else(|| anyhow::anyhow!("request id taken but unreadable"))?,
-                );
+                let remembered = metering::remembered_answer(&txn, call.key_id, id, now)
+                    .await
+                    .and_then(|answer| {
+                        answer.ok_or_else(|| {
+                            anyhow::anyhow!("request id taken but unreadable").into()
+                        })
+                    })
+                    .map_err(Failure::before_commit("reading an answered requestId"))?;
+                settled[c] = Some(remembered);
             }
         }
     }
@@ -406,15 +604,20 @@ async fn charge_locked(
             .keys()
             .flat_map(|(a, s)| [(*a).into(), (*s).into()])
             .collect();
-        for row in txn
+        let counters = txn
             .query_all_raw(stmt(sql::lock_counters(totals.len()), values))
-            .await?
-        {
-            let used: i64 = row.try_get_by_index(2)?;
-            totals.insert(
-                (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
-                (used, used),
-            );
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        let counter = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+                        Ok((counter, row.try_get_by_index::<i64>(2)?))
+                    })
+                    .collect::<std::result::Result<Vec<_>, DbErr>>()
+            })
+            .map_err(Failure::before_commit("locking counters"))?;
+        for (counter, used) in counters {
+            totals.insert(counter, (used, used));
         }
     }
 
@@ -442,9 +645,13 @@ async fn charge_locked(
     // 5. Record: counters, events, rollups, lastUsedAt and the claimed answers.
     let writes = Writes::of(calls, &admitted, &totals, &fresh_claims, &settled, now);
     for (sql, values) in writes.statements(backend) {
-        txn.execute_raw(stmt(sql, values)).await?;
+        txn.execute_raw(stmt(sql, values))
+            .await
+            .map_err(Failure::before_commit("recording charges"))?;
     }
-    txn.commit().await?;
+    txn.commit()
+        .await
+        .map_err(Failure::at_commit("committing"))?;
 
     for &(repeat, first) in &repeats {
         settled[repeat] = settled[first].clone();

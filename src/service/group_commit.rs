@@ -38,7 +38,7 @@ impl Charger {
         max_batch: usize,
     ) -> Self {
         let known = Arc::new(KnownKeys::default());
-        Self::Grouped(Batcher::start(workers, max_batch, move |requests| {
+        Self::Grouped(Batcher::start_each(workers, max_batch, move |requests| {
             let (db, clock, policy, known) =
                 (db.clone(), clock.clone(), policy.clone(), known.clone());
             async move { charges::charge(&db, &policy, &known, &requests, clock.now()).await }
@@ -51,8 +51,8 @@ impl Charger {
                 let requests = std::slice::from_ref(&request);
                 let now = state.clock.now();
                 let mut answers =
-                    charges::charge(&state.db, &state.policy, known, requests, now).await?;
-                Ok(answers.remove(0))
+                    charges::charge(&state.db, &state.policy, known, requests, now).await;
+                answers.remove(0)
             }
             Self::Grouped(batcher) => batcher.call(request).await,
         }

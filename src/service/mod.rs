@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod batch;
 pub mod charges;
+mod failures;
 pub mod group_commit;
 pub mod keys;
 pub mod known_keys;

@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod malformed;
 mod metering;
+mod metering_failures;
 mod migrations;
 mod multiprocess;
 mod outage;
