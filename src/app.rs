@@ -42,11 +42,11 @@ impl Application {
         config.validate().map_err(anyhow::Error::msg)?;
         let db = connect(config).await?;
         migrate(&db).await?;
-        let state = AppState::new(db.clone(), clock, config);
+        let metrics = Arc::new(Metrics::new());
+        let state = AppState::new(db.clone(), clock, metrics.clone(), config);
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
-        let metrics = Arc::new(Metrics::new());
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
         Ok(Self {
             listener,

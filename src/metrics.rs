@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -32,15 +32,10 @@ struct OperationLabel {
     operation: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-enum PoolState {
-    Idle,
-    InUse,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
-    state: PoolState,
+    /// "idle" or "in_use".
+    state: &'static str,
 }
 
 pub struct Metrics {
@@ -125,8 +120,8 @@ impl Metrics {
     pub fn render(&self, db: &DatabaseConnection) -> String {
         let (size, idle) = pool_counts(db);
         let gauge = |state| self.pool_connections.get_or_create(&StateLabel { state });
-        gauge(PoolState::Idle).set(i64::from(idle));
-        gauge(PoolState::InUse).set(i64::from(size.saturating_sub(idle)));
+        gauge("idle").set(i64::from(idle));
+        gauge("in_use").set(i64::from(size.saturating_sub(idle)));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::service::group_commit::Charger;
 use crate::service::limits::{Limit, LoginLimits};
 use crate::service::lookups::Lookups;
@@ -61,7 +62,12 @@ impl AccountPolicy {
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: &Config) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        config: &Config,
+    ) -> Self {
         let policy = AccountPolicy::from_config(config);
         let charger = if config.group_commit {
             let (workers, max_batch) = (config.group_commit_workers, config.group_commit_max_batch);
@@ -69,11 +75,12 @@ impl AppState {
                 db.clone(),
                 clock.clone(),
                 policy.clone(),
+                metrics,
                 workers,
                 max_batch,
             )
         } else {
-            Charger::per_request()
+            Charger::per_request(metrics)
         };
         let lookups = if config.coalesce_reads {
             Lookups::coalesced(db.clone(), clock.clone())

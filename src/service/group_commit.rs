@@ -12,21 +12,22 @@ use super::known_keys::KnownKeys;
 use super::metering::Verification;
 use crate::clock::Clock;
 use crate::error::Result;
+use crate::metrics::Metrics;
 use crate::state::{AccountPolicy, AppState};
 
 /// How verifyKey charges reach the database.
 #[derive(Clone)]
 pub enum Charger {
     /// Each call in its own transaction.
-    PerRequest(Arc<KnownKeys>),
+    PerRequest(Arc<KnownKeys>, Arc<Metrics>),
     /// Calls queued and charged in batches.
     Grouped(Batcher<ChargeRequest, Verification>),
 }
 
 impl Charger {
     /// Each call charged alone; keys charged are remembered as when grouped.
-    pub fn per_request() -> Self {
-        Self::PerRequest(Arc::default())
+    pub fn per_request(metrics: Arc<Metrics>) -> Self {
+        Self::PerRequest(Arc::default(), metrics)
     }
 
     /// Starts `workers` batch workers on the current runtime.
@@ -34,11 +35,13 @@ impl Charger {
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
         policy: AccountPolicy,
+        metrics: Arc<Metrics>,
         workers: usize,
         max_batch: usize,
     ) -> Self {
         let known = Arc::new(KnownKeys::default());
         Self::Grouped(Batcher::start_each(workers, max_batch, move |requests| {
+            metrics.charge_batch(requests.len());
             let (db, clock, policy, known) =
                 (db.clone(), clock.clone(), policy.clone(), known.clone());
             async move { charges::charge(&db, &policy, &known, &requests, clock.now()).await }
@@ -47,7 +50,8 @@ impl Charger {
 
     pub async fn charge(&self, state: &AppState, request: ChargeRequest) -> Result<Verification> {
         match self {
-            Self::PerRequest(known) => {
+            Self::PerRequest(known, metrics) => {
+                metrics.charge_batch(1);
                 let requests = std::slice::from_ref(&request);
                 let now = state.clock.now();
                 let mut answers =

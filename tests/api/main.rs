@@ -16,6 +16,7 @@ mod limits;
 mod malformed;
 mod metering;
 mod metering_failures;
+mod metrics;
 mod migrations;
 mod multiprocess;
 mod outage;

@@ -1,0 +1,82 @@
+//! `GET /metrics`: counts that match the calls made.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the sample `name` (with its labels, as printed), or 0 when absent.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+async fn named_verify(app: &TestApp, secret: &str, credits: i64) -> Value {
+    let body = json!({ "query": VERIFY_KEY, "operationName": "Verify", "variables": { "input": { "key": secret, "credits": credits } } });
+    let response: Value = app
+        .http
+        .post(app.url("/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["data"]["verifyKey"]["code"].clone()
+}
+
+on_both_databases! {
+    async fn metrics_count_the_calls_made(app: TestApp) {
+        let user = app.signup().await;
+        let before = scrape(&app).await;
+        assert_eq!(sample(&before, "keymeter_verify_total{code=\"VALID\"}"), 0.0);
+        for _ in 0..3 {
+            assert_eq!(named_verify(&app, user.default_secret(), 1).await, "VALID");
+        }
+        assert_eq!(named_verify(&app, user.default_secret(), 0).await, "VALID");
+        for _ in 0..2 {
+            assert_eq!(named_verify(&app, "sk_dev_nope", 1).await, "NOT_FOUND");
+        }
+        assert_eq!(named_verify(&app, user.default_secret(), 5_000).await, "USAGE_EXCEEDED");
+        let text = scrape(&app).await;
+        assert_eq!(sample(&text, "keymeter_verify_total{code=\"VALID\"}"), 4.0, "{text}");
+        assert_eq!(sample(&text, "keymeter_verify_total{code=\"NOT_FOUND\"}"), 2.0, "{text}");
+        assert_eq!(sample(&text, "keymeter_verify_total{code=\"USAGE_EXCEEDED\"}"), 1.0, "{text}");
+        assert_eq!(sample(&text, "keymeter_graphql_request_duration_seconds_count{operation=\"Verify\"}"), 7.0, "{text}");
+        assert!(text.contains("keymeter_db_pool_connections{state=\"idle\"}"), "{text}");
+        assert!(text.contains("keymeter_db_pool_connections{state=\"in_use\"}"), "{text}");
+        assert!(text.contains("# TYPE keymeter_charge_batch_size histogram"), "{text}");
+        // Every call with credits goes through a charging batch; the free check does not.
+        let charged = sample(&text, "keymeter_charge_batch_size_sum");
+        assert_eq!(charged, 6.0, "{text}");
+    }
+}
+
+on_both_backends! {
+    async fn metrics_can_be_switched_off(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |config| config.metrics = false).await;
+        assert_eq!(app.http.get(app.url("/metrics")).send().await.unwrap().status(), 404);
+    }
+}
