@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::oidc::Providers;
 use crate::service::group_commit::Charger;
 use crate::service::limits::{Limit, LoginLimits};
 use crate::service::lookups::Lookups;
@@ -25,6 +26,8 @@ pub struct Inner {
     pub policy: AccountPolicy,
     pub charger: Charger,
     pub lookups: Lookups,
+    /// The sign-in providers, discovered at start.
+    pub providers: Providers,
 }
 
 /// What a new account gets, how many keys it may hold and how long a
@@ -61,7 +64,12 @@ impl AccountPolicy {
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: &Config) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        config: &Config,
+        providers: Providers,
+    ) -> Self {
         let policy = AccountPolicy::from_config(config);
         let charger = if config.group_commit {
             let (workers, max_batch) = (config.group_commit_workers, config.group_commit_max_batch);
@@ -87,6 +95,7 @@ impl AppState {
             policy,
             charger,
             lookups,
+            providers,
         }))
     }
 }
