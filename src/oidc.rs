@@ -232,3 +232,116 @@ pub fn verified_identity(
         email_verified: claims.email_verified() == Some(true),
     })
 }
+
+/// The checks a real provider cannot be made to fail (a forged signature, a
+/// token for another client, a replayed nonce), on tokens signed here with
+/// keys made for these tests only.
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+    use openidconnect::core::{
+        CoreGenderClaim, CoreIdTokenClaims, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+        CoreRsaPrivateSigningKey,
+    };
+    use openidconnect::{
+        Audience, EmptyAdditionalClaims, EndUserEmail, JsonWebKeyId, PrivateSigningKey,
+        StandardClaims, SubjectIdentifier,
+    };
+
+    use super::*;
+
+    const ISSUER: &str = "https://issuer.example";
+    const CLIENT: &str = "keymeter";
+    const NONCE: &str = "the-nonce";
+
+    fn key(pem: &str) -> CoreRsaPrivateSigningKey {
+        CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new("k1".into()))).unwrap()
+    }
+
+    fn issuer_key() -> CoreRsaPrivateSigningKey {
+        key(include_str!("../tests/fixtures/oidc-test-key.pem"))
+    }
+
+    fn verifier() -> CoreIdTokenVerifier<'static> {
+        let keys = CoreJsonWebKeySet::new(vec![issuer_key().as_verification_key()]);
+        CoreIdTokenVerifier::new_public_client(
+            ClientId::new(CLIENT.into()),
+            IssuerUrl::new(ISSUER.into()).unwrap(),
+            keys,
+        )
+    }
+
+    fn claims() -> CoreIdTokenClaims {
+        let standard = StandardClaims::<CoreGenderClaim>::new(SubjectIdentifier::new("s1".into()))
+            .set_email(Some(EndUserEmail::new("ada@example.com".into())))
+            .set_email_verified(Some(true));
+        CoreIdTokenClaims::new(
+            IssuerUrl::new(ISSUER.into()).unwrap(),
+            vec![Audience::new(CLIENT.into())],
+            Utc::now() + Duration::minutes(5),
+            Utc::now(),
+            standard,
+            EmptyAdditionalClaims {},
+        )
+        .set_nonce(Some(Nonce::new(NONCE.into())))
+    }
+
+    fn signed(claims: CoreIdTokenClaims, key: &CoreRsaPrivateSigningKey) -> CoreIdToken {
+        CoreIdToken::new(
+            claims,
+            key,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn check(token: &CoreIdToken, nonce: &str) -> Result<Identity> {
+        verified_identity(token, &verifier(), &Nonce::new(nonce.into()))
+    }
+
+    #[test]
+    fn a_good_token_names_its_subject_and_email() {
+        let identity = check(&signed(claims(), &issuer_key()), NONCE).unwrap();
+        assert_eq!(
+            identity,
+            Identity {
+                subject: "s1".into(),
+                email: Some("ada@example.com".into()),
+                email_verified: true,
+            }
+        );
+    }
+
+    #[test]
+    fn forged_foreign_stale_and_replayed_tokens_are_invalid_credentials() {
+        let refused = |token: CoreIdToken, nonce: &str| {
+            matches!(check(&token, nonce), Err(Error::InvalidCredentials))
+        };
+        let other_key = key(include_str!("../tests/fixtures/oidc-other-key.pem"));
+        assert!(refused(signed(claims(), &other_key), NONCE), "signature");
+        let for_other_client = claims().set_audiences(vec![Audience::new("someone-else".into())]);
+        assert!(
+            refused(signed(for_other_client, &issuer_key()), NONCE),
+            "audience"
+        );
+        let other_issuer =
+            claims().set_issuer(IssuerUrl::new("https://evil.example".into()).unwrap());
+        assert!(
+            refused(signed(other_issuer, &issuer_key()), NONCE),
+            "issuer"
+        );
+        let expired = claims().set_expiration(Utc::now() - Duration::minutes(1));
+        assert!(refused(signed(expired, &issuer_key()), NONCE), "expiry");
+        assert!(
+            refused(signed(claims(), &issuer_key()), "another-nonce"),
+            "nonce"
+        );
+        let without_nonce = claims().set_nonce(None);
+        assert!(
+            refused(signed(without_nonce, &issuer_key()), NONCE),
+            "no nonce"
+        );
+    }
+}
