@@ -244,3 +244,29 @@ async fn the_authorization_url_asks_for_pkce_state_nonce_and_the_callback() {
         .unwrap();
     assert!(script.text().await.unwrap().contains("completeSignIn"));
 }
+
+on_both_backends! {
+    async fn a_provider_that_cannot_be_discovered_stops_the_start(backend: Backend) {
+        let database = TestDatabase::create(&backend).await;
+        let mut config = keymeter::Config::from_defaults();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.database_url = database.url.clone();
+        oidc::configure(&mut config, "http://127.0.0.1:1", &["unreachable"]);
+        let refused = keymeter::Application::build(&config).await.err().expect("a refusal");
+        let message = format!("{refused:#}");
+        assert!(message.contains("\"unreachable\"") && message.contains("discovery"), "{message}");
+        assert!(!message.contains("keymeter-test-secret"), "{message}");
+    }
+
+    async fn expired_flows_are_swept(backend: Backend) {
+        let Some(app) = spawn(backend, |_| {}).await else { return };
+        app.start_sign_in(app.addr, "mock").await;
+        let flows = "SELECT COUNT(*) FROM sign_in_flows";
+        let later = app.clock.now() + chrono::Duration::minutes(11);
+        let db = sea_orm::Database::connect(app.config.database_url.as_str()).await.unwrap();
+        keymeter::service::sign_in::forget_expired_flows(&db, app.clock.now()).await.unwrap();
+        assert_eq!(app.query_i64(flows).await, [1], "a fresh flow stays");
+        keymeter::service::sign_in::forget_expired_flows(&db, later).await.unwrap();
+        assert_eq!(app.query_i64(flows).await, [0]);
+    }
+}
