@@ -16,4 +16,10 @@ if [ -z "${KEYMETER_TEST_DATABASE_URL:-}" ]; then
     fi
 fi
 
+# The sign-in tests run against a real OpenID provider they start themselves.
+if ! scripts/oidc-provider.sh && [ "${CI:-}" = "true" ]; then
+    echo "test.sh: oidc-provider-mock is required in CI and could not be installed" >&2
+    exit 1
+fi
+
 cargo test --workspace "$@"

@@ -18,7 +18,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::http::server;
 use crate::metrics::Metrics;
-use crate::service::{limits, metering};
+use crate::oidc::Providers;
+use crate::service::{limits, metering, sign_in};
 use crate::state::AppState;
 use crate::{graphql, http};
 
@@ -42,11 +43,12 @@ impl Application {
         config.validate().map_err(anyhow::Error::msg)?;
         let db = connect(config).await?;
         migrate(&db).await?;
-        let metrics = Arc::new(Metrics::new());
-        let state = AppState::new(db.clone(), clock, metrics.clone(), config);
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        let providers = discover_providers(config, listener.local_addr()?).await?;
+        let metrics = Arc::new(Metrics::new());
+        let state = AppState::new(db.clone(), clock, metrics.clone(), config, providers);
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
         Ok(Self {
             listener,
@@ -80,6 +82,17 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Every configured sign-in provider, discovered now: a provider that
+/// cannot be reached or is misconfigured stops the start with its name.
+async fn discover_providers(config: &Config, listening: SocketAddr) -> anyhow::Result<Providers> {
+    let ids: Vec<String> = config.provider_ids().map(str::to_owned).collect();
+    if ids.is_empty() {
+        return Ok(Providers::none());
+    }
+    let redirect_uri = format!("{}/auth/callback", config.public_url(listening));
+    Providers::discover(&config.oidc, &ids, &redirect_uri).await
 }
 
 fn server_limits(config: &Config) -> server::Limits {
@@ -141,7 +154,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes old idempotency answers and auth attempts in the background:
+/// Deletes old idempotency answers, auth attempts and sign-in flows in the background:
 /// requests never wait on it, and with several processes each sweeps (a
 /// no-op when another just did).
 async fn sweep_expired(state: AppState) {
@@ -159,6 +172,9 @@ async fn sweep_expired(state: AppState) {
         let longest_window = state.policy.longest_limit_window();
         if let Err(err) = limits::forget_before(&state.db, now - longest_window).await {
             tracing::warn!(error = %err, "could not forget old auth attempts");
+        }
+        if let Err(err) = sign_in::forget_expired_flows(&state.db, now).await {
+            tracing::warn!(error = %err, "could not forget expired sign-in flows");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Every setting keymeter reads, in one place: each is a CLI flag and an
 //! environment variable (a `.env` file is read first when present).
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Args;
@@ -183,7 +184,52 @@ pub struct Config {
     /// Log filter in `tracing` syntax, e.g. `info` or `keymeter=debug,sqlx=warn`.
     #[arg(long, env = "KEYMETER_LOG", default_value = "info")]
     pub log: String,
+
+    /// The address browsers reach keymeter at, e.g. `https://keys.example.com`;
+    /// sign-in providers send them back to `{this}/auth/callback`. Defaults
+    /// to `http://` and the address the server listens on.
+    #[arg(long, env = "KEYMETER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Sign-in providers, comma-separated ids, e.g. `google`. Each is set up
+    /// with `KEYMETER_OIDC_<ID>_CLIENT_ID`, `_CLIENT_SECRET`, `_ISSUER` and
+    /// `_NAME` (see the README). None by default.
+    #[arg(
+        long,
+        env = "KEYMETER_OIDC_PROVIDERS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub oidc_providers: Vec<String>,
+
+    /// Each provider's settings, by id. Not flags: their names depend on the
+    /// ids, so `read_provider_settings` takes them from the environment.
+    #[arg(skip)]
+    pub oidc: BTreeMap<String, ProviderSettings>,
 }
+
+/// One sign-in provider's client registration.
+#[derive(Clone)]
+pub struct ProviderSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub issuer: String,
+    /// What its sign-in button says.
+    pub name: String,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    // The client secret is a credential: never in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("client_id", &self.client_id)
+            .field("issuer", &self.issuer)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
 impl Config {
     /// The defaults, as a fresh clone runs with no environment set.
@@ -239,7 +285,71 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|err| format!("KEYMETER_LOG is not a valid filter: {err}"))?;
+        self.validate_sign_in()
+    }
+
+    fn validate_sign_in(&self) -> Result<(), String> {
+        if let Some(url) = self.public_url.as_deref().filter(|url| !url.is_empty()) {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!(
+                    "KEYMETER_PUBLIC_URL: {url:?} is not an http(s) URL such as https://keys.example.com"
+                ));
+            }
+        }
+        for id in self.provider_ids() {
+            check_provider_id(id)?;
+            let var = provider_var(id, "");
+            let settings = self
+                .oidc
+                .get(id)
+                .ok_or_else(|| format!("{var}CLIENT_ID and {var}CLIENT_SECRET must be set"))?;
+            if settings.client_id.is_empty() || settings.client_secret.is_empty() {
+                return Err(format!("{var}CLIENT_ID and {var}CLIENT_SECRET must be set"));
+            }
+            check_issuer(&settings.issuer).map_err(|why| format!("{var}ISSUER: {why}"))?;
+        }
         Ok(())
+    }
+
+    /// The configured provider ids, blanks dropped.
+    pub fn provider_ids(&self) -> impl Iterator<Item = &str> {
+        self.oidc_providers
+            .iter()
+            .map(|id| id.trim())
+            .filter(|id| !id.is_empty())
+    }
+
+    /// Fills `oidc` from `KEYMETER_OIDC_<ID>_*`, read through `var`, for
+    /// every configured provider; `validate` then says what is missing.
+    pub fn read_provider_settings(&mut self, var: impl Fn(&str) -> Option<String>) {
+        let ids: Vec<String> = self.provider_ids().map(str::to_owned).collect();
+        for id in ids {
+            let get = |suffix: &str| var(&provider_var(&id, suffix)).filter(|v| !v.is_empty());
+            let is_google = id == "google";
+            let settings = ProviderSettings {
+                client_id: get("CLIENT_ID").unwrap_or_default(),
+                client_secret: get("CLIENT_SECRET").unwrap_or_default(),
+                issuer: get("ISSUER")
+                    .or_else(|| is_google.then(|| GOOGLE_ISSUER.to_owned()))
+                    .unwrap_or_default(),
+                name: get("NAME").unwrap_or_else(|| {
+                    if is_google {
+                        "Google".into()
+                    } else {
+                        id.clone()
+                    }
+                }),
+            };
+            self.oidc.insert(id, settings);
+        }
+    }
+
+    /// Where browsers reach this server, given the address it listens on.
+    pub fn public_url(&self, listening: SocketAddr) -> String {
+        match self.public_url.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{listening}"),
+        }
     }
 
     /// The configured CORS origins, blanks dropped.
@@ -317,6 +427,55 @@ fn check_origin(origin: &str) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// `KEYMETER_OIDC_<ID>_<suffix>`.
+fn provider_var(id: &str, suffix: &str) -> String {
+    format!("KEYMETER_OIDC_{}_{suffix}", id.to_ascii_uppercase())
+}
+
+/// Ids become parts of environment variable names and of the sign-in state
+/// (`<id>.<random>`), so they are kept to what fits both.
+fn check_provider_id(id: &str) -> Result<(), String> {
+    let fits = id.len() <= 32
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "KEYMETER_OIDC_PROVIDERS: {id:?} must be lower-case letters, digits and _ (at most 32)"
+        ))
+    }
+}
+
+/// An issuer is https, or plain http on a loopback address (a provider
+/// started by tests): its keys decide who may sign in.
+fn check_issuer(issuer: &str) -> Result<(), String> {
+    if issuer.is_empty() {
+        return Err("must be set (the provider's issuer URL)".into());
+    }
+    if issuer.starts_with("https://") {
+        return Ok(());
+    }
+    let host = issuer
+        .strip_prefix("http://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .ok_or_else(|| format!("{issuer:?} must be an https URL"))?;
+    let host = match host.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "{issuer:?} must be https (plain http only on a loopback address)"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +556,69 @@ mod tests {
             "".into(),
         ];
         assert_eq!(fine.validate(), Ok(()));
+    }
+
+    #[test]
+    fn providers_come_from_their_environment_variables() {
+        let env: BTreeMap<&str, &str> = [
+            (
+                "KEYMETER_OIDC_GOOGLE_CLIENT_ID",
+                "id.apps.googleusercontent.com",
+            ),
+            ("KEYMETER_OIDC_GOOGLE_CLIENT_SECRET", "shh"),
+            ("KEYMETER_OIDC_CORP_CLIENT_ID", "corp-id"),
+            ("KEYMETER_OIDC_CORP_CLIENT_SECRET", "corp-secret"),
+            ("KEYMETER_OIDC_CORP_ISSUER", "https://login.corp.example"),
+            ("KEYMETER_OIDC_CORP_NAME", "Corp SSO"),
+        ]
+        .into();
+        let mut config = Config::from_defaults();
+        config.oidc_providers = vec!["google".into(), " corp".into()];
+        config.read_provider_settings(|name| env.get(name).map(|v| v.to_string()));
+        assert_eq!(config.validate(), Ok(()));
+        let google = &config.oidc["google"];
+        assert_eq!(google.issuer, "https://accounts.google.com");
+        assert_eq!(google.name, "Google");
+        assert_eq!(config.oidc["corp"].name, "Corp SSO");
+        assert!(!format!("{config:?}").contains("shh"), "no secret in Debug");
+    }
+
+    #[test]
+    fn misconfigured_providers_are_refused_with_the_setting_to_fix() {
+        let with = |issuer: &str, secret: &str| {
+            let mut config = Config::from_defaults();
+            config.oidc_providers = vec!["corp".into()];
+            let env: BTreeMap<String, String> = [
+                ("KEYMETER_OIDC_CORP_CLIENT_ID".to_owned(), "id".to_owned()),
+                (
+                    "KEYMETER_OIDC_CORP_CLIENT_SECRET".to_owned(),
+                    secret.to_owned(),
+                ),
+                ("KEYMETER_OIDC_CORP_ISSUER".to_owned(), issuer.to_owned()),
+            ]
+            .into();
+            config.read_provider_settings(|name| env.get(name).cloned());
+            config.validate()
+        };
+        assert_eq!(with("http://127.0.0.1:9400", "s"), Ok(()));
+        assert_eq!(with("http://localhost:9400/", "s"), Ok(()));
+        assert_eq!(with("http://[::1]:9400", "s"), Ok(()));
+        assert!(with("http://login.corp.example", "s")
+            .unwrap_err()
+            .contains("KEYMETER_OIDC_CORP_ISSUER"));
+        assert!(with("http://127.0.0.1.evil.example", "s").is_err());
+        assert!(with("", "s")
+            .unwrap_err()
+            .contains("KEYMETER_OIDC_CORP_ISSUER"));
+        assert!(with("https://login.corp.example", "")
+            .unwrap_err()
+            .contains("KEYMETER_OIDC_CORP_CLIENT_SECRET"));
+        let mut config = Config::from_defaults();
+        config.oidc_providers = vec!["Bad.Id".into()];
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .contains("KEYMETER_OIDC_PROVIDERS"));
     }
 
     #[test]

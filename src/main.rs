@@ -35,7 +35,9 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("warning: ignoring .env: {err}");
         }
     }
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.config
+        .read_provider_settings(|name| std::env::var(name).ok());
     if let Err(problem) = cli.config.validate() {
         eprintln!("keymeter: {problem}");
         std::process::exit(2);

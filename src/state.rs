@@ -11,6 +11,7 @@ use sea_orm::DatabaseConnection;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::oidc::Providers;
 use crate::service::group_commit::Charger;
 use crate::service::limits::{Limit, LoginLimits};
 use crate::service::lookups::Lookups;
@@ -26,6 +27,8 @@ pub struct Inner {
     pub policy: AccountPolicy,
     pub charger: Charger,
     pub lookups: Lookups,
+    /// The sign-in providers, discovered at start.
+    pub providers: Providers,
 }
 
 /// What a new account gets, how many keys it may hold and how long a
@@ -67,6 +70,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         config: &Config,
+        providers: Providers,
     ) -> Self {
         let policy = AccountPolicy::from_config(config);
         let charger = if config.group_commit {
@@ -94,6 +98,7 @@ impl AppState {
             policy,
             charger,
             lookups,
+            providers,
         }))
     }
 }

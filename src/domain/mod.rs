@@ -17,4 +17,4 @@ pub use email::Email;
 pub use key::{KeyName, KeyType};
 pub use metering::{Charge, VerifyCode};
 pub use password::Password;
-pub use secret::{SecretHash, SessionToken};
+pub use secret::{BrowserBinding, SecretHash, SessionToken};

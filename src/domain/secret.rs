@@ -96,6 +96,24 @@ impl SessionToken {
     }
 }
 
+/// The value a sign-in's cookie holds in the browser that started it; the
+/// flow stores only its hash, and completes only where it is presented.
+pub struct BrowserBinding(String);
+
+impl BrowserBinding {
+    pub fn generate() -> Self {
+        Self(random_base62(RANDOM_CHARS))
+    }
+
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.0)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,13 @@ impl RequestAuth {
     }
 }
 
+/// The sign-in cookie the request came with (see `service::sign_in`), if any.
+pub struct SignInBrowser(pub Option<String>);
+
+pub fn sign_in_browser<'a>(ctx: &Context<'a>) -> Option<&'a str> {
+    ctx.data_opt::<SignInBrowser>()?.0.as_deref()
+}
+
 /// The address a request came from, as rate limits see it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub IpAddr);

@@ -11,7 +11,7 @@ mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
-pub use context::{ClientAddress, RequestAuth};
+pub use context::{ClientAddress, RequestAuth, SignInBrowser};
 pub use documents::Documents;
 
 use std::sync::Arc;

@@ -1,14 +1,18 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{bearer_token, client_address, current_user, end_session, metrics, state};
+use super::context::{
+    bearer_token, client_address, current_user, end_session, metrics, sign_in_browser, state,
+};
 use super::cost;
 use super::types::{
-    ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, SignupInput, SignupPayload,
-    User, VerifyKeyInput, VerifyKeyResult,
+    ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
+    SignInStart, SignupInput, SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
 use crate::domain::{Charge, KeyName, KeyType};
 use crate::error::Result;
+use crate::service::accounts::SignedUp;
+use crate::service::sign_in::{self, Callback, BROWSER_COOKIE};
 use crate::service::{accounts, keys, metering, sessions};
 
 pub struct Mutation;
@@ -25,11 +29,7 @@ impl Mutation {
             &input.password,
         )
         .await?;
-        Ok(SignupPayload {
-            token: signed_up.signed_in.token,
-            user: User::new(signed_up.signed_in.user, signed_up.billing_account),
-            default_key: signed_up.default_key.map(Into::into),
-        })
+        Ok(signed_up.into())
     }
 
     #[graphql(complexity = "cost::PASSWORD + child_complexity")]
@@ -93,5 +93,58 @@ impl Mutation {
         let verification = metering::verify(state(ctx), &input.key, charge).await?;
         metrics(ctx).verify_answered(verification.code);
         Ok(verification.into())
+    }
+
+    /// v2: starts signing in with a configured provider (OpenID Connect authorization code flow
+    /// with PKCE). Unknown provider: BAD_USER_INPUT.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn start_sign_in(&self, ctx: &Context<'_>, provider: String) -> Result<SignInStart> {
+        let state = state(ctx);
+        let started = sign_in::start(state, &provider).await?;
+        // Lax: the cookie rides along when the callback page, on our own
+        // origin, calls completeSignIn; never on another site's requests.
+        let secure = if state.providers.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        let max_age = sign_in::FLOW_LIFETIME.num_seconds();
+        ctx.append_http_header(
+            "set-cookie",
+            format!(
+                "{BROWSER_COOKIE}={}; Path=/graphql; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+                started.browser.expose()
+            ),
+        );
+        Ok(SignInStart {
+            authorization_url: started.authorization_url,
+        })
+    }
+
+    /// v2: finishes a sign-in the provider sent back to {public URL}/auth/callback.
+    #[graphql(complexity = "cost::PASSWORD + child_complexity")]
+    async fn complete_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        input: CompleteSignInInput,
+    ) -> Result<SignupPayload> {
+        let callback = Callback {
+            provider: &input.provider,
+            code: &input.code,
+            state: &input.state,
+            browser: sign_in_browser(ctx),
+        };
+        let signed_up = sign_in::complete(state(ctx), client_address(ctx), callback).await?;
+        Ok(signed_up.into())
+    }
+}
+
+impl From<SignedUp> for SignupPayload {
+    fn from(signed_up: SignedUp) -> Self {
+        Self {
+            token: signed_up.signed_in.token,
+            user: User::new(signed_up.signed_in.user, signed_up.billing_account),
+            default_key: signed_up.default_key.map(Into::into),
+        }
     }
 }

@@ -2,7 +2,7 @@ use async_graphql::{Context, Object};
 
 use super::context::{current_user, state};
 use super::cost;
-use super::types::{ApiKey, KeysUsage, User};
+use super::types::{ApiKey, AuthProvider, KeysUsage, User};
 use crate::error::Result;
 use crate::service::{accounts, keys, metering};
 
@@ -35,5 +35,18 @@ impl Query {
     async fn keys_usage(&self, ctx: &Context<'_>) -> Result<KeysUsage> {
         let user = current_user(ctx).await?;
         Ok(metering::keys_usage(state(ctx), user.id).await?.into())
+    }
+
+    /// v2: the sign-in providers this server is configured with; empty by default. Needs no token.
+    async fn auth_providers(&self, ctx: &Context<'_>) -> Vec<AuthProvider> {
+        state(ctx)
+            .providers
+            .list()
+            .iter()
+            .map(|provider| AuthProvider {
+                id: provider.id.clone(),
+                name: provider.name.clone(),
+            })
+            .collect()
     }
 }

@@ -239,3 +239,29 @@ impl From<metering::KeysUsage> for KeysUsage {
         }
     }
 }
+
+/// v2: a configured sign-in provider.
+#[derive(SimpleObject)]
+pub struct AuthProvider {
+    /// The id startSignIn and completeSignIn take, e.g. "google".
+    pub id: String,
+    /// What a sign-in button shows, e.g. "Google".
+    pub name: String,
+}
+
+/// v2
+#[derive(SimpleObject)]
+pub struct SignInStart {
+    /// Where to send the browser: the provider's authorization endpoint, with this sign-in's
+    /// state, nonce and PKCE (S256) challenge, and redirect_uri {public URL}/auth/callback.
+    pub authorization_url: String,
+}
+
+/// v2
+#[derive(InputObject)]
+pub struct CompleteSignInInput {
+    pub provider: String,
+    /// The code and state the provider appended to the redirect_uri.
+    pub code: String,
+    pub state: String,
+}

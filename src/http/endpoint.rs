@@ -16,8 +16,9 @@ use http_body_util::BodyExt as _;
 use tracing::Instrument as _;
 
 use super::refusal::Refusal;
-use crate::graphql::{ClientAddress, Documents, KeymeterSchema, RequestAuth};
+use crate::graphql::{ClientAddress, Documents, KeymeterSchema, RequestAuth, SignInBrowser};
 use crate::metrics::{is_plain_name, Metrics};
+use crate::service::sign_in::BROWSER_COOKIE;
 
 /// Errors one response carries at most; past it, one more says how many
 /// were left out (10,000 unused variables would otherwise make a 1 MB list).
@@ -69,7 +70,8 @@ impl Endpoint {
         let span = tracing::info_span!("graphql", operation = logged);
         let request = request
             .data(RequestAuth::new(token))
-            .data(ClientAddress(client));
+            .data(ClientAddress(client))
+            .data(SignInBrowser(cookie(&parts.headers, BROWSER_COOKIE)));
         let started = Instant::now();
         let mut response = self.schema.execute(request).instrument(span).await;
         self.metrics
@@ -182,6 +184,18 @@ fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bo
         .then(forwarded)
         .flatten()
         .unwrap_or(peer.ip())
+}
+
+/// The value of the cookie `name`, from any `Cookie` header.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// The bearer token, if any. Two `Authorization` headers are refused: which

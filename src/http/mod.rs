@@ -4,6 +4,7 @@
 
 mod endpoint;
 mod headers;
+mod pages;
 mod refusal;
 pub mod server;
 
@@ -51,7 +52,10 @@ pub fn router(
             graphql_route.fallback(refusal::method_not_allowed),
         )
         .with_state(endpoint)
-        .route("/health", get(health).with_state(db.clone()));
+        .route("/health", get(health).with_state(db.clone()))
+        .route("/", get(pages::index))
+        .route("/auth/callback", get(pages::callback))
+        .route("/assets/sign-in.js", get(pages::script));
     if config.metrics {
         router = router.route("/metrics", get(scrape).with_state((metrics, db)));
     }

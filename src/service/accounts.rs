@@ -31,9 +31,8 @@ pub struct SignedUp {
 }
 
 /// Creates the user and a session, and provisions a billing account and a
-/// default DEV key, all in one transaction. Provisioning runs in a savepoint:
-/// if it fails only it is rolled back, the failure is logged, and the user
-/// still signs up; `billing_account` provisions lazily on the next read.
+/// default DEV key, all in one transaction (see `open_account`); a failed
+/// provisioning is redone lazily by `billing_account` on the next read.
 pub async fn signup(
     state: &AppState,
     client: IpAddr,
@@ -50,20 +49,49 @@ pub async fn signup(
     let password_hash = state.hasher.hash(&password).await?;
 
     let txn = state.db.begin().await?;
-    // The unique index on email decides races: of 20 concurrent signups for
-    // one address, exactly one insert succeeds.
-    let user = user::ActiveModel {
+    let user = insert_user(&txn, &email, password_hash, now).await?;
+    let signed_up = open_account(&txn, state, user, now).await?;
+    txn.commit().await?;
+    Ok(signed_up)
+}
+
+/// What a user without a password stores as its hash: nothing Argon2 can
+/// match, so `login` treats it as no user at all (same error, same time).
+/// An empty string rather than NULL: SQLite cannot drop the NOT NULL of
+/// `users.password_hash` without rebuilding every table that references users.
+pub(crate) const NO_PASSWORD: &str = "";
+
+/// Inserts the user in `txn`. The unique index on email decides races: of
+/// 20 concurrent signups for one address, exactly one insert succeeds.
+pub(crate) async fn insert_user(
+    txn: &DatabaseTransaction,
+    email: &Email,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> Result<user::Model> {
+    user::ActiveModel {
         id: Set(Uuid::new_v4()),
         email: Set(email.as_str().to_owned()),
         password_hash: Set(password_hash),
         created_at: Set(now),
     }
-    .insert(&txn)
+    .insert(txn)
     .await
-    .map_err(|e| on_unique_violation(e, Error::EmailTaken))?;
-    let token = sessions::start(&txn, user.id, now, state.policy.session_ttl).await?;
+    .map_err(|e| on_unique_violation(e, Error::EmailTaken))
+}
 
-    let provisioned = match provision_in_savepoint(&txn, &state.policy, user.id, now).await {
+/// Signs a user just inserted in `txn` in, and provisions their billing
+/// account and default DEV key in a savepoint: if provisioning fails only it
+/// is rolled back, the failure is logged, and the user still signs up.
+/// The caller commits.
+pub(crate) async fn open_account(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    user: user::Model,
+    now: DateTime<Utc>,
+) -> Result<SignedUp> {
+    let token = sessions::start(txn, user.id, now, state.policy.session_ttl).await?;
+    let provisioned = match provision_in_savepoint(txn, &state.policy, user.id, now).await {
         Ok(provisioned) => Some(provisioned),
         Err(err) => {
             tracing::error!(
@@ -74,8 +102,6 @@ pub async fn signup(
             None
         }
     };
-    txn.commit().await?;
-
     let (billing_account, default_key) = provisioned.unzip();
     Ok(SignedUp {
         signed_in: SignedIn { token, user },
@@ -141,7 +167,10 @@ pub async fn login(
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&state.db)
         .await?;
-    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let stored_hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .filter(|hash| hash != NO_PASSWORD);
     // Verified even when no user has this email, so both failures take as long.
     let verified = state.hasher.verify(&password, stored_hash).await?;
     let user = match user {

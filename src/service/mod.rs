@@ -12,6 +12,7 @@ pub mod lookups;
 pub mod metering;
 pub mod passwords;
 pub mod sessions;
+pub mod sign_in;
 
 use sea_orm::DbErr;
 
