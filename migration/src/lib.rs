@@ -10,6 +10,7 @@ mod m20261125_000005_create_api_key_usage;
 mod m20261125_000006_create_metering_counters;
 mod m20261125_000007_create_auth_attempts;
 mod m20261126_000008_count_attempts_by_address;
+mod m20261130_000009_key_lifecycle;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_create_metering_counters::Migration),
             Box::new(m20261125_000007_create_auth_attempts::Migration),
             Box::new(m20261126_000008_count_attempts_by_address::Migration),
+            Box::new(m20261130_000009_key_lifecycle::Migration),
         ]
     }
 }

@@ -4,11 +4,12 @@ use uuid::Uuid;
 use super::context::{bearer_token, client_address, current_user, end_session, state};
 use super::cost;
 use super::types::{
-    ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, SignupInput, SignupPayload,
-    User, VerifyKeyInput, VerifyKeyResult,
+    ApiKey, AuthPayload, CreateKeyInput, CreateKeyPayload, LoginInput, RotateKeyInput,
+    RotateKeyPayload, SignupInput, SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
-use crate::domain::{Charge, KeyName, KeyType};
+use crate::domain::{Charge, GracePeriod, KeyExpiry, KeyName, KeyType};
 use crate::error::Result;
+use crate::service::keys::NewKey;
 use crate::service::{accounts, keys, metering, sessions};
 
 pub struct Mutation;
@@ -25,10 +26,13 @@ impl Mutation {
             &input.password,
         )
         .await?;
+        let now = state(ctx).clock.now();
         Ok(SignupPayload {
             token: signed_up.signed_in.token,
             user: User::new(signed_up.signed_in.user, signed_up.billing_account),
-            default_key: signed_up.default_key.map(Into::into),
+            default_key: signed_up
+                .default_key
+                .map(|created| CreateKeyPayload::new(created, now)),
         })
     }
 
@@ -65,10 +69,14 @@ impl Mutation {
         let name = KeyName::parse(&input.name)?;
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let key_type = input.key_type.unwrap_or(KeyType::Dev);
         let now = state.clock.now();
-        let created = keys::create(&state.db, &state.policy, user.id, name, key_type, now).await?;
-        Ok(created.into())
+        let expiry = input
+            .expires_at
+            .map(|at| KeyExpiry::parse(at.0, now))
+            .transpose()?;
+        let new = NewKey::new(name, input.key_type.unwrap_or(KeyType::Dev), expiry);
+        let created = keys::create(&state.db, &state.policy, user.id, new, now).await?;
+        Ok(CreateKeyPayload::new(created, now))
     }
 
     /// Revokes one of the signed-in user's keys; revoking twice returns the same key.
@@ -76,9 +84,9 @@ impl Mutation {
     async fn revoke_key(&self, ctx: &Context<'_>, id: Uuid) -> Result<ApiKey> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        Ok(keys::revoke(&state.db, user.id, id, state.clock.now())
-            .await?
-            .into())
+        let now = state.clock.now();
+        let key = keys::revoke(&state.db, user.id, id, now).await?;
+        Ok(ApiKey::new(key, now))
     }
 
     /// Used by API gateways: checks a presented secret and, when valid and within the
@@ -93,5 +101,43 @@ impl Mutation {
         Ok(metering::verify(state(ctx), &input.key, charge)
             .await?
             .into())
+    }
+
+    /// v2: replaces one of the user's keys by a new one with a new secret. A revoked, expired or
+    /// already rotated key: BAD_USER_INPUT. Another user's key: NOT_FOUND.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn rotate_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RotateKeyInput,
+    ) -> Result<RotateKeyPayload> {
+        let grace = GracePeriod::parse(input.grace_period_seconds.unwrap_or(0))?;
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let now = state.clock.now();
+        let rotated = keys::rotate(&state.db, user.id, input.id, grace, now).await?;
+        Ok(RotateKeyPayload::new(rotated, now))
+    }
+
+    /// v2: renames one of the user's keys (same rules as createKey's name).
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn rename_key(&self, ctx: &Context<'_>, id: Uuid, name: String) -> Result<ApiKey> {
+        let name = KeyName::parse(&name)?;
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let key = keys::rename(&state.db, user.id, id, name).await?;
+        Ok(ApiKey::new(key, state.clock.now()))
+    }
+
+    /// v2: lazy provisioning, for dashboards. If the signed-in user has never had a default key
+    /// (signup's provisioning failed, or none was made at their first sign-in), makes it and returns
+    /// it with its secret, shown this once; otherwise null. Concurrent calls make at most one key.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn ensure_default_key(&self, ctx: &Context<'_>) -> Result<Option<CreateKeyPayload>> {
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let created = accounts::ensure_default_key(state, user).await?;
+        let now = state.clock.now();
+        Ok(created.map(|created| CreateKeyPayload::new(created, now)))
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::accounts;
 use super::charges::ChargeRequest;
-use crate::domain::{Charge, Cycle, KeyType, SecretHash, VerifyCode};
+use crate::domain::{Charge, Cycle, KeyStatus, KeyType, SecretHash, VerifyCode};
 use crate::entity::api_key;
 use crate::error::Result;
 use crate::state::{AccountPolicy, AppState};
@@ -236,8 +236,11 @@ pub async fn forget_expired_requests(db: &DatabaseConnection, now: DateTime<Utc>
 }
 
 /// keysUsage: the account's current cycle, its total, and each key that is
-/// active or has usage in the cycle, most credits first, then newest first.
+/// active (neither revoked nor expired) or has usage in the cycle, most
+/// credits first, then newest first.
 pub struct KeysUsage {
+    /// The instant it was read at, which the keys' statuses are computed for.
+    pub now: DateTime<Utc>,
     pub cycle: Cycle,
     pub total_credits: i64,
     pub remaining_credits: i64,
@@ -265,6 +268,7 @@ WITH account AS (
 )
 SELECT a.account_id, a.monthly_credits, a.billing_cycle_start, a.latest_cycle_start, a.latest_credits_used,
        k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
+       k.expires_at, k.rotated_from_id,
        r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests
   FROM account a
   LEFT JOIN api_keys k ON k.user_id = a.user_id
@@ -316,8 +320,9 @@ pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
             (0, 0)
         };
         let key = api_key::Model::from_query_result(row, "")?;
-        // A revoked key stays listed while it has usage in the cycle.
-        if key.revoked_at.is_none() || requests > 0 {
+        // A revoked or expired key stays listed while it has usage in the cycle.
+        let active = KeyStatus::at(key.revoked_at, key.expires_at, now) == KeyStatus::Active;
+        if active || requests > 0 {
             keys.push(KeyUsage {
                 key,
                 credits,
@@ -330,6 +335,7 @@ pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
         (b.credits, b.key.created_at, b.key.id).cmp(&(a.credits, a.key.created_at, a.key.id))
     });
     Ok(KeysUsage {
+        now,
         cycle,
         total_credits,
         remaining_credits: (monthly_credits - total_credits).max(0),
