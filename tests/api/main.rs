@@ -12,6 +12,7 @@ mod http;
 mod inputs;
 mod isolation;
 mod keys;
+mod lifecycle;
 mod limits;
 mod malformed;
 mod metering;

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// Makes every insert into billing_accounts fail, as a broken provisioning step would.
-async fn break_provisioning(app: &TestApp) {
+pub async fn break_provisioning(app: &TestApp) {
     match app.backend() {
         sea_orm::DbBackend::Postgres => {
             app.execute(
@@ -26,7 +26,7 @@ async fn break_provisioning(app: &TestApp) {
     }
 }
 
-async fn repair_provisioning(app: &TestApp) {
+pub async fn repair_provisioning(app: &TestApp) {
     let on = if app.backend() == sea_orm::DbBackend::Postgres {
         " ON billing_accounts"
     } else {
