@@ -10,6 +10,7 @@ pub mod limits;
 pub mod lookups;
 pub mod metering;
 pub mod passwords;
+pub mod plans;
 pub mod sessions;
 
 use sea_orm::DbErr;

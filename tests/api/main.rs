@@ -19,6 +19,7 @@ mod metering;
 mod migrations;
 mod multiprocess;
 mod outage;
+mod plans;
 mod process;
 mod rate_limits;
 mod refusals;
