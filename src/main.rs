@@ -1,5 +1,8 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use keymeter::clock::{Clock, SystemClock};
+use keymeter::service::plans::{self, PlanChange};
+use keymeter::state::AccountPolicy;
 use keymeter::{app, graphql, telemetry, Application, Config};
 use migration::MigratorTrait;
 
@@ -25,6 +28,32 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL), as checked in at schema.graphql.
     Schema,
+    /// Operators' commands on accounts, on the configured database.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Print an account's plan, monthly credits, current cycle and credits used in it.
+    Show {
+        /// The user's email address.
+        email: String,
+    },
+    /// Set an account's plan and monthly credits. Credits already used in the
+    /// current cycle count against the new allowance, from the next verifyKey on.
+    SetPlan {
+        /// The user's email address.
+        email: String,
+        /// The plan's name, 1 to 32 characters.
+        #[arg(long)]
+        plan: String,
+        /// Credits per billing cycle, 0 to 2147483647.
+        #[arg(long = "monthly-credits", value_name = "N", allow_hyphen_values = true)]
+        credits: String,
+    },
 }
 
 #[tokio::main]
@@ -54,11 +83,43 @@ async fn main() -> anyhow::Result<()> {
                 None => app::migrate(&db).await?,
             }
         }
+        Command::Accounts { command } => accounts(&cli.config, command).await?,
         Command::Serve => {
             telemetry::init(&cli.config.log);
             let application = Application::build(&cli.config).await?;
             application.run_until(shutdown_signal()).await?;
             tracing::info!("keymeter stopped");
+        }
+    }
+    Ok(())
+}
+
+/// Runs an operator command; refused input or a failure is one line on
+/// stderr and exit status 1.
+async fn accounts(config: &Config, command: AccountsCommand) -> anyhow::Result<()> {
+    // One statement at a time: a pool the size of a server's is waste here.
+    let mut config = config.clone();
+    (config.db_max_connections, config.db_min_connections) = (Some(1), Some(1));
+    let db = app::connect(&config).await?;
+    let policy = AccountPolicy::from_config(&config);
+    let now = SystemClock.now();
+    let done = match command {
+        AccountsCommand::Show { email } => plans::show(&db, &policy, &email, now).await,
+        AccountsCommand::SetPlan {
+            email,
+            plan,
+            credits,
+        } => match PlanChange::parse(&plan, &credits) {
+            Ok(change) => plans::set_plan(&db, &policy, &email, change, now).await,
+            Err(err) => Err(err),
+        },
+    };
+    db.close().await.ok();
+    match done {
+        Ok(report) => print!("{report}"),
+        Err(err) => {
+            eprintln!("keymeter: {}", plans::operator_message(&err));
+            std::process::exit(1);
         }
     }
     Ok(())

@@ -101,6 +101,7 @@ impl Metrics {
             VerifyCode::NotFound => "NOT_FOUND",
             VerifyCode::Revoked => "REVOKED",
             VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
+            VerifyCode::Expired => "EXPIRED",
         };
         self.verify_total.get_or_create(&CodeLabel { code }).inc();
     }

@@ -1,7 +1,8 @@
-//! The GraphQL schema, checked against the two documents clients rely on:
-//! `schema.graphql`, the server's schema as checked in, and
-//! `contract/api-contract.graphql`, the contract dashboards and gateways are
-//! written against (vendored from `../shared/api-contract.graphql`).
+//! The GraphQL schema, checked against the documents clients rely on:
+//! `schema.graphql`, the server's schema as checked in, and the contracts
+//! dashboards and gateways are written against, `contract/api-contract.graphql`
+//! (v1) and `contract/api-contract-v2.graphql` (v2, a superset of v1), each
+//! vendored from `../shared/`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -9,19 +10,50 @@ use std::io::ErrorKind;
 
 use async_graphql::parser::parse_schema;
 use async_graphql::parser::types::{
-    FieldDefinition, InputValueDefinition, ServiceDocument, TypeDefinition, TypeKind,
-    TypeSystemDefinition,
+    BaseType, FieldDefinition, InputValueDefinition, ServiceDocument, Type, TypeDefinition,
+    TypeKind, TypeSystemDefinition,
 };
 use async_graphql::Positioned;
 
 const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
-const CONTRACT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contract/api-contract.graphql");
-/// The canonical contract. CI runs on a clean clone where it may be absent,
-/// which is why the tests read the vendored copy at `CONTRACT_PATH`.
-const SHARED_CONTRACT_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/api-contract.graphql"
-);
+const CONTRACT_V1: &str = "api-contract.graphql";
+const CONTRACT_V2: &str = "api-contract-v2.graphql";
+
+/// The vendored copy of a contract, which the tests read: CI runs on a
+/// clean clone, where the canonical `../shared/` may be absent.
+fn vendored(file: &str) -> String {
+    format!("{}/contract/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared(file: &str) -> String {
+    format!("{}/../shared/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What the server leaves out of the v2 contract, by name: whole types, and
+/// fields as `Type.field`. No stub resolvers stand in for them. The test
+/// holds each list to the truth: every entry must be in the contract and
+/// missing from the server, and an omitted type may be used only by what is
+/// omitted too, so a list can neither hide a real gap nor outlive its reason.
+struct Omitted {
+    why: &'static str,
+    fields: &'static [&'static str],
+    types: &'static [&'static str],
+}
+
+// Temporary: until usageSeries lands (issue 12, metering part). Whoever adds
+// usageSeries removes this list (the test fails while it names served items).
+const UNTIL_USAGE_SERIES: Omitted = Omitted {
+    why: "until usageSeries lands (issue 12, metering part)",
+    fields: &["Query.usageSeries"],
+    types: &[
+        "UsageInterval",
+        "UsagePoint",
+        "KeyUsageSeries",
+        "UsageSeries",
+    ],
+};
+
+const V2_OMITTED: [&Omitted; 1] = [&UNTIL_USAGE_SERIES];
 
 #[test]
 fn checked_in_schema_matches_the_server() {
@@ -43,34 +75,56 @@ fn checked_in_schema_matches_the_server() {
 }
 
 #[test]
-fn server_schema_contains_the_whole_contract() {
-    let contract = parse(&read(CONTRACT_PATH), CONTRACT_PATH);
+fn server_schema_contains_the_whole_v2_contract_but_the_omitted_parts() {
+    let path = vendored(CONTRACT_V2);
+    let mut contract = parse(&read(&path), &path);
+    let server = parse(&keymeter::graphql::sdl(), "the server's schema");
+
+    let mut problems = omission_problems(&contract, &server, &V2_OMITTED);
+    omit(&mut contract, &V2_OMITTED);
+    problems.extend(contract_differences(&contract, &server));
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) between the server's schema and contract v2:\n  {}",
+        problems.len(),
+        problems.join("\n  "),
+    );
+}
+
+/// v2 is a superset of v1, so this holds as long as the v2 test does; it is
+/// kept because v1 clients must never break, whatever the lists above omit.
+#[test]
+fn server_schema_contains_the_whole_v1_contract() {
+    let path = vendored(CONTRACT_V1);
+    let contract = parse(&read(&path), &path);
     let server = parse(&keymeter::graphql::sdl(), "the server's schema");
 
     let problems = contract_differences(&contract, &server);
     assert!(
         problems.is_empty(),
-        "{} problem(s) between the server's schema and the contract:\n  {}",
+        "{} problem(s) between the server's schema and contract v1:\n  {}",
         problems.len(),
         problems.join("\n  "),
     );
 }
 
 #[test]
-fn vendored_contract_is_current() {
-    let shared = match fs::read(SHARED_CONTRACT_PATH) {
-        Ok(bytes) => bytes,
-        // Not there on a clean clone (CI): the vendored copy is all we have.
-        Err(err) if err.kind() == ErrorKind::NotFound => return,
-        Err(err) => panic!("cannot read {SHARED_CONTRACT_PATH}: {err}"),
-    };
-    let vendored =
-        fs::read(CONTRACT_PATH).unwrap_or_else(|err| panic!("cannot read {CONTRACT_PATH}: {err}"));
-    assert!(
-        vendored == shared,
-        "contract/api-contract.graphql is out of date; refresh it with \
-         `cp ../shared/api-contract.graphql contract/` and commit it"
-    );
+fn vendored_contracts_are_current() {
+    for file in [CONTRACT_V1, CONTRACT_V2] {
+        let shared = match fs::read(shared(file)) {
+            Ok(bytes) => bytes,
+            // Not there on a clean clone (CI): the vendored copy is all we have.
+            Err(err) if err.kind() == ErrorKind::NotFound => continue,
+            Err(err) => panic!("cannot read ../shared/{file}: {err}"),
+        };
+        let vendored = fs::read(vendored(file))
+            .unwrap_or_else(|err| panic!("cannot read contract/{file}: {err}"));
+        assert!(
+            vendored == shared,
+            "contract/{file} is out of date; refresh it with \
+             `cp ../shared/{file} contract/` and commit it"
+        );
+    }
 }
 
 /// Proves the comparison can fail: every kind of break it looks for is
@@ -115,6 +169,46 @@ fn comparison_detects_differences() {
             "Gone: type missing on the server",
             "Filter: a scalar on the server, an input object in the contract",
         ],
+    );
+}
+
+/// Proves an omission list is held to the truth: each way it can lie is
+/// planted once, and each must be reported, with nothing else.
+#[test]
+fn omission_lists_must_be_true() {
+    let contract = parse(
+        r#"
+        type Query { kept: Widget! planned: Gadget! served: Int! shared: Part! }
+        type Widget { id: ID! part: Part! }
+        type Gadget { id: ID! }
+        type Part { id: ID! }
+        "#,
+        "the test contract",
+    );
+    let server = parse(
+        "type Query { kept: Widget! served: Int! shared: Part! } type Widget { id: ID! }",
+        "the test server",
+    );
+    const LIST: Omitted = Omitted {
+        why: "in the test",
+        fields: &["Query.planned", "Query.served", "Query.absent"],
+        types: &["Gadget", "Part", "Missing"],
+    };
+    assert_eq!(
+        omission_problems(&contract, &server, &[&LIST]),
+        [
+            "Missing: omitted (in the test) but not in the contract",
+            "Query.served: omitted (in the test) but served; take it off the list",
+            "Query.absent: omitted (in the test) but not in the contract",
+            "Part: omitted but used by Query.shared, which is not",
+            "Part: omitted but used by Widget.part, which is not",
+        ],
+    );
+    let mut without = contract.clone();
+    omit(&mut without, &[&LIST]);
+    assert_eq!(
+        contract_differences(&without, &server),
+        ["Widget.part: missing on the server"],
     );
 }
 
@@ -264,6 +358,136 @@ fn compare_interfaces(
                 "{type_name}: does not implement {} on the server",
                 interface.node
             ));
+        }
+    }
+}
+
+/// Where an omission list is not the truth (see `Omitted`).
+fn omission_problems(
+    contract: &ServiceDocument,
+    server: &ServiceDocument,
+    lists: &[&Omitted],
+) -> Vec<String> {
+    let (in_contract, served) = (types_by_name(contract), types_by_name(server));
+    let mut problems = Vec::new();
+    for list in lists {
+        for &name in list.types {
+            if !in_contract.contains_key(name) {
+                problems.push(format!(
+                    "{name}: omitted ({}) but not in the contract",
+                    list.why
+                ));
+            } else if served.contains_key(name) {
+                problems.push(format!(
+                    "{name}: omitted ({}) but served; take it off the list",
+                    list.why
+                ));
+            }
+        }
+        for &path in list.fields {
+            let (owner, field) = path.split_once('.').expect("fields are written Type.field");
+            let has = |types: &HashMap<&str, &TypeDefinition>| {
+                types
+                    .get(owner)
+                    .is_some_and(|ty| field_names(ty).any(|f| f == field))
+            };
+            if !has(&in_contract) {
+                problems.push(format!(
+                    "{path}: omitted ({}) but not in the contract",
+                    list.why
+                ));
+            } else if has(&served) {
+                problems.push(format!(
+                    "{path}: omitted ({}) but served; take it off the list",
+                    list.why
+                ));
+            }
+        }
+    }
+    problems.extend(uses_of_omitted_types(contract, lists));
+    problems
+}
+
+/// An omitted type used by a field, argument or input field that is not
+/// omitted: leaving it out would hide a gap in what the server serves.
+fn uses_of_omitted_types(contract: &ServiceDocument, lists: &[&Omitted]) -> Vec<String> {
+    let omitted_type = |name: &str| lists.iter().any(|l| l.types.contains(&name));
+    let omitted_field = |path: &str| lists.iter().any(|l| l.fields.contains(&path));
+    let mut problems = Vec::new();
+    for ty in type_definitions(contract) {
+        let owner = ty.name.node.as_str();
+        if omitted_type(owner) {
+            continue;
+        }
+        for (path, used) in type_uses(ty) {
+            if omitted_type(&used) && !omitted_field(&path) {
+                problems.push(format!("{used}: omitted but used by {path}, which is not"));
+            }
+        }
+    }
+    problems
+}
+
+/// Every (`Type.field`, named type) a type's fields, their arguments and
+/// its input fields refer to.
+fn type_uses(ty: &TypeDefinition) -> Vec<(String, String)> {
+    let owner = ty.name.node.as_str();
+    let mut uses = Vec::new();
+    let fields = match &ty.kind {
+        TypeKind::Object(object) => &object.fields,
+        TypeKind::Interface(interface) => &interface.fields,
+        TypeKind::InputObject(input) => {
+            for field in &input.fields {
+                let path = format!("{owner}.{}", field.node.name.node);
+                uses.push((path, base_name(&field.node.ty.node).to_owned()));
+            }
+            return uses;
+        }
+        _ => return uses,
+    };
+    for field in fields.iter().map(|f| &f.node) {
+        let path = format!("{owner}.{}", field.name.node);
+        uses.push((path.clone(), base_name(&field.ty.node).to_owned()));
+        for argument in &field.arguments {
+            uses.push((path.clone(), base_name(&argument.node.ty.node).to_owned()));
+        }
+    }
+    uses
+}
+
+fn base_name(ty: &Type) -> &str {
+    match &ty.base {
+        BaseType::Named(name) => name.as_str(),
+        BaseType::List(inner) => base_name(inner),
+    }
+}
+
+fn field_names(ty: &TypeDefinition) -> impl Iterator<Item = &str> {
+    let fields = match &ty.kind {
+        TypeKind::Object(object) => object.fields.as_slice(),
+        TypeKind::Interface(interface) => interface.fields.as_slice(),
+        _ => &[],
+    };
+    fields.iter().map(|f| f.node.name.node.as_str())
+}
+
+/// The contract without what the lists omit.
+fn omit(contract: &mut ServiceDocument, lists: &[&Omitted]) {
+    let omitted_type = |name: &str| lists.iter().any(|l| l.types.contains(&name));
+    let omitted_field = |path: &str| lists.iter().any(|l| l.fields.contains(&path));
+    contract.definitions.retain(|definition| match definition {
+        TypeSystemDefinition::Type(ty) => !omitted_type(ty.node.name.node.as_str()),
+        _ => true,
+    });
+    for definition in &mut contract.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else {
+            continue;
+        };
+        let owner = ty.node.name.node.to_string();
+        if let TypeKind::Object(object) = &mut ty.node.kind {
+            object
+                .fields
+                .retain(|f| !omitted_field(&format!("{owner}.{}", f.node.name.node)));
         }
     }
 }

@@ -10,6 +10,8 @@ pub enum VerifyCode {
     NotFound,
     Revoked,
     UsageExceeded,
+    /// v2: the key's expiresAt has passed.
+    Expired,
 }
 
 impl VerifyCode {
@@ -20,6 +22,7 @@ impl VerifyCode {
             Self::NotFound => "not_found",
             Self::Revoked => "revoked",
             Self::UsageExceeded => "usage_exceeded",
+            Self::Expired => "expired",
         }
     }
 
@@ -29,6 +32,7 @@ impl VerifyCode {
             Self::NotFound,
             Self::Revoked,
             Self::UsageExceeded,
+            Self::Expired,
         ]
         .into_iter()
         .find(|code| code.as_str() == stored)
@@ -158,6 +162,7 @@ mod tests {
             VerifyCode::NotFound,
             VerifyCode::Revoked,
             VerifyCode::UsageExceeded,
+            VerifyCode::Expired,
         ] {
             assert_eq!(VerifyCode::from_stored(code.as_str()), Some(code));
         }

@@ -14,7 +14,7 @@ mod properties;
 
 pub use cycle::Cycle;
 pub use email::Email;
-pub use key::{KeyName, KeyType};
+pub use key::{GracePeriod, KeyExpiry, KeyName, KeyStatus, KeyType};
 pub use metering::{Charge, VerifyCode};
 pub use password::Password;
 pub use secret::{BrowserBinding, SecretHash, SessionToken};

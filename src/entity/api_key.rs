@@ -17,6 +17,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
+    /// From then on the key no longer verifies; None: never.
+    pub expires_at: Option<DateTimeUtc>,
+    /// The key this one replaced (rotateKey). Unique: a key is replaced once.
+    #[sea_orm(unique)]
+    pub rotated_from_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

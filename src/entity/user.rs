@@ -9,6 +9,9 @@ pub struct Model {
     pub email: String,
     pub password_hash: String,
     pub created_at: DateTimeUtc,
+    /// When the user's default key was made; None: never (see
+    /// `keys::create_default`).
+    pub default_key_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,11 +7,13 @@ use super::context::{
 use super::cost;
 use super::types::{
     ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
-    SignInStart, SignupInput, SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
+    RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput, SignupPayload, User,
+    VerifyKeyInput, VerifyKeyResult,
 };
-use crate::domain::{Charge, KeyName, KeyType};
+use crate::domain::{Charge, GracePeriod, KeyExpiry, KeyName, KeyType};
 use crate::error::Result;
 use crate::service::accounts::SignedUp;
+use crate::service::keys::NewKey;
 use crate::service::sign_in::{self, Callback, BROWSER_COOKIE};
 use crate::service::{accounts, keys, metering, sessions};
 
@@ -29,7 +31,7 @@ impl Mutation {
             &input.password,
         )
         .await?;
-        Ok(signed_up.into())
+        Ok(signup_payload(signed_up, state(ctx).clock.now()))
     }
 
     #[graphql(complexity = "cost::PASSWORD + child_complexity")]
@@ -65,10 +67,14 @@ impl Mutation {
         let name = KeyName::parse(&input.name)?;
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let key_type = input.key_type.unwrap_or(KeyType::Dev);
         let now = state.clock.now();
-        let created = keys::create(&state.db, &state.policy, user.id, name, key_type, now).await?;
-        Ok(created.into())
+        let expiry = input
+            .expires_at
+            .map(|at| KeyExpiry::parse(at.0, now))
+            .transpose()?;
+        let new = NewKey::new(name, input.key_type.unwrap_or(KeyType::Dev), expiry);
+        let created = keys::create(&state.db, &state.policy, user.id, new, now).await?;
+        Ok(CreateKeyPayload::new(created, now))
     }
 
     /// Revokes one of the signed-in user's keys; revoking twice returns the same key.
@@ -76,9 +82,9 @@ impl Mutation {
     async fn revoke_key(&self, ctx: &Context<'_>, id: Uuid) -> Result<ApiKey> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        Ok(keys::revoke(&state.db, user.id, id, state.clock.now())
-            .await?
-            .into())
+        let now = state.clock.now();
+        let key = keys::revoke(&state.db, user.id, id, now).await?;
+        Ok(ApiKey::new(key, now))
     }
 
     /// Used by API gateways: checks a presented secret and, when valid and within the
@@ -135,16 +141,56 @@ impl Mutation {
             browser: sign_in_browser(ctx),
         };
         let signed_up = sign_in::complete(state(ctx), client_address(ctx), callback).await?;
-        Ok(signed_up.into())
+        Ok(signup_payload(signed_up, state(ctx).clock.now()))
+    }
+
+    /// v2: replaces one of the user's keys by a new one with a new secret. A revoked, expired or
+    /// already rotated key: BAD_USER_INPUT. Another user's key: NOT_FOUND.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn rotate_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RotateKeyInput,
+    ) -> Result<RotateKeyPayload> {
+        let grace = GracePeriod::parse(input.grace_period_seconds.unwrap_or(0))?;
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let now = state.clock.now();
+        let rotated = keys::rotate(&state.db, user.id, input.id, grace, now).await?;
+        Ok(RotateKeyPayload::new(rotated, now))
+    }
+
+    /// v2: renames one of the user's keys (same rules as createKey's name).
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn rename_key(&self, ctx: &Context<'_>, id: Uuid, name: String) -> Result<ApiKey> {
+        let name = KeyName::parse(&name)?;
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let key = keys::rename(&state.db, user.id, id, name).await?;
+        Ok(ApiKey::new(key, state.clock.now()))
+    }
+
+    /// v2: lazy provisioning, for dashboards. If the signed-in user has never had a default key
+    /// (signup's provisioning failed, or none was made at their first sign-in), makes it and returns
+    /// it with its secret, shown this once; otherwise null. Concurrent calls make at most one key.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn ensure_default_key(&self, ctx: &Context<'_>) -> Result<Option<CreateKeyPayload>> {
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let created = accounts::ensure_default_key(state, user).await?;
+        let now = state.clock.now();
+        Ok(created.map(|created| CreateKeyPayload::new(created, now)))
     }
 }
 
-impl From<SignedUp> for SignupPayload {
-    fn from(signed_up: SignedUp) -> Self {
-        Self {
-            token: signed_up.signed_in.token,
-            user: User::new(signed_up.signed_in.user, signed_up.billing_account),
-            default_key: signed_up.default_key.map(Into::into),
-        }
+/// What signup and a first sign-in answer; the default key's status is
+/// computed at `now`.
+fn signup_payload(signed_up: SignedUp, now: chrono::DateTime<chrono::Utc>) -> SignupPayload {
+    SignupPayload {
+        token: signed_up.signed_in.token,
+        user: User::new(signed_up.signed_in.user, signed_up.billing_account),
+        default_key: signed_up
+            .default_key
+            .map(|created| CreateKeyPayload::new(created, now)),
     }
 }

@@ -24,10 +24,11 @@ impl Query {
     ) -> Result<Vec<ApiKey>> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
+        let now = state.clock.now();
         // Reading the account provisions it if signup could not.
-        accounts::billing_account(&state.db, &state.policy, user.id, state.clock.now()).await?;
+        accounts::billing_account(&state.db, &state.policy, user.id, now).await?;
         let keys = keys::list(&state.db, user.id, include_revoked.unwrap_or(false)).await?;
-        Ok(keys.into_iter().map(Into::into).collect())
+        Ok(keys.into_iter().map(|key| ApiKey::new(key, now)).collect())
     }
 
     /// Per-key credits within the current billing cycle of the signed-in user's account.

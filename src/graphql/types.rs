@@ -6,11 +6,14 @@ use uuid::Uuid;
 use super::context::state;
 use super::cost;
 use super::scalars::DateTime;
-use crate::domain::{Cycle, KeyType, VerifyCode};
+use crate::domain::{Cycle, KeyStatus, KeyType, VerifyCode};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
+use crate::service::accounts;
+use crate::service::keys::{CreatedKey, RotatedKey};
 use crate::service::metering::{self, Verification};
-use crate::service::{accounts, keys::CreatedKey};
+
+type Now = chrono::DateTime<chrono::Utc>;
 
 pub struct User {
     user: user::Model,
@@ -93,11 +96,21 @@ pub struct ApiKey {
     created_at: DateTime,
     last_used_at: Option<DateTime>,
     revoked_at: Option<DateTime>,
+    /// v2: when the key stops verifying (verifyKey answers EXPIRED from then on); null: never.
+    expires_at: Option<DateTime>,
+    /// v2
+    status: KeyStatus,
+    /// v2: the key this one replaced (rotateKey); null for a key made by createKey or signup.
+    rotated_from_id: Option<Uuid>,
 }
 
-impl From<api_key::Model> for ApiKey {
-    fn from(key: api_key::Model) -> Self {
+impl ApiKey {
+    /// The key as it stands at `now`, the request's instant: its status
+    /// depends on it, and is computed here so that every field of a key
+    /// agrees with one clock reading.
+    pub fn new(key: api_key::Model, now: Now) -> Self {
         Self {
+            status: KeyStatus::at(key.revoked_at, key.expires_at, now),
             id: key.id,
             name: key.name,
             key_type: key.key_type,
@@ -105,6 +118,8 @@ impl From<api_key::Model> for ApiKey {
             created_at: key.created_at.into(),
             last_used_at: key.last_used_at.map(Into::into),
             revoked_at: key.revoked_at.map(Into::into),
+            expires_at: key.expires_at.map(Into::into),
+            rotated_from_id: key.rotated_from_id,
         }
     }
 }
@@ -116,11 +131,32 @@ pub struct CreateKeyPayload {
     secret: String,
 }
 
-impl From<CreatedKey> for CreateKeyPayload {
-    fn from(created: CreatedKey) -> Self {
+impl CreateKeyPayload {
+    pub fn new(created: CreatedKey, now: Now) -> Self {
         Self {
-            api_key: created.key.into(),
+            api_key: ApiKey::new(created.key, now),
             secret: created.secret,
+        }
+    }
+}
+
+/// v2
+#[derive(SimpleObject)]
+pub struct RotateKeyPayload {
+    /// The new key: the old key's name, keyType and expiresAt, rotatedFromId set to the old key.
+    api_key: ApiKey,
+    /// The new key's full secret. Returned once.
+    secret: String,
+    /// The old key as it now stands: revoked (grace 0) or expiring at the end of the grace period.
+    previous_key: ApiKey,
+}
+
+impl RotateKeyPayload {
+    pub fn new(rotated: RotatedKey, now: Now) -> Self {
+        Self {
+            api_key: ApiKey::new(rotated.created.key, now),
+            secret: rotated.created.secret,
+            previous_key: ApiKey::new(rotated.previous, now),
         }
     }
 }
@@ -156,6 +192,18 @@ pub struct CreateKeyInput {
     pub name: String,
     #[graphql(default_with = "Some(KeyType::Dev)")]
     pub key_type: Option<KeyType>,
+    /// v2: optional; at least 60 seconds ahead and before 2100-01-01T00:00:00Z, else BAD_USER_INPUT.
+    pub expires_at: Option<DateTime>,
+}
+
+/// v2
+#[derive(InputObject)]
+pub struct RotateKeyInput {
+    pub id: Uuid,
+    /// How long the old key keeps verifying: 0 to 2,592,000 seconds (30 days). 0 revokes it at once.
+    /// A grace period never extends an expiry the old key already had.
+    #[graphql(default_with = "Some(0)")]
+    pub grace_period_seconds: Option<i32>,
 }
 
 #[derive(InputObject)]
@@ -222,6 +270,7 @@ pub struct KeysUsage {
 
 impl From<metering::KeysUsage> for KeysUsage {
     fn from(usage: metering::KeysUsage) -> Self {
+        let now = usage.now;
         Self {
             cycle_start: usage.cycle.start.into(),
             cycle_end: usage.cycle.end.into(),
@@ -231,7 +280,7 @@ impl From<metering::KeysUsage> for KeysUsage {
                 .keys
                 .into_iter()
                 .map(|k| KeyUsage {
-                    api_key: k.key.into(),
+                    api_key: ApiKey::new(k.key, now),
                     credits: saturating_i32(k.credits),
                     requests: saturating_i32(k.requests),
                 })

@@ -10,10 +10,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::keys::{self, CreatedKey, DEFAULT_KEY_NAME};
+use super::keys::{self, CreatedKey};
 use super::limits;
 use super::{on_unique_violation, sessions};
-use crate::domain::{Email, KeyName, KeyType, Password};
+use crate::domain::{Email, Password};
 use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
 use crate::state::{AccountPolicy, AppState};
@@ -74,6 +74,8 @@ pub(crate) async fn insert_user(
         email: Set(email.as_str().to_owned()),
         password_hash: Set(password_hash),
         created_at: Set(now),
+        // Set with the default key, in provisioning's savepoint.
+        default_key_at: Set(None),
     }
     .insert(txn)
     .await
@@ -119,8 +121,9 @@ async fn provision_in_savepoint(
     let savepoint = txn.begin().await?;
     let provisioned = async {
         let account = billing_account(&savepoint, policy, user_id, now).await?;
-        let name = KeyName::parse(DEFAULT_KEY_NAME)?;
-        let key = keys::create(&savepoint, policy, user_id, name, KeyType::Dev, now).await?;
+        let key = keys::create_default(&savepoint, policy, user_id, now)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a new user {user_id} already had a default key"))?;
         Ok::<_, Error>((account, key))
     }
     .await;
@@ -134,6 +137,24 @@ async fn provision_in_savepoint(
             Err(anyhow::Error::new(err))
         }
     }
+}
+
+/// ensureDefaultKey: the signed-in user's default key, made now with its
+/// secret if they have never had one (signup's provisioning failed, or they
+/// arrived another way); None otherwise, also when it was revoked since.
+/// Provisions the billing account too if it is missing.
+pub async fn ensure_default_key(
+    state: &AppState,
+    user: &user::Model,
+) -> Result<Option<CreatedKey>> {
+    let now = state.clock.now();
+    billing_account(&state.db, &state.policy, user.id, now).await?;
+    // Read with the session, so most calls write nothing; a user read as
+    // never having had one is still decided by `create_default`'s claim.
+    if user.default_key_at.is_some() {
+        return Ok(None);
+    }
+    keys::create_default(&state.db, &state.policy, user.id, now).await
 }
 
 /// Signs in with email and password. A wrong email and a wrong password are

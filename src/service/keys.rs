@@ -1,18 +1,19 @@
 //! API keys: creation (the secret is returned once and stored only as a
-//! hash; at most `max_active_keys` active per user), listing and
-//! revocation, always scoped to their owner.
+//! hash; at most `max_active_keys` active per user), the default key,
+//! listing, renaming, rotation and revocation, always scoped to their owner.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
+use super::on_unique_violation;
 use crate::domain::secret::KeySecret;
-use crate::domain::{KeyName, KeyType};
-use crate::entity::api_key;
+use crate::domain::{GracePeriod, KeyExpiry, KeyName, KeyType};
+use crate::entity::{api_key, user};
 use crate::error::{Error, Result};
 use crate::state::AccountPolicy;
 
@@ -22,7 +23,44 @@ pub struct CreatedKey {
     pub secret: String,
 }
 
+/// What rotateKey made: the new key, and the old one as it now stands.
+pub struct RotatedKey {
+    pub created: CreatedKey,
+    pub previous: api_key::Model,
+}
+
 pub const DEFAULT_KEY_NAME: &str = "Default key";
+
+/// What a key is made with.
+pub struct NewKey {
+    name: String,
+    key_type: KeyType,
+    expires_at: Option<DateTime<Utc>>,
+    rotated_from_id: Option<Uuid>,
+}
+
+impl NewKey {
+    /// A key made by createKey or signup.
+    pub fn new(name: KeyName, key_type: KeyType, expiry: Option<KeyExpiry>) -> Self {
+        Self {
+            name: name.into_inner(),
+            key_type,
+            expires_at: expiry.map(KeyExpiry::at),
+            rotated_from_id: None,
+        }
+    }
+
+    /// The replacement of `old`: its name, kind and expiry, so that a
+    /// rotation never turns an expiring key into a permanent one.
+    fn replacing(old: &api_key::Model) -> Self {
+        Self {
+            name: old.name.clone(),
+            key_type: old.key_type,
+            expires_at: old.expires_at,
+            rotated_from_id: Some(old.id),
+        }
+    }
+}
 
 /// Makes a key for `user_id`, unless the user already holds
 /// `policy.max_active_keys` active keys (then BAD_USER_INPUT). Runs in its
@@ -32,17 +70,17 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     policy: &AccountPolicy,
     user_id: Uuid,
-    name: KeyName,
-    key_type: KeyType,
+    new: NewKey,
     now: DateTime<Utc>,
 ) -> Result<CreatedKey> {
     let txn = conn.begin().await?;
     let max = policy.max_active_keys;
     if max > 0 {
         serialize_key_creation(&txn, user_id).await?;
+        // Expired keys verify no more, so they leave room as revoked ones do.
         let active = api_key::Entity::find()
             .filter(api_key::Column::UserId.eq(user_id))
-            .filter(api_key::Column::RevokedAt.is_null())
+            .filter(usable_at(now))
             .count(&txn)
             .await?;
         if active >= u64::from(max) {
@@ -51,21 +89,44 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
             )));
         }
     }
-    let secret = KeySecret::generate(key_type);
+    let created = insert(&txn, user_id, new, now).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Neither revoked nor expired at `now`.
+fn usable_at(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(api_key::Column::RevokedAt.is_null())
+        .add(
+            Condition::any()
+                .add(api_key::Column::ExpiresAt.is_null())
+                .add(api_key::Column::ExpiresAt.gt(now)),
+        )
+}
+
+async fn insert(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    new: NewKey,
+    now: DateTime<Utc>,
+) -> Result<CreatedKey, DbErr> {
+    let secret = KeySecret::generate(new.key_type);
     let key = api_key::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(user_id),
-        name: Set(name.into_inner()),
-        key_type: Set(key_type),
+        name: Set(new.name),
+        key_type: Set(new.key_type),
         prefix: Set(secret.prefix().to_owned()),
         secret_hash: Set(secret.hash().to_vec()),
         created_at: Set(now),
         last_used_at: Set(None),
         revoked_at: Set(None),
+        expires_at: Set(new.expires_at),
+        rotated_from_id: Set(new.rotated_from_id),
     }
-    .insert(&txn)
+    .insert(conn)
     .await?;
-    txn.commit().await?;
     Ok(CreatedKey {
         key,
         secret: secret.into_secret(),
@@ -94,7 +155,38 @@ async fn serialize_key_creation(txn: &impl ConnectionTrait, user_id: Uuid) -> Re
     Ok(())
 }
 
-/// The user's keys, newest first.
+/// Makes the user's default key (DEV, "Default key") unless they have ever
+/// had one; None then. The claim on `users.default_key_at` is a conditional
+/// UPDATE in the key's own transaction: of racing calls, in one process or
+/// several, one sets it and makes the key, the others change nothing (on
+/// PostgreSQL they wait for its commit and then find it set). If making the
+/// key fails, the claim is rolled back with it.
+pub async fn create_default<C: ConnectionTrait + TransactionTrait>(
+    conn: &C,
+    policy: &AccountPolicy,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<CreatedKey>> {
+    // Its first statement writes: on SQLite it takes the write lock at once.
+    let txn = conn.begin().await?;
+    let claimed = user::Entity::update_many()
+        .col_expr(user::Column::DefaultKeyAt, Expr::value(now))
+        .filter(user::Column::Id.eq(user_id))
+        .filter(user::Column::DefaultKeyAt.is_null())
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected == 0 {
+        return Ok(None);
+    }
+    let name = KeyName::parse(DEFAULT_KEY_NAME)?;
+    let new = NewKey::new(name, KeyType::Dev, None);
+    let created = create(&txn, policy, user_id, new, now).await?;
+    txn.commit().await?;
+    Ok(Some(created))
+}
+
+/// The user's keys, newest first; expired ones included (they show as
+/// EXPIRED), revoked ones only when asked for.
 pub async fn list(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
@@ -111,6 +203,25 @@ pub async fn list(
         .await?)
 }
 
+fn owned_by(user_id: Uuid, key_id: Uuid) -> Condition {
+    Condition::all()
+        .add(api_key::Column::Id.eq(key_id))
+        .add(api_key::Column::UserId.eq(user_id))
+}
+
+/// One of the user's keys; another user's key is NOT_FOUND, like a missing one.
+async fn find_owned(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    key_id: Uuid,
+) -> Result<api_key::Model> {
+    api_key::Entity::find()
+        .filter(owned_by(user_id, key_id))
+        .one(conn)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
 /// Revokes one of the user's keys. Revoking again changes nothing and
 /// returns the key as it is; another user's key is NOT_FOUND, like a missing one.
 pub async fn revoke(
@@ -119,20 +230,97 @@ pub async fn revoke(
     key_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<api_key::Model> {
-    let owned_by_user = api_key::Column::Id
-        .eq(key_id)
-        .and(api_key::Column::UserId.eq(user_id));
     // Only a key not yet revoked is touched, so racing revokes agree on the
     // first one's timestamp.
     api_key::Entity::update_many()
         .col_expr(api_key::Column::RevokedAt, Expr::value(now))
-        .filter(owned_by_user.clone())
+        .filter(owned_by(user_id, key_id))
         .filter(api_key::Column::RevokedAt.is_null())
         .exec(conn)
         .await?;
-    api_key::Entity::find()
-        .filter(owned_by_user)
-        .one(conn)
-        .await?
-        .ok_or(Error::NotFound)
+    find_owned(conn, user_id, key_id).await
+}
+
+/// Renames one of the user's keys, whatever its status: a name is only a label.
+pub async fn rename(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    key_id: Uuid,
+    name: KeyName,
+) -> Result<api_key::Model> {
+    api_key::Entity::update_many()
+        .col_expr(api_key::Column::Name, Expr::value(name.into_inner()))
+        .filter(owned_by(user_id, key_id))
+        .exec(conn)
+        .await?;
+    find_owned(conn, user_id, key_id).await
+}
+
+/// Replaces one of the user's active keys by a new one with a new secret
+/// (see `NewKey::replacing`); the old key expires at the end of `grace`, or
+/// sooner if it already did, and with no grace is revoked now.
+///
+/// Not subject to the active-key cap: a rotation replaces a key, and the
+/// old one stops counting once its grace ends (at most 30 days).
+///
+/// Which of racing rotations of one key wins is decided by the unique index
+/// on `rotated_from_id`: the first insert commits, every other fails on it
+/// (on PostgreSQL after waiting for the first to commit) and is rolled back
+/// whole, its change to the old key included.
+pub async fn rotate<C: ConnectionTrait + TransactionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    key_id: Uuid,
+    grace: GracePeriod,
+    now: DateTime<Utc>,
+) -> Result<RotatedKey> {
+    let old = find_owned(conn, user_id, key_id).await?;
+    if old.revoked_at.is_some() {
+        return Err(not_rotatable("is revoked"));
+    }
+    if old.expires_at.is_some_and(|at| at <= now) {
+        return Err(not_rotatable("has expired"));
+    }
+    let txn = conn.begin().await?;
+    let previous = retire(&txn, old.clone(), grace, now).await?;
+    let created = insert(&txn, user_id, NewKey::replacing(&old), now)
+        .await
+        .map_err(|err| on_unique_violation(err, not_rotatable("was already rotated")))?;
+    txn.commit().await?;
+    Ok(RotatedKey { created, previous })
+}
+
+fn not_rotatable(why: &str) -> Error {
+    Error::bad_input(format!(
+        "id: the key {why}; only an active key that has not been rotated can be rotated"
+    ))
+}
+
+/// Sets the old key's expiry (and, with no grace, its revocation) if it is
+/// still active: a revoke or expiry that came since it was read wins.
+/// Returns the key as it now stands.
+async fn retire(
+    txn: &impl ConnectionTrait,
+    mut old: api_key::Model,
+    grace: GracePeriod,
+    now: DateTime<Utc>,
+) -> Result<api_key::Model> {
+    let expires_at = grace.expiry_of_replaced(old.expires_at, now);
+    let revoked_at = grace.revokes_at_once().then_some(now);
+    let mut update = api_key::Entity::update_many()
+        .col_expr(api_key::Column::ExpiresAt, Expr::value(expires_at));
+    if let Some(revoked_at) = revoked_at {
+        update = update.col_expr(api_key::Column::RevokedAt, Expr::value(revoked_at));
+    }
+    let done = update
+        .filter(api_key::Column::Id.eq(old.id))
+        .filter(usable_at(now))
+        .exec(txn)
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(not_rotatable("is no longer active"));
+    }
+    old.expires_at = Some(expires_at);
+    old.revoked_at = revoked_at;
+    Ok(old)
 }

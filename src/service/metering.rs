@@ -9,12 +9,14 @@
 //! per-key rollups in one query, never the raw events.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, QueryResult, Statement, Value,
+};
 use uuid::Uuid;
 
 use super::accounts;
 use super::charges::ChargeRequest;
-use crate::domain::{Charge, Cycle, KeyType, SecretHash, VerifyCode};
+use crate::domain::{Charge, Cycle, KeyStatus, KeyType, SecretHash, VerifyCode};
 use crate::entity::api_key;
 use crate::error::Result;
 use crate::state::{AccountPolicy, AppState};
@@ -236,8 +238,11 @@ pub async fn forget_expired_requests(db: &DatabaseConnection, now: DateTime<Utc>
 }
 
 /// keysUsage: the account's current cycle, its total, and each key that is
-/// active or has usage in the cycle, most credits first, then newest first.
+/// active (neither revoked nor expired) or has usage in the cycle, most
+/// credits first, then newest first.
 pub struct KeysUsage {
+    /// The instant it was read at, which the keys' statuses are computed for.
+    pub now: DateTime<Utc>,
     pub cycle: Cycle,
     pub total_credits: i64,
     pub remaining_credits: i64,
@@ -265,10 +270,41 @@ WITH account AS (
 )
 SELECT a.account_id, a.monthly_credits, a.billing_cycle_start, a.latest_cycle_start, a.latest_credits_used,
        k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
+       k.expires_at, k.rotated_from_id,
        r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests
   FROM account a
   LEFT JOIN api_keys k ON k.user_id = a.user_id
   LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = a.latest_cycle_start";
+
+/// The key of one `KEYS_USAGE` row with its usage in the current cycle
+/// (`current`: its start, when the account has usage in it), if keysUsage
+/// lists it: an active key always, a revoked or expired one only while it
+/// has usage in the cycle.
+fn listed_key(
+    row: &QueryResult,
+    current: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<KeyUsage>> {
+    if row.try_get::<Option<Uuid>>("", "id")?.is_none() {
+        return Ok(None); // an account without keys
+    }
+    let usage_cycle: Option<DateTime<Utc>> = row.try_get("", "usage_cycle_start")?;
+    let (credits, requests) = if current.is_some() && usage_cycle == current {
+        (
+            row.try_get("", "cycle_credits")?,
+            row.try_get("", "cycle_requests")?,
+        )
+    } else {
+        (0, 0)
+    };
+    let key = api_key::Model::from_query_result(row, "")?;
+    let active = KeyStatus::at(key.revoked_at, key.expires_at, now) == KeyStatus::Active;
+    Ok((active || requests > 0).then_some(KeyUsage {
+        key,
+        credits,
+        requests,
+    }))
+}
 
 /// One query, whatever the number of events (see `KEYS_USAGE`); a second
 /// only when the account has to be provisioned first.
@@ -301,28 +337,11 @@ pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
         false => 0,
     };
 
+    let current = in_cycle.then_some(cycle.start);
     let mut keys = Vec::with_capacity(rows.len());
     for row in &rows {
-        if row.try_get::<Option<Uuid>>("", "id")?.is_none() {
-            continue; // an account without keys
-        }
-        let usage_cycle: Option<DateTime<Utc>> = row.try_get("", "usage_cycle_start")?;
-        let (credits, requests) = if in_cycle && usage_cycle == Some(cycle.start) {
-            (
-                row.try_get("", "cycle_credits")?,
-                row.try_get("", "cycle_requests")?,
-            )
-        } else {
-            (0, 0)
-        };
-        let key = api_key::Model::from_query_result(row, "")?;
-        // A revoked key stays listed while it has usage in the cycle.
-        if key.revoked_at.is_none() || requests > 0 {
-            keys.push(KeyUsage {
-                key,
-                credits,
-                requests,
-            });
+        if let Some(usage) = listed_key(row, current, now)? {
+            keys.push(usage);
         }
     }
     // Most credits first, then newest first.
@@ -330,6 +349,7 @@ pub async fn keys_usage(state: &AppState, user_id: Uuid) -> Result<KeysUsage> {
         (b.credits, b.key.created_at, b.key.id).cmp(&(a.credits, a.key.created_at, a.key.id))
     });
     Ok(KeysUsage {
+        now,
         cycle,
         total_credits,
         remaining_credits: (monthly_credits - total_credits).max(0),

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod lookups;
 pub mod metering;
 pub mod passwords;
+pub mod plans;
 pub mod sessions;
 pub mod sign_in;
 

@@ -72,6 +72,36 @@ const ATTEMPTS: &[Attempt] = &[
         check: not_found_like_a_missing_id,
     },
     Attempt {
+        operation: "rotateKey (another's key)",
+        query: "mutation($id: UUID!) { rotateKey(input: { id: $id }) { secret } }",
+        variables: |victim| json!({ "id": victim.key_id }),
+        check: not_found_like_a_missing_id,
+    },
+    Attempt {
+        operation: "rotateKey (missing key)",
+        query: "mutation($id: UUID!) { rotateKey(input: { id: $id }) { secret } }",
+        variables: |victim| json!({ "id": victim.missing_id }),
+        check: not_found_like_a_missing_id,
+    },
+    Attempt {
+        operation: "renameKey (another's key)",
+        query: "mutation($id: UUID!) { renameKey(id: $id, name: \"mine\") { id } }",
+        variables: |victim| json!({ "id": victim.key_id }),
+        check: not_found_like_a_missing_id,
+    },
+    Attempt {
+        operation: "renameKey (missing key)",
+        query: "mutation($id: UUID!) { renameKey(id: $id, name: \"mine\") { id } }",
+        variables: |victim| json!({ "id": victim.missing_id }),
+        check: not_found_like_a_missing_id,
+    },
+    Attempt {
+        operation: "ensureDefaultKey",
+        query: "mutation { ensureDefaultKey { apiKey { id } } }",
+        variables: |_| json!({}),
+        check: |response, _| assert_eq!(response["data"]["ensureDefaultKey"], Value::Null),
+    },
+    Attempt {
         operation: "createKey",
         query: "mutation { createKey(input: { name: \"mine\" }) { apiKey { id } } }",
         variables: |_| json!({}),
@@ -105,6 +135,7 @@ on_both_databases! {
         let keys = app.ok(KEYS, json!({ "includeRevoked": true }), Some(&victim_user.token)).await;
         assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
         assert!(keys["keys"][0]["revokedAt"].is_null());
+        assert_eq!(keys["keys"][0]["name"], "Default key");
         assert_eq!(app.keys_usage(&victim_user).await["totalCredits"], 100);
     }
 }

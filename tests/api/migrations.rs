@@ -1,4 +1,10 @@
 use migration::{Migrator, MigratorTrait, SchemaManager};
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::signup::{break_provisioning, repair_provisioning};
+
+const ENSURE_DEFAULT_KEY: &str = "mutation { ensureDefaultKey { secret } }";
 
 on_both_databases! {
     async fn migrations_roll_back_and_apply_again(app: TestApp) {
@@ -36,5 +42,31 @@ on_both_databases! {
         let by_address = "SELECT COUNT(*) FROM auth_attempts WHERE kind = 'signup' AND address = subject";
         assert_eq!(app.query_i64(by_address).await, [1]);
         app.signup().await;
+    }
+
+    async fn undoing_the_lifecycle_migration_keeps_keys_and_who_had_a_default_key(app: TestApp) {
+        let user = app.signup().await;
+        let rotation = "mutation($id: UUID!) { rotateKey(input: { id: $id, gracePeriodSeconds: 60 }) { secret } }";
+        app.ok(rotation, json!({ "id": user.default_key_id() }), Some(&user.token)).await;
+        break_provisioning(&app).await;
+        let orphan = app.graphql(SIGNUP, json!({ "email": unique_email(), "password": PASSWORD }), None).await;
+        let orphan_token = orphan["data"]["signup"]["token"].as_str().unwrap().to_owned();
+        repair_provisioning(&app).await;
+
+        let migration = Migrator::migrations()
+            .into_iter()
+            .find(|m| m.name() == "m20261130_000010_key_lifecycle")
+            .expect("the key lifecycle migration");
+        let manager = SchemaManager::new(&app.db);
+        migration.down(&manager).await.expect("undoing it");
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_keys").await, [2]);
+        migration.up(&manager).await.expect("applying it again");
+
+        // Signup's default key is recognised again; the orphan never had one.
+        let had = app.ok(ENSURE_DEFAULT_KEY, json!({}), Some(&user.token)).await;
+        assert!(had["ensureDefaultKey"].is_null());
+        let made = app.ok(ENSURE_DEFAULT_KEY, json!({}), Some(&orphan_token)).await;
+        assert!(made["ensureDefaultKey"]["secret"].is_string());
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_keys").await, [3]);
     }
 }
