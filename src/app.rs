@@ -19,8 +19,9 @@ use crate::config::Config;
 use crate::http::server;
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
-use crate::service::{limits, metering, sign_in};
+use crate::service::{limits, sign_in};
 use crate::state::AppState;
+use crate::store::requests;
 use crate::{graphql, http};
 
 pub struct Application {
@@ -166,7 +167,7 @@ async fn sweep_expired(state: AppState) {
     loop {
         every.tick().await;
         let now = state.clock.now();
-        if let Err(err) = metering::forget_expired_requests(&state.db, now).await {
+        if let Err(err) = requests::forget_expired(&state.db, now).await {
             tracing::warn!(error = %err, "could not forget expired request ids");
         }
         let longest_window = state.policy.longest_limit_window();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::service::limits::{Limit, LoginLimits};
+use crate::domain::{AccountPolicy, Limit, LoginLimits};
 
 /// Settings shared by every subcommand that touches the database or serves.
 #[derive(Debug, Clone, Args)]
@@ -393,6 +393,18 @@ impl Config {
         }
     }
 
+    /// What new accounts get, and the limits on signing up and in.
+    pub fn account_policy(&self) -> AccountPolicy {
+        AccountPolicy {
+            plan: "free".to_owned(),
+            monthly_credits: self.monthly_credits,
+            max_active_keys: self.max_active_keys,
+            session_ttl: self.session_ttl(),
+            login_limits: self.login_limits(),
+            signup_limit: self.signup_limit(),
+        }
+    }
+
     pub fn signup_limit(&self) -> Limit {
         Limit {
             max: self.signups_per_address,
@@ -517,11 +529,8 @@ mod tests {
     /// The sweep must keep every attempt some limit still counts.
     #[test]
     fn attempts_are_kept_for_the_longest_window_of_all_limits() {
-        let longest = |config: &Config| {
-            crate::state::AccountPolicy::from_config(config)
-                .longest_limit_window()
-                .num_seconds()
-        };
+        let longest =
+            |config: &Config| config.account_policy().longest_limit_window().num_seconds();
         let mut config = Config::from_defaults();
         assert_eq!(longest(&config), 3600, "the signup window");
         config.login_window_secs = 7200;

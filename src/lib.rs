@@ -2,6 +2,8 @@
 //! and gateway.
 
 pub mod app;
+pub mod batch;
+pub mod bounded_map;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -9,10 +11,12 @@ pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metering;
 pub mod metrics;
 pub mod oidc;
 pub mod service;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 
 pub use app::Application;

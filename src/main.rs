@@ -2,7 +2,6 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use keymeter::clock::{Clock, SystemClock};
 use keymeter::service::plans::{self, PlanChange};
-use keymeter::state::AccountPolicy;
 use keymeter::{app, graphql, telemetry, Application, Config};
 use migration::MigratorTrait;
 
@@ -101,7 +100,7 @@ async fn accounts(config: &Config, command: AccountsCommand) -> anyhow::Result<(
     let mut config = config.clone();
     (config.db_max_connections, config.db_min_connections) = (Some(1), Some(1));
     let db = app::connect(&config).await?;
-    let policy = AccountPolicy::from_config(&config);
+    let policy = config.account_policy();
     let now = SystemClock.now();
     let done = match command {
         AccountsCommand::Show { email } => plans::show(&db, &policy, &email, now).await,

@@ -9,8 +9,10 @@ use std::process::Stdio;
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, SecondsFormat, Utc};
 use keymeter::domain::{Cycle, SecretHash};
-use keymeter::service::charges::sql;
-use keymeter::service::metering::{find_keys_sql, KEYS_USAGE};
+use keymeter::store::counters::{self, LAST_USED_PRECISION};
+use keymeter::store::keys::find_keys_sql;
+use keymeter::store::parameters;
+use keymeter::store::usage::KEYS_USAGE;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tokio::process::Command;
 use uuid::Uuid;
@@ -67,7 +69,7 @@ impl Literal {
 
 /// `statement` with `$1…$n` replaced by `values`, as one pgbench line.
 fn bind(statement: &str, values: &[Literal]) -> String {
-    let highest = sql::parameters(statement);
+    let highest = parameters(statement);
     assert_eq!(highest, values.len(), "values for {statement}");
     let mut out = statement.to_owned();
     for (i, value) in values.iter().enumerate().rev() {
@@ -109,11 +111,11 @@ fn verify_script(hot: &HotKey, now: DateTime<Utc>, group: usize) -> String {
         Int(group as i64),
         Int(group as i64),
         Time(now),
-        Time(now - keymeter::service::charges::LAST_USED_PRECISION),
+        Time(now - LAST_USED_PRECISION),
         Uuid(hot.account),
         Uuid(hot.key),
     ]);
-    bind(&sql::charge_at_once(1, group, 1, 1), &values)
+    bind(&counters::charge_in_one_statement(1, group, 1, 1), &values)
 }
 
 /// The server's statement for one keysUsage.

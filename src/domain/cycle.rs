@@ -34,6 +34,7 @@ impl Cycle {
         }
     }
 
+    #[cfg(test)]
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
         self.start <= t && t < self.end
     }

@@ -1,13 +1,16 @@
 //! keymeter's rules that need no I/O: validated input types, secrets and
 //! billing-cycle arithmetic.
 
+pub mod admission;
 pub mod cycle;
 pub mod email;
 pub mod key;
 pub mod metering;
 pub mod password;
+mod policy;
 pub mod secret;
 pub mod text;
+mod verification;
 
 #[cfg(test)]
 mod properties;
@@ -17,4 +20,6 @@ pub use email::Email;
 pub use key::{GracePeriod, KeyExpiry, KeyName, KeyStatus, KeyType};
 pub use metering::{Charge, VerifyCode};
 pub use password::Password;
+pub use policy::{AccountPolicy, Limit, LoginLimits};
 pub use secret::{BrowserBinding, SecretHash, SessionToken};
+pub use verification::{AccountPricing, Counter, KeyAccount, KeyRef, Verification};

@@ -33,19 +33,11 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     User,
-    #[sea_orm(has_many = "super::api_key_usage::Entity")]
-    Usage,
 }
 
 impl Related<super::user::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::User.def()
-    }
-}
-
-impl Related<super::api_key_usage::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Usage.def()
     }
 }
 

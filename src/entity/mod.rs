@@ -1,7 +1,8 @@
-//! sea-orm entities, one per table of `migration/`.
+//! sea-orm entities of the tables read and written through the ORM; the
+//! metering tables (counters, rollups, events, requestIds) are reached
+//! through `store`'s SQL.
 
 pub mod api_key;
-pub mod api_key_usage;
 pub mod billing_account;
 pub mod session;
 pub mod sign_in_flow;

@@ -5,14 +5,14 @@
 //! exactly what parsing again would give; a request carries its own
 //! variables and operation name, which are not part of it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError};
 
 use super::guard;
+use crate::bounded_map::BoundedMap;
 
 /// Documents kept at most, and the longest query kept: together they bound
 /// the memory to a few MiB whatever clients send. Past the count, the map
@@ -24,9 +24,16 @@ fn refused(message: &'static str) -> ServerError {
     ServerError::new(message, None)
 }
 
-#[derive(Default)]
 pub struct Documents {
-    parsed: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
+    parsed: BoundedMap<String, Arc<ExecutableDocument>>,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Self {
+            parsed: BoundedMap::new(CAPACITY),
+        }
+    }
 }
 
 impl Documents {
@@ -36,7 +43,7 @@ impl Documents {
     /// held) and checks the document. A refusal is the error to answer.
     pub async fn prepare(&self, request: &mut Request) -> Result<(), ServerError> {
         let known = (request.query.len() <= LONGEST)
-            .then(|| self.lock().get(&request.query).cloned())
+            .then(|| self.parsed.get(&request.query))
             .flatten();
         if let Some(document) = known {
             request.set_parsed_query(ExecutableDocument::clone(&document));
@@ -60,18 +67,7 @@ impl Documents {
     }
 
     fn keep(&self, query: String, document: ExecutableDocument) {
-        let mut parsed = self.lock();
-        if parsed.len() >= CAPACITY {
-            parsed.clear();
-        }
-        parsed.insert(query, Arc::new(document));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExecutableDocument>>> {
-        // Only a cache of pure results: one left mid-update by a panic is still valid.
-        self.parsed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.parsed.insert(query, Arc::new(document));
     }
 }
 
@@ -92,10 +88,10 @@ mod tests {
     fn a_query_is_parsed_once_and_then_served_from_memory() {
         let documents = Documents::default();
         prepare(&documents, "{ me { id } }").unwrap();
-        assert_eq!(documents.lock().len(), 1);
+        assert_eq!(documents.parsed.len(), 1);
         let mut second = prepare(&documents, "{ me { id } }").unwrap();
-        assert_eq!(documents.lock().len(), 1);
-        let kept = documents.lock().get("{ me { id } }").cloned().unwrap();
+        assert_eq!(documents.parsed.len(), 1);
+        let kept = documents.parsed.get("{ me { id } }").unwrap();
         let given = second.parsed_query().unwrap();
         assert_eq!(format!("{given:?}"), format!("{kept:?}"));
     }
@@ -106,7 +102,7 @@ mod tests {
         assert!(prepare(&documents, "{ me { id ").is_err());
         let long = format!("{{ me {{ id }} }} # {}", "x".repeat(LONGEST));
         prepare(&documents, &long).unwrap();
-        assert!(documents.lock().is_empty());
+        assert!(documents.parsed.is_empty());
     }
 
     #[test]
@@ -114,7 +110,7 @@ mod tests {
         let documents = Documents::default();
         let nested = format!("{{ keys(includeRevoked: {}) {{ id }} }}", "[".repeat(5000));
         assert!(prepare(&documents, &nested).is_err());
-        assert!(documents.lock().is_empty());
+        assert!(documents.parsed.is_empty());
     }
 
     #[test]
@@ -123,6 +119,6 @@ mod tests {
         for i in 0..CAPACITY + 5 {
             prepare(&documents, &format!("{{ f{i} }}")).unwrap();
         }
-        assert!(documents.lock().len() <= CAPACITY);
+        assert!(documents.parsed.len() <= CAPACITY);
     }
 }

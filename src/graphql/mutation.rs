@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::service::accounts::SignedUp;
 use crate::service::keys::NewKey;
 use crate::service::sign_in::{self, Callback, BROWSER_COOKIE};
-use crate::service::{accounts, keys, metering, sessions};
+use crate::service::{accounts, keys, sessions};
 
 pub struct Mutation;
 
@@ -25,7 +25,7 @@ impl Mutation {
     #[graphql(complexity = "cost::PASSWORD + child_complexity")]
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<SignupPayload> {
         let signed_up = accounts::signup(
-            state(ctx),
+            &state(ctx).accounts,
             client_address(ctx),
             &input.email,
             &input.password,
@@ -37,7 +37,7 @@ impl Mutation {
     #[graphql(complexity = "cost::PASSWORD + child_complexity")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let signed_in = accounts::login(
-            state(ctx),
+            &state(ctx).accounts,
             client_address(ctx),
             &input.email,
             &input.password,
@@ -96,7 +96,7 @@ impl Mutation {
         input: VerifyKeyInput,
     ) -> Result<VerifyKeyResult> {
         let charge = Charge::parse(input.credits.unwrap_or(1), input.endpoint, input.request_id)?;
-        let verification = metering::verify(state(ctx), &input.key, charge).await?;
+        let verification = state(ctx).metering.verify(&input.key, charge).await?;
         metrics(ctx).verify_answered(verification.code);
         Ok(verification.into())
     }
@@ -106,7 +106,7 @@ impl Mutation {
     #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn start_sign_in(&self, ctx: &Context<'_>, provider: String) -> Result<SignInStart> {
         let state = state(ctx);
-        let started = sign_in::start(state, &provider).await?;
+        let started = sign_in::start(&state.accounts, &state.providers, &provider).await?;
         // Lax: the cookie rides along when the callback page, on our own
         // origin, calls completeSignIn; never on another site's requests.
         let secure = if state.providers.secure_cookies() {
@@ -140,8 +140,15 @@ impl Mutation {
             state: &input.state,
             browser: sign_in_browser(ctx),
         };
-        let signed_up = sign_in::complete(state(ctx), client_address(ctx), callback).await?;
-        Ok(signup_payload(signed_up, state(ctx).clock.now()))
+        let state = state(ctx);
+        let signed_up = sign_in::complete(
+            &state.accounts,
+            &state.providers,
+            client_address(ctx),
+            callback,
+        )
+        .await?;
+        Ok(signup_payload(signed_up, state.clock.now()))
     }
 
     /// v2: replaces one of the user's keys by a new one with a new secret. A revoked, expired or
@@ -177,7 +184,7 @@ impl Mutation {
     async fn ensure_default_key(&self, ctx: &Context<'_>) -> Result<Option<CreateKeyPayload>> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let created = accounts::ensure_default_key(state, user).await?;
+        let created = accounts::ensure_default_key(&state.accounts, user).await?;
         let now = state.clock.now();
         Ok(created.map(|created| CreateKeyPayload::new(created, now)))
     }

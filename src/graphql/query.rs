@@ -4,7 +4,7 @@ use super::context::{current_user, state};
 use super::cost;
 use super::types::{ApiKey, AuthProvider, KeysUsage, User};
 use crate::error::Result;
-use crate::service::{accounts, keys, metering};
+use crate::service::{accounts, keys};
 
 pub struct Query;
 
@@ -35,7 +35,7 @@ impl Query {
     #[graphql(complexity = "cost::USAGE + child_complexity")]
     async fn keys_usage(&self, ctx: &Context<'_>) -> Result<KeysUsage> {
         let user = current_user(ctx).await?;
-        Ok(metering::keys_usage(state(ctx), user.id).await?.into())
+        Ok(state(ctx).metering.keys_usage(user.id).await?.into())
     }
 
     /// v2: the sign-in providers this server is configured with; empty by default. Needs no token.

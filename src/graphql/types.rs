@@ -6,12 +6,13 @@ use uuid::Uuid;
 use super::context::state;
 use super::cost;
 use super::scalars::DateTime;
+use crate::domain::Verification;
 use crate::domain::{Cycle, KeyStatus, KeyType, VerifyCode};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
+use crate::metering;
 use crate::service::accounts;
 use crate::service::keys::{CreatedKey, RotatedKey};
-use crate::service::metering::{self, Verification};
 
 type Now = chrono::DateTime<chrono::Utc>;
 
@@ -238,8 +239,8 @@ impl From<Verification> for VerifyKeyResult {
         Self {
             valid: v.code == VerifyCode::Valid,
             code: v.code,
-            key_id: v.key.map(|(id, _)| id),
-            key_type: v.key.map(|(_, key_type)| key_type),
+            key_id: v.key.map(|key| key.id),
+            key_type: v.key.map(|key| key.key_type),
             remaining_credits: v.remaining_credits.map(saturating_i32),
             cycle_end: v.cycle_end.map(Into::into),
         }

@@ -1,22 +1,34 @@
 //! Signing up, signing in, and the billing account every user must have.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::keys::{self, CreatedKey};
 use super::limits;
+use super::passwords::PasswordHasher;
 use super::{on_unique_violation, sessions};
-use crate::domain::{Email, Password};
+use crate::clock::Clock;
+use crate::domain::{AccountPolicy, Email, Password};
 use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
-use crate::state::{AccountPolicy, AppState};
+
+/// What signing up, signing in and provisioning need: the parts of the
+/// application they use, not the application.
+#[derive(Clone)]
+pub struct Accounts {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+    pub policy: AccountPolicy,
+}
 
 pub struct SignedIn {
     pub token: String,
@@ -33,24 +45,25 @@ pub struct SignedUp {
 /// Creates the user and a session, and provisions a billing account and a
 /// default DEV key, all in one transaction (see `open_account`); a failed
 /// provisioning is redone lazily by `billing_account` on the next read.
+#[tracing::instrument(name = "signup", skip_all)]
 pub async fn signup(
-    state: &AppState,
+    accounts: &Accounts,
     client: IpAddr,
     email: &str,
     password: &str,
 ) -> Result<SignedUp> {
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
-    let now = state.clock.now();
+    let now = accounts.clock.now();
     // Counted before hashing, in the statement that admits it, so that a
     // flood is refused before it costs anything, however many race.
     let client = client.to_string();
-    limits::reserve_signup(&state.db, state.policy.signup_limit, &client, now).await?;
-    let password_hash = state.hasher.hash(&password).await?;
+    limits::reserve_signup(&accounts.db, accounts.policy.signup_limit, &client, now).await?;
+    let password_hash = accounts.hasher.hash(&password).await?;
 
-    let txn = state.db.begin().await?;
+    let txn = accounts.db.begin().await?;
     let user = insert_user(&txn, &email, password_hash, now).await?;
-    let signed_up = open_account(&txn, state, user, now).await?;
+    let signed_up = open_account(&txn, accounts, user, now).await?;
     txn.commit().await?;
     Ok(signed_up)
 }
@@ -88,12 +101,12 @@ pub(crate) async fn insert_user(
 /// The caller commits.
 pub(crate) async fn open_account(
     txn: &DatabaseTransaction,
-    state: &AppState,
+    accounts: &Accounts,
     user: user::Model,
     now: DateTime<Utc>,
 ) -> Result<SignedUp> {
-    let token = sessions::start(txn, user.id, now, state.policy.session_ttl).await?;
-    let provisioned = match provision_in_savepoint(txn, &state.policy, user.id, now).await {
+    let token = sessions::start(txn, user.id, now, accounts.policy.session_ttl).await?;
+    let provisioned = match provision_in_savepoint(txn, &accounts.policy, user.id, now).await {
         Ok(provisioned) => Some(provisioned),
         Err(err) => {
             tracing::error!(
@@ -143,24 +156,26 @@ async fn provision_in_savepoint(
 /// secret if they have never had one (signup's provisioning failed, or they
 /// arrived another way); None otherwise, also when it was revoked since.
 /// Provisions the billing account too if it is missing.
+#[tracing::instrument(name = "ensure_default_key", skip_all, fields(user_id = %user.id))]
 pub async fn ensure_default_key(
-    state: &AppState,
+    accounts: &Accounts,
     user: &user::Model,
 ) -> Result<Option<CreatedKey>> {
-    let now = state.clock.now();
-    billing_account(&state.db, &state.policy, user.id, now).await?;
+    let now = accounts.clock.now();
+    billing_account(&accounts.db, &accounts.policy, user.id, now).await?;
     // Read with the session, so most calls write nothing; a user read as
     // never having had one is still decided by `create_default`'s claim.
     if user.default_key_at.is_some() {
         return Ok(None);
     }
-    keys::create_default(&state.db, &state.policy, user.id, now).await
+    keys::create_default(&accounts.db, &accounts.policy, user.id, now).await
 }
 
 /// Signs in with email and password. A wrong email and a wrong password are
 /// indistinguishable: same error, same message, one Argon2 verification each.
+#[tracing::instrument(name = "login", skip_all)]
 pub async fn login(
-    state: &AppState,
+    accounts: &Accounts,
     client: IpAddr,
     email: &str,
     password: &str,
@@ -169,7 +184,7 @@ pub async fn login(
     // which accounts exist, and keeps huge passwords away from Argon2.
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
-    let now = state.clock.now();
+    let now = accounts.clock.now();
     // Counted as a failure before the password is checked, by the statement
     // that decides whether it may be checked at all: however many guesses
     // race, no more than a limit allows are ever verified. Past a limit even
@@ -177,8 +192,8 @@ pub async fn login(
     // window moves on.
     let client = client.to_string();
     let reservation = limits::reserve_login(
-        &state.db,
-        &state.policy.login_limits,
+        &accounts.db,
+        &accounts.policy.login_limits,
         email.as_str(),
         &client,
         now,
@@ -186,22 +201,22 @@ pub async fn login(
     .await?;
     let user = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
-        .one(&state.db)
+        .one(&accounts.db)
         .await?;
     let stored_hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .filter(|hash| hash != NO_PASSWORD);
     // Verified even when no user has this email, so both failures take as long.
-    let verified = state.hasher.verify(&password, stored_hash).await?;
+    let verified = accounts.hasher.verify(&password, stored_hash).await?;
     let user = match user {
         Some(user) if verified => user,
         // The reservation stays, as the failure it was counted as.
         _ => return Err(Error::InvalidCredentials),
     };
-    limits::forgive_login(&state.db, email.as_str(), &client, reservation).await?;
-    sessions::purge_expired(&state.db, user.id, now).await?;
-    let token = sessions::start(&state.db, user.id, now, state.policy.session_ttl).await?;
+    limits::forgive_login(&accounts.db, email.as_str(), &client, reservation).await?;
+    sessions::purge_expired(&accounts.db, user.id, now).await?;
+    let token = sessions::start(&accounts.db, user.id, now, accounts.policy.session_ttl).await?;
     Ok(SignedIn { token, user })
 }
 

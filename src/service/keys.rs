@@ -12,10 +12,9 @@ use uuid::Uuid;
 
 use super::on_unique_violation;
 use crate::domain::secret::KeySecret;
-use crate::domain::{GracePeriod, KeyExpiry, KeyName, KeyType};
+use crate::domain::{AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType};
 use crate::entity::{api_key, user};
 use crate::error::{Error, Result};
-use crate::state::AccountPolicy;
 
 /// A key just made, with the only copy of its secret.
 pub struct CreatedKey {
@@ -66,6 +65,7 @@ impl NewKey {
 /// `policy.max_active_keys` active keys (then BAD_USER_INPUT). Runs in its
 /// own transaction (a savepoint inside signup's), in which the user's key
 /// creations are serialized, so racing calls at the cap make exactly one key.
+#[tracing::instrument(name = "create_key", skip_all, fields(%user_id))]
 pub async fn create<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     policy: &AccountPolicy,
@@ -224,6 +224,7 @@ async fn find_owned(
 
 /// Revokes one of the user's keys. Revoking again changes nothing and
 /// returns the key as it is; another user's key is NOT_FOUND, like a missing one.
+#[tracing::instrument(name = "revoke_key", skip(conn))]
 pub async fn revoke(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
@@ -242,6 +243,7 @@ pub async fn revoke(
 }
 
 /// Renames one of the user's keys, whatever its status: a name is only a label.
+#[tracing::instrument(name = "rename_key", skip(conn, name))]
 pub async fn rename(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
@@ -267,6 +269,7 @@ pub async fn rename(
 /// on `rotated_from_id`: the first insert commits, every other fails on it
 /// (on PostgreSQL after waiting for the first to commit) and is rolled back
 /// whole, its change to the old key included.
+#[tracing::instrument(name = "rotate_key", skip(conn))]
 pub async fn rotate<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     user_id: Uuid,

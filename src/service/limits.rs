@@ -27,44 +27,16 @@ use sea_orm::{
     Value,
 };
 
+use crate::domain::{Limit, LoginLimits};
 use crate::error::{Error, Result};
 
-/// At most `max` attempts within any `window`; a `max` of 0 is no limit.
-#[derive(Debug, Clone, Copy)]
-pub struct Limit {
-    pub max: u32,
-    pub window: Duration,
-}
-
-/// The bounds on failed logins. The tightest is per email *and* client
-/// address, so that someone guessing at an account from one address does
-/// not lock its owner out at another; the per-address bound stops one
-/// address spraying guesses over many emails, and the per-email bound
-/// stops many addresses sharing the guesses at one email (past it, the
-/// owner is locked out too: the price of bounding a distributed attack).
-#[derive(Debug, Clone, Copy)]
-pub struct LoginLimits {
-    pub per_email_and_address: Limit,
-    pub per_address: Limit,
-    pub per_email: Limit,
-}
-
-impl LoginLimits {
-    fn bounds(&self) -> [Bound; 3] {
-        [
-            Bound::new(Scope::SubjectAndAddress, self.per_email_and_address),
-            Bound::new(Scope::Address, self.per_address),
-            Bound::new(Scope::Subject, self.per_email),
-        ]
-    }
-
-    pub fn longest_window(&self) -> Duration {
-        self.bounds()
-            .iter()
-            .map(|bound| bound.limit.window)
-            .max()
-            .unwrap_or_else(Duration::zero)
-    }
+/// The bounds of the three login limits, tightest first.
+fn login_bounds(limits: &LoginLimits) -> [Bound; 3] {
+    [
+        Bound::new(Scope::SubjectAndAddress, limits.per_email_and_address),
+        Bound::new(Scope::Address, limits.per_address),
+        Bound::new(Scope::Subject, limits.per_email),
+    ]
 }
 
 /// An attempt's row: its kind, what it is for (the email for a login, the
@@ -132,7 +104,7 @@ pub async fn reserve_login(
     now: DateTime<Utc>,
 ) -> Result<Reservation> {
     let attempt = Attempt::Login { email, address };
-    reserve(db, attempt, &limits.bounds(), now)
+    reserve(db, attempt, &login_bounds(limits), now)
         .await
         .map(Reservation)
 }

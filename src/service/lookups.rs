@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use super::batch::Batcher;
-use super::metering::{self, KeyAccount};
 use super::sessions;
+use crate::batch::Batcher;
 use crate::clock::Clock;
+use crate::domain::KeyAccount;
 use crate::entity::user;
 use crate::error::Result;
+use crate::store::keys::find_keys;
 
 /// Concurrent lookups kept in flight at once, and the most one query takes.
 const WORKERS: usize = 4;
@@ -49,7 +50,7 @@ impl Lookups {
             Batcher::start(WORKERS, MAX_BATCH, move |hashes: Vec<Vec<u8>>| {
                 let db = db.clone();
                 each_of(hashes, move |distinct| async move {
-                    metering::find_keys(&db, &distinct).await
+                    Ok(find_keys(&db, &distinct).await?)
                 })
             })
         };
@@ -65,7 +66,7 @@ impl Lookups {
     /// The key whose secret hashes to `hash`, with its account.
     pub async fn key(&self, hash: Vec<u8>) -> Result<Option<KeyAccount>> {
         match self {
-            Self::Direct { db, .. } => Ok(metering::find_keys(db, std::slice::from_ref(&hash))
+            Self::Direct { db, .. } => Ok(find_keys(db, std::slice::from_ref(&hash))
                 .await?
                 .remove(&hash)),
             Self::Coalesced { keys, .. } => keys.call(hash).await,

@@ -1,15 +1,9 @@
 //! The rules that touch the database. Resolvers call these and nothing else.
 
 pub mod accounts;
-pub mod batch;
-pub mod charges;
-mod failures;
-pub mod group_commit;
 pub mod keys;
-pub mod known_keys;
 pub mod limits;
 pub mod lookups;
-pub mod metering;
 pub mod passwords;
 pub mod plans;
 pub mod sessions;

@@ -14,10 +14,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
 
 use super::accounts;
 use crate::domain::text::is_printable;
-use crate::domain::{Cycle, Email};
+use crate::domain::{AccountPolicy, Cycle, Email};
 use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
-use crate::state::AccountPolicy;
 
 /// An account as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,13 +10,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::accounts::{self, SignedIn, SignedUp, NO_PASSWORD};
+use super::accounts::{self, Accounts, SignedIn, SignedUp, NO_PASSWORD};
 use super::{limits, on_unique_violation, sessions};
 use crate::domain::{BrowserBinding, Email, SecretHash};
 use crate::entity::{sign_in_flow, user, user_identity};
 use crate::error::{Error, Result};
-use crate::oidc::Identity;
-use crate::state::AppState;
+use crate::oidc::{Identity, Providers};
 
 /// How long a started sign-in may take to complete; older flows are refused
 /// and swept.
@@ -33,8 +32,9 @@ pub struct Started {
 
 /// Starts a sign-in with `provider`: the flow is stored so that any process
 /// can complete it, bound to a browser by the hash of a fresh cookie value.
-pub async fn start(state: &AppState, provider: &str) -> Result<Started> {
-    let provider = state.providers.get(provider)?;
+#[tracing::instrument(name = "start_sign_in", skip(accounts, providers))]
+pub async fn start(accounts: &Accounts, providers: &Providers, provider: &str) -> Result<Started> {
+    let provider = providers.get(provider)?;
     let authorization = provider.authorize();
     let browser = BrowserBinding::generate();
     sign_in_flow::ActiveModel {
@@ -43,9 +43,9 @@ pub async fn start(state: &AppState, provider: &str) -> Result<Started> {
         nonce: Set(authorization.nonce),
         pkce_verifier: Set(authorization.pkce_verifier),
         browser_hash: Set(browser.hash().to_vec()),
-        created_at: Set(state.clock.now()),
+        created_at: Set(accounts.clock.now()),
     }
-    .insert(&state.db)
+    .insert(&accounts.db)
     .await?;
     Ok(Started {
         authorization_url: authorization.url,
@@ -64,14 +64,16 @@ pub struct Callback<'a> {
 /// Completes a sign-in: redeems its flow, has the provider vouch for the
 /// code, and signs the provider account in, making its user on the first
 /// sign-in (`default_key` set then, and only then).
+#[tracing::instrument(name = "complete_sign_in", skip_all, fields(provider = callback.provider))]
 pub async fn complete(
-    state: &AppState,
+    accounts: &Accounts,
+    providers: &Providers,
     client: IpAddr,
     callback: Callback<'_>,
 ) -> Result<SignedUp> {
-    let provider = state.providers.get(callback.provider)?;
-    let now = state.clock.now();
-    let flow = redeem(&state.db, callback.state).await?;
+    let provider = providers.get(callback.provider)?;
+    let now = accounts.clock.now();
+    let flow = redeem(&accounts.db, callback.state).await?;
     let browser_hash = callback.browser.map(|value| SecretHash::of(value).to_vec());
     let valid = flow.as_ref().is_some_and(|flow| {
         flow.provider == provider.id
@@ -81,11 +83,10 @@ pub async fn complete(
     let Some(flow) = flow.filter(|_| valid) else {
         return Err(Error::InvalidCredentials);
     };
-    let identity = state
-        .providers
+    let identity = providers
         .redeem(provider, callback.code, &flow.pkce_verifier, &flow.nonce)
         .await?;
-    sign_in_as(state, client, &provider.id, identity, now).await
+    sign_in_as(accounts, client, &provider.id, identity, now).await
 }
 
 /// Takes the flow out of the database, so it is redeemed at most once: of
@@ -103,27 +104,29 @@ async fn redeem(db: &DatabaseConnection, state: &str) -> Result<Option<sign_in_f
 }
 
 async fn sign_in_as(
-    state: &AppState,
+    accounts: &Accounts,
     client: IpAddr,
     provider: &str,
     identity: Identity,
     now: DateTime<Utc>,
 ) -> Result<SignedUp> {
-    if let Some(user) = known_user(&state.db, provider, &identity.subject).await? {
-        return signed_in_again(state, user, now).await;
+    if let Some(user) = known_user(&accounts.db, provider, &identity.subject).await? {
+        return signed_in_again(accounts, user, now).await;
     }
     let email = verified_email(&identity)?;
     // A first sign-in makes an account, as a signup does, and counts as one.
     let address = client.to_string();
-    limits::reserve_signup(&state.db, state.policy.signup_limit, &address, now).await?;
-    match first_sign_in(state, provider, &identity.subject, &email, now).await {
+    limits::reserve_signup(&accounts.db, accounts.policy.signup_limit, &address, now).await?;
+    match first_sign_in(accounts, provider, &identity.subject, &email, now).await {
         // Either another first sign-in of this subject won the race (then it
         // is this user now), or the email belongs to another account, which
         // is never linked silently.
-        Err(Error::EmailTaken) => match known_user(&state.db, provider, &identity.subject).await? {
-            Some(user) => signed_in_again(state, user, now).await,
-            None => Err(Error::EmailTaken),
-        },
+        Err(Error::EmailTaken) => {
+            match known_user(&accounts.db, provider, &identity.subject).await? {
+                Some(user) => signed_in_again(accounts, user, now).await,
+                None => Err(Error::EmailTaken),
+            }
+        }
         outcome => outcome,
     }
 }
@@ -142,13 +145,13 @@ fn verified_email(identity: &Identity) -> Result<Email> {
 /// transaction, exactly as signup does. EMAIL_TAKEN when the email or the
 /// identity is already taken (the unique indexes decide races).
 async fn first_sign_in(
-    state: &AppState,
+    accounts: &Accounts,
     provider: &str,
     subject: &str,
     email: &Email,
     now: DateTime<Utc>,
 ) -> Result<SignedUp> {
-    let txn = state.db.begin().await?;
+    let txn = accounts.db.begin().await?;
     let user = accounts::insert_user(&txn, email, NO_PASSWORD.to_owned(), now).await?;
     user_identity::ActiveModel {
         provider: Set(provider.to_owned()),
@@ -159,18 +162,18 @@ async fn first_sign_in(
     .insert(&txn)
     .await
     .map_err(|e| on_unique_violation(e, Error::EmailTaken))?;
-    let signed_up = accounts::open_account(&txn, state, user, now).await?;
+    let signed_up = accounts::open_account(&txn, accounts, user, now).await?;
     txn.commit().await?;
     Ok(signed_up)
 }
 
 async fn signed_in_again(
-    state: &AppState,
+    accounts: &Accounts,
     user: user::Model,
     now: DateTime<Utc>,
 ) -> Result<SignedUp> {
-    sessions::purge_expired(&state.db, user.id, now).await?;
-    let token = sessions::start(&state.db, user.id, now, state.policy.session_ttl).await?;
+    sessions::purge_expired(&accounts.db, user.id, now).await?;
+    let token = sessions::start(&accounts.db, user.id, now, accounts.policy.session_ttl).await?;
     Ok(SignedUp {
         signed_in: SignedIn { token, user },
         billing_account: None,

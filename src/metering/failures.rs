@@ -28,6 +28,9 @@ use uuid::Uuid;
 
 use crate::error::Error;
 
+/// A charging step's result: a failure says what it means for the calls.
+pub type Charged<T> = std::result::Result<T, Failure>;
+
 /// Why a failure happened, as far as isolating it goes.
 #[derive(Debug, PartialEq, Eq)]
 enum Cause {

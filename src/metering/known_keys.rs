@@ -12,58 +12,50 @@
 //! looks full. Nothing here is needed for correctness or shared between
 //! processes.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
 
-use super::metering::KeyAccount;
+use crate::bounded_map::BoundedMap;
+use crate::domain::{Counter, KeyAccount};
 
 /// Keys kept at most; past it the map starts over. An entry is a couple of
 /// hundred bytes, so this bounds it to a few MiB.
 const CAPACITY: usize = 10_000;
 
-#[derive(Default)]
 pub struct KnownKeys {
-    keys: Mutex<HashMap<Vec<u8>, KeyAccount>>,
+    keys: BoundedMap<Vec<u8>, KeyAccount>,
+}
+
+impl Default for KnownKeys {
+    fn default() -> Self {
+        Self {
+            keys: BoundedMap::new(CAPACITY),
+        }
+    }
 }
 
 impl KnownKeys {
     /// The key last read for the secret hashing to `hash`.
     pub fn get(&self, hash: &[u8]) -> Option<KeyAccount> {
-        self.lock().get(hash).cloned()
+        self.keys.get(hash)
     }
 
     /// Keeps `key` as read now, if it can be charged without a read: active
     /// and with an account. Anything else is forgotten.
     pub fn remember(&self, hash: &[u8], key: &KeyAccount) {
-        let mut keys = self.lock();
         if key.revoked || key.account.is_none() {
-            keys.remove(hash);
-            return;
+            self.keys.remove(hash);
+        } else {
+            self.keys.insert(hash.to_vec(), key.clone());
         }
-        if keys.len() >= CAPACITY && !keys.contains_key(hash) {
-            keys.clear();
-        }
-        keys.insert(hash.to_vec(), key.clone());
     }
 
     /// Notes the account's credits used in the cycle starting at `cycle_start`.
     pub fn saw_usage(&self, hash: &[u8], cycle_start: DateTime<Utc>, used: i64) {
-        if let Some(account) = self
-            .lock()
-            .get_mut(hash)
-            .and_then(|key| key.account.as_mut())
-        {
-            account.latest_usage = Some((cycle_start, used));
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, KeyAccount>> {
-        // The map holds guesses only: one left half-written by a panic is still usable.
-        self.keys
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.keys.update(hash, |key| {
+            if let Some(account) = key.account.as_mut() {
+                account.latest = Some(Counter { cycle_start, used });
+            }
+        });
     }
 }
 
@@ -72,8 +64,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::KeyType;
-    use crate::service::metering::AccountCycle;
+    use crate::domain::{AccountPricing, KeyType};
 
     fn key(revoked: bool) -> KeyAccount {
         KeyAccount {
@@ -81,11 +72,11 @@ mod tests {
             key_type: KeyType::Dev,
             revoked,
             user_id: Uuid::new_v4(),
-            account: Some(AccountCycle {
+            account: Some(AccountPricing {
                 account_id: Uuid::new_v4(),
                 monthly_credits: 100,
                 anchor: Utc::now(),
-                latest_usage: None,
+                latest: None,
             }),
         }
     }
@@ -107,7 +98,13 @@ mod tests {
         let start = Utc::now();
         known.saw_usage(b"h", start, 42);
         let account = known.get(b"h").and_then(|k| k.account).unwrap();
-        assert_eq!(account.latest_usage, Some((start, 42)));
+        assert_eq!(
+            account.latest,
+            Some(Counter {
+                cycle_start: start,
+                used: 42
+            })
+        );
     }
 
     #[test]
@@ -116,7 +113,7 @@ mod tests {
         for i in 0..CAPACITY + 10 {
             known.remember(&i.to_be_bytes(), &key(false));
         }
-        assert!(known.lock().len() <= CAPACITY);
+        assert!(known.keys.len() <= CAPACITY);
         assert!(known.get(&(CAPACITY + 9).to_be_bytes()).is_some());
     }
 }

@@ -1,0 +1,57 @@
+//! The operator's policy: what a new account gets, how many keys it may
+//! hold, how long a sign-in lasts, and the rate limits on the guessable
+//! operations. Values only; `config` builds them, services obey them.
+
+use chrono::Duration;
+
+/// What a new account gets, how many keys it may hold and how long a
+/// sign-in lasts.
+#[derive(Debug, Clone)]
+pub struct AccountPolicy {
+    pub plan: String,
+    pub monthly_credits: i64,
+    /// Active keys per user; 0: no cap.
+    pub max_active_keys: u32,
+    pub session_ttl: Duration,
+    pub login_limits: LoginLimits,
+    pub signup_limit: Limit,
+}
+
+impl AccountPolicy {
+    /// How long an auth attempt can still count against some limit.
+    pub fn longest_limit_window(&self) -> Duration {
+        self.login_limits
+            .longest_window()
+            .max(self.signup_limit.window)
+    }
+}
+
+/// At most `max` attempts within any `window`; a `max` of 0 is no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// The bounds on failed logins. The tightest is per email *and* client
+/// address, so that someone guessing at an account from one address does
+/// not lock its owner out at another; the per-address bound stops one
+/// address spraying guesses over many emails, and the per-email bound
+/// stops many addresses sharing the guesses at one email (past it, the
+/// owner is locked out too: the price of bounding a distributed attack).
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub per_email_and_address: Limit,
+    pub per_address: Limit,
+    pub per_email: Limit,
+}
+
+impl LoginLimits {
+    pub fn longest_window(&self) -> Duration {
+        [self.per_email_and_address, self.per_address, self.per_email]
+            .iter()
+            .map(|limit| limit.window)
+            .max()
+            .unwrap_or_else(Duration::zero)
+    }
+}

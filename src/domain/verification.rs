@@ -1,0 +1,98 @@
+//! What verifyKey works with and answers: a key found by its secret, its
+//! account's pricing and newest counter, and the answer itself.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Cycle, KeyType, VerifyCode};
+
+/// A key as verifyKey reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef {
+    pub id: Uuid,
+    pub key_type: KeyType,
+}
+
+/// verifyKey's answer. Unknown keys carry nothing but the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub code: VerifyCode,
+    pub key: Option<KeyRef>,
+    pub remaining_credits: Option<i64>,
+    pub cycle_end: Option<DateTime<Utc>>,
+}
+
+impl Verification {
+    pub fn not_found() -> Self {
+        Self {
+            code: VerifyCode::NotFound,
+            key: None,
+            remaining_credits: None,
+            cycle_end: None,
+        }
+    }
+
+    /// The answer about a known key whose account has used `used` of its
+    /// `monthly_credits` in `cycle`.
+    pub fn for_key(
+        code: VerifyCode,
+        key: KeyRef,
+        monthly_credits: i64,
+        used: i64,
+        cycle: &Cycle,
+    ) -> Self {
+        Self {
+            code,
+            key: Some(key),
+            remaining_credits: Some((monthly_credits - used).max(0)),
+            cycle_end: Some(cycle.end),
+        }
+    }
+}
+
+/// An account's counter row: credits used in the cycle starting at `cycle_start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub cycle_start: DateTime<Utc>,
+    pub used: i64,
+}
+
+/// An account as charging needs it: its pricing, and its newest counter.
+#[derive(Debug, Clone)]
+pub struct AccountPricing {
+    pub account_id: Uuid,
+    pub monthly_credits: i64,
+    /// The instant every cycle of the account is counted from.
+    pub anchor: DateTime<Utc>,
+    pub latest: Option<Counter>,
+}
+
+impl AccountPricing {
+    /// Credits used in `cycle`, as last read.
+    pub fn used_in(&self, cycle: &Cycle) -> i64 {
+        match self.latest {
+            Some(counter) if counter.cycle_start == cycle.start => counter.used,
+            _ => 0,
+        }
+    }
+}
+
+/// A key found by its secret, with its owner's account (`None` until the
+/// account is provisioned).
+#[derive(Debug, Clone)]
+pub struct KeyAccount {
+    pub key_id: Uuid,
+    pub key_type: KeyType,
+    pub revoked: bool,
+    pub user_id: Uuid,
+    pub account: Option<AccountPricing>,
+}
+
+impl KeyAccount {
+    pub fn key_ref(&self) -> KeyRef {
+        KeyRef {
+            id: self.key_id,
+            key_type: self.key_type,
+        }
+    }
+}

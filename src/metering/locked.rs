@@ -1,0 +1,258 @@
+//! The locked path: every call with a requestId, every call on SQLite, and
+//! whatever the one statement refused. One transaction, four steps:
+//! `claim` the requestIds (their primary key decides races, in key order),
+//! `lock` the counters being charged (in account order, so concurrent
+//! batches queue rather than deadlock), `admit` calls in arrival order
+//! while they fit, `record` the writes and the claimed answers; then COMMIT
+//! and answer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, Statement,
+    TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+use super::call::Call;
+use super::failures::{Charged, Failure};
+use super::writes::ChargeWrites;
+use crate::domain::admission::{admit_in_order, Admission, CounterKey};
+use crate::domain::{Verification, VerifyCode};
+use crate::store::counters::{lock_counters, LockedCounter};
+use crate::store::requests::{self, Claimed, REQUEST_ID_TTL};
+
+/// Each call's answer so far, by its place in the batch.
+type Settled = Vec<Option<Verification>>;
+
+/// Charges `calls` in one transaction holding their counters' locks, and
+/// answers each, in order.
+pub async fn charge(
+    db: &DatabaseConnection,
+    calls: &[Call<'_>],
+    now: DateTime<Utc>,
+) -> Charged<Vec<Verification>> {
+    if calls.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Any failure before the commit drops `txn`, which rolls it back.
+    let txn = db
+        .begin()
+        .await
+        .map_err(Failure::before_commit("beginning the transaction"))?;
+    let mut settled: Settled = vec![None; calls.len()];
+    let claims = claim(&txn, calls, &mut settled, now).await?;
+    let mut counters = lock(&txn, calls, &settled, &claims).await?;
+    let admitted = admit(calls, &mut settled, &claims, &mut counters);
+    let writes = ChargeWrites::of(admitted.iter().map(|&c| &calls[c]));
+    record(&txn, writes, &counters, calls, &claims, &settled, now).await?;
+    txn.commit()
+        .await
+        .map_err(Failure::at_commit("committing"))?;
+    for &(repeat, first) in &claims.repeats {
+        settled[repeat] = settled[first].clone();
+    }
+    Ok(settled
+        .into_iter()
+        .map(|answer| answer.expect("claim, admit and repeats answer every call"))
+        .collect())
+}
+
+/// What claiming the batch's requestIds decided.
+#[derive(Default)]
+struct Claims {
+    /// Calls whose (key, requestId) this transaction claimed: their answer
+    /// is recorded with the charge.
+    fresh: Vec<usize>,
+    /// (call, first call with the same key and requestId in the batch):
+    /// answered as the first one at the end.
+    repeats: Vec<(usize, usize)>,
+}
+
+impl Claims {
+    fn is_repeat(&self, call: usize) -> bool {
+        self.repeats.iter().any(|&(repeat, _)| repeat == call)
+    }
+}
+
+/// Claims each distinct (key, requestId), in key order. A call whose id was
+/// answered before, by this process or another, gets that answer now.
+async fn claim(
+    txn: &DatabaseTransaction,
+    calls: &[Call<'_>],
+    settled: &mut Settled,
+    now: DateTime<Utc>,
+) -> Charged<Claims> {
+    let mut claims = Claims::default();
+    let mut first_of: HashMap<(Uuid, &str), usize> = HashMap::new();
+    for (c, call) in calls.iter().enumerate() {
+        let Some(id) = call.request_id() else {
+            continue;
+        };
+        match first_of.get(&(call.key.id, id)) {
+            Some(&first) => claims.repeats.push((c, first)),
+            None => _ = first_of.insert((call.key.id, id), c),
+        }
+    }
+    let mut wanted: Vec<usize> = first_of.into_values().collect();
+    if wanted.is_empty() {
+        return Ok(claims);
+    }
+    wanted.sort_by_key(|&c| (calls[c].key.id, calls[c].request_id()));
+    let claimed = insert_claims(txn, calls, &wanted, now).await?;
+    for c in wanted {
+        let call = &calls[c];
+        let id = call.request_id().unwrap_or_default();
+        if claimed.contains(&(call.key.id, id.to_owned())) {
+            claims.fresh.push(c);
+            continue;
+        }
+        // Answered before: committed, so readable now.
+        let remembered = requests::remembered_answer(txn, call.key.id, id, now)
+            .await
+            .map_err(Failure::before_commit("reading an answered requestId"))?
+            .ok_or_else(|| anyhow::anyhow!("a requestId taken but unreadable"))
+            .map_err(Failure::before_commit("reading an answered requestId"))?;
+        settled[c] = Some(remembered);
+    }
+    Ok(claims)
+}
+
+/// Inserts the claims of `wanted`; returns those this transaction claimed.
+async fn insert_claims(
+    txn: &DatabaseTransaction,
+    calls: &[Call<'_>],
+    wanted: &[usize],
+    now: DateTime<Utc>,
+) -> Charged<BTreeSet<(Uuid, String)>> {
+    let mut values: Vec<Value> = Vec::with_capacity(wanted.len() * 6 + 1);
+    for &c in wanted {
+        let call = &calls[c];
+        values.extend([
+            call.key.id.into(),
+            call.request_id().map(str::to_owned).into(),
+            now.into(),
+            "pending".into(),
+            0i64.into(),
+            call.cycle.end.into(),
+        ]);
+    }
+    values.push((now - REQUEST_ID_TTL).into());
+    let sql = requests::claim_request_ids(wanted.len());
+    let statement = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+    let rows = Claimed::find_by_statement(statement)
+        .all(txn)
+        .await
+        .map_err(Failure::before_commit("claiming requestIds"))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.api_key_id, row.request_id))
+        .collect())
+}
+
+/// Locks and reads the counters of the calls still to admit, in account order.
+async fn lock(
+    txn: &DatabaseTransaction,
+    calls: &[Call<'_>],
+    settled: &Settled,
+    claims: &Claims,
+) -> Charged<BTreeMap<CounterKey, i64>> {
+    let counters: BTreeSet<CounterKey> = calls
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| settled[*c].is_none() && !claims.is_repeat(*c))
+        .map(|(_, call)| call.counter())
+        .collect();
+    if counters.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let values: Vec<Value> = counters
+        .iter()
+        .flat_map(|c| [Value::from(c.account_id), Value::from(c.cycle_start)])
+        .collect();
+    let sql = lock_counters(counters.len());
+    let statement = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+    let locked = LockedCounter::find_by_statement(statement)
+        .all(txn)
+        .await
+        .map_err(Failure::before_commit("locking counters"))?;
+    Ok(locked
+        .into_iter()
+        .map(|row| {
+            let counter = CounterKey {
+                account_id: row.billing_account_id,
+                cycle_start: row.cycle_start,
+            };
+            (counter, row.credits_used)
+        })
+        .collect())
+}
+
+/// Admits the calls still unanswered in arrival order while they fit, and
+/// answers each; returns the calls charged (credits above 0). `counters`
+/// keeps the values as locked, for `record`.
+fn admit(
+    calls: &[Call<'_>],
+    settled: &mut Settled,
+    claims: &Claims,
+    counters: &mut BTreeMap<CounterKey, i64>,
+) -> Vec<usize> {
+    let waiting: Vec<usize> = (0..calls.len())
+        .filter(|&c| settled[c].is_none() && !claims.is_repeat(c))
+        .collect();
+    let asks: Vec<_> = waiting.iter().map(|&c| calls[c].ask()).collect();
+    let mut used = counters.clone();
+    let admissions = admit_in_order(&mut used, &asks);
+    let mut admitted = Vec::new();
+    for (&c, admission) in waiting.iter().zip(admissions) {
+        let answer = match admission {
+            Admission::Admitted { used } => {
+                if calls[c].credits() > 0 {
+                    admitted.push(c);
+                }
+                calls[c].answer(VerifyCode::Valid, used)
+            }
+            Admission::Exceeded { used } => calls[c].answer(VerifyCode::UsageExceeded, used),
+        };
+        settled[c] = Some(answer);
+    }
+    admitted
+}
+
+/// Writes the charges and the answers of the fresh claims.
+async fn record(
+    txn: &DatabaseTransaction,
+    writes: ChargeWrites,
+    locked: &BTreeMap<CounterKey, i64>,
+    calls: &[Call<'_>],
+    claims: &Claims,
+    settled: &Settled,
+    now: DateTime<Utc>,
+) -> Charged<()> {
+    let backend = txn.get_database_backend();
+    let mut statements = writes.locked_statements(locked, backend, now);
+    for &c in &claims.fresh {
+        let Some(answer) = &settled[c] else { continue };
+        statements.push((
+            requests::ANSWER_REQUEST_ID.to_owned(),
+            answer_values(&calls[c], answer, now),
+        ));
+    }
+    for (sql, values) in statements {
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(Failure::before_commit("recording charges"))?;
+    }
+    Ok(())
+}
+
+fn answer_values(call: &Call, answer: &Verification, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        call.key.id.into(),
+        call.request_id().map(str::to_owned).into(),
+        answer.code.as_str().into(),
+        answer.remaining_credits.unwrap_or(0).into(),
+        answer.cycle_end.unwrap_or(now).into(),
+    ]
+}

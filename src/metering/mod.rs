@@ -1,0 +1,100 @@
+//! verifyKey and keysUsage, behind one front door: `Metering`. Read top to
+//! bottom, never returning to a file already left:
+//!
+//! - a free check (credits 0): `check`, one lookup;
+//! - a charge: `charger` (alone, or queued with others: group commit) →
+//!   `batch_charge` (one batch: remembered keys, one read, then the paths)
+//!   → `isolate` (a failure stays with its call) → `one_statement`
+//!   (PostgreSQL, calls that fit as read) or `locked` (claim, lock, admit,
+//!   record) → `writes` (the write model) → `store` (the SQL);
+//! - keysUsage: `usage`, one query over rollups.
+//!
+//! `call` is a call priced against its account, `account` provisions that
+//! account when signup could not, `known_keys` is what a process remembers
+//! (a guess the database checks), `failures` sorts what a failed step
+//! means. The arithmetic of admission is pure, in `domain::admission`.
+
+mod account;
+mod batch_charge;
+mod call;
+mod charger;
+mod check;
+mod failures;
+mod isolate;
+mod known_keys;
+mod locked;
+mod one_statement;
+mod usage;
+mod writes;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::{AccountPolicy, Charge, SecretHash, Verification};
+use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::service::lookups::Lookups;
+use batch_charge::BatchCharging;
+use call::ChargeRequest;
+use charger::Charger;
+pub use charger::Grouping;
+pub use usage::{KeyUsage, KeysUsage};
+
+#[derive(Clone)]
+pub struct Metering {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    policy: AccountPolicy,
+    lookups: Lookups,
+    charger: Charger,
+}
+
+impl Metering {
+    /// Starts the charger (its batch workers, when grouped) on the current runtime.
+    pub fn start(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        policy: AccountPolicy,
+        lookups: Lookups,
+        metrics: Arc<Metrics>,
+        grouping: Grouping,
+    ) -> Self {
+        let charging = BatchCharging {
+            db: db.clone(),
+            policy: policy.clone(),
+            known: Default::default(),
+        };
+        let charger = Charger::start(charging, clock.clone(), metrics, grouping);
+        Self {
+            db,
+            clock,
+            policy,
+            lookups,
+            charger,
+        }
+    }
+
+    /// Checks `secret` and, when it is valid and the credits fit in the
+    /// account's cycle, charges them.
+    #[tracing::instrument(name = "verify", skip_all, fields(credits = charge.credits, request_id = charge.request_id.is_some()))]
+    pub async fn verify(&self, secret: &str, charge: Charge) -> Result<Verification> {
+        let hash = SecretHash::of(secret).to_vec();
+        if charge.credits == 0 {
+            return check::check(&self.db, &self.policy, &self.lookups, hash, self.now()).await;
+        }
+        self.charger.charge(ChargeRequest { hash, charge }).await
+    }
+
+    #[tracing::instrument(name = "keys_usage", skip(self))]
+    pub async fn keys_usage(&self, user_id: Uuid) -> Result<KeysUsage> {
+        usage::keys_usage(&self.db, &self.policy, user_id, self.now()).await
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}

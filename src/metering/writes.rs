@@ -1,0 +1,194 @@
+//! The write model of a charge, built once from the calls admitted and
+//! rendered per path: what each counter is given, one event per call, one
+//! rollup per key and cycle, and the keys whose lastUsedAt moves. The
+//! one-statement path sends it whole, priced, in one statement; the locked
+//! path sets each counter to its locked value plus its credits and writes
+//! the rest beside it (one statement on PostgreSQL, several on SQLite).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DbBackend, Value};
+use uuid::Uuid;
+
+use super::call::Call;
+use crate::domain::admission::CounterKey;
+use crate::store::counters::{self, LAST_USED_PRECISION};
+
+/// What one counter is given, and the pricing the calls assumed.
+struct CounterAddition {
+    credits: i64,
+    anchor: DateTime<Utc>,
+    monthly_credits: i64,
+}
+
+/// One key's share of a counter.
+#[derive(Default)]
+struct Rollup {
+    credits: i64,
+    requests: i64,
+}
+
+/// One charged call.
+struct Event {
+    account_id: Uuid,
+    key_id: Uuid,
+    credits: i32,
+    endpoint: Option<String>,
+}
+
+#[derive(Default)]
+pub struct ChargeWrites {
+    counters: BTreeMap<CounterKey, CounterAddition>,
+    events: Vec<Event>,
+    /// By (account, key, cycle start).
+    rollups: BTreeMap<(Uuid, Uuid, DateTime<Utc>), Rollup>,
+    /// (account, key) of every key charged.
+    touched: BTreeSet<(Uuid, Uuid)>,
+}
+
+impl ChargeWrites {
+    /// The writes of charging `calls`, all of them.
+    pub fn of<'c, 'a: 'c>(calls: impl IntoIterator<Item = &'c Call<'a>>) -> Self {
+        let mut writes = Self::default();
+        for call in calls {
+            writes
+                .counters
+                .entry(call.counter())
+                .or_insert(CounterAddition {
+                    credits: 0,
+                    anchor: call.account.anchor,
+                    monthly_credits: call.account.monthly_credits,
+                })
+                .credits += call.credits();
+            let rollup = writes
+                .rollups
+                .entry((call.account_id(), call.key.id, call.cycle.start))
+                .or_default();
+            rollup.credits += call.credits();
+            rollup.requests += 1;
+            writes.touched.insert((call.account_id(), call.key.id));
+            writes.events.push(Event {
+                account_id: call.account_id(),
+                key_id: call.key.id,
+                credits: call.charge.credits,
+                endpoint: call.charge.endpoint.clone(),
+            });
+        }
+        writes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// PostgreSQL's one statement: `counters::charge_in_one_statement` and its values.
+    pub fn in_one_statement(&self, now: DateTime<Utc>) -> (String, Vec<Value>) {
+        let mut values: Vec<Value> = Vec::new();
+        for (counter, addition) in &self.counters {
+            values.extend([
+                counter.account_id.into(),
+                counter.cycle_start.into(),
+                addition.credits.into(),
+                addition.anchor.into(),
+                addition.monthly_credits.into(),
+            ]);
+        }
+        for event in &self.events {
+            values.extend([event.account_id.into(), event.key_id.into()]);
+            values.extend(event_values(event, now).into_iter().skip(1));
+        }
+        for ((account, key, start), rollup) in &self.rollups {
+            values.extend([(*account).into(), (*key).into()]);
+            values.extend([
+                (*start).into(),
+                rollup.credits.into(),
+                rollup.requests.into(),
+            ]);
+        }
+        values.extend([now.into(), (now - LAST_USED_PRECISION).into()]);
+        values.extend(
+            self.touched
+                .iter()
+                .flat_map(|(account, key)| [(*account).into(), (*key).into()]),
+        );
+        let sql = counters::charge_in_one_statement(
+            self.counters.len(),
+            self.events.len(),
+            self.rollups.len(),
+            self.touched.len(),
+        );
+        (sql, values)
+    }
+
+    /// The locked path's statements, each counter set to `locked` (its value
+    /// under the lock) plus its credits. PostgreSQL takes them in one
+    /// statement, to hold the counter locks for as few round trips as
+    /// possible; SQLite, in-process, one by one.
+    pub fn locked_statements(
+        &self,
+        locked: &BTreeMap<CounterKey, i64>,
+        backend: DbBackend,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, Vec<Value>)> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let counter_values: Vec<Vec<Value>> = self
+            .counters
+            .iter()
+            .map(|(counter, addition)| {
+                let total = locked.get(counter).copied().unwrap_or(0) + addition.credits;
+                vec![
+                    counter.account_id.into(),
+                    counter.cycle_start.into(),
+                    total.into(),
+                ]
+            })
+            .collect();
+        let events: Vec<Value> = self
+            .events
+            .iter()
+            .flat_map(|e| event_values(e, now))
+            .collect();
+        let rollups: Vec<Value> = self
+            .rollups
+            .iter()
+            .flat_map(|((_, key, start), rollup)| {
+                [
+                    (*key).into(),
+                    (*start).into(),
+                    rollup.credits.into(),
+                    rollup.requests.into(),
+                ]
+            })
+            .collect();
+        let mut touch: Vec<Value> = vec![now.into(), (now - LAST_USED_PRECISION).into()];
+        touch.extend(self.touched.iter().map(|(_, key)| Value::from(*key)));
+        let (events_n, rollups_n, keys_n) =
+            (self.events.len(), self.rollups.len(), self.touched.len());
+        if backend == DbBackend::Postgres {
+            let sql = counters::record_charges(counter_values.len(), events_n, rollups_n, keys_n);
+            let values = [counter_values.concat(), events, rollups, touch].concat();
+            return vec![(sql, values)];
+        }
+        let mut statements: Vec<(String, Vec<Value>)> = counter_values
+            .into_iter()
+            .map(|values| (counters::SET_COUNTER.to_owned(), values))
+            .collect();
+        statements.push((counters::insert_events(events_n, 1), events));
+        statements.push((counters::add_to_rollups(rollups_n, 1), rollups));
+        statements.push((counters::touch_keys(keys_n, 1), touch));
+        statements
+    }
+}
+
+/// An event's row: key, credits, endpoint, time.
+fn event_values(event: &Event, now: DateTime<Utc>) -> [Value; 4] {
+    [
+        event.key_id.into(),
+        event.credits.into(),
+        event.endpoint.clone().into(),
+        now.into(),
+    ]
+}

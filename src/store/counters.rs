@@ -1,0 +1,199 @@
+//! The statements that charge: counters locked or added to, and the
+//! events, rollups and lastUsedAt that every charge writes with them, for
+//! a number of rows. The write model (`metering::writes`) supplies their
+//! values; `metering::one_statement` and `metering::locked` run them.
+
+use chrono::{DateTime, Utc};
+use sea_orm::FromQueryResult;
+use uuid::Uuid;
+
+use super::placeholders;
+
+/// How stale lastUsedAt may be. A hot key is used thousands of times a
+/// second: rewriting its row for each batch would make one new row version
+/// per batch (and long chains for every reader to walk), for a timestamp a
+/// dashboard shows to the minute.
+pub const LAST_USED_PRECISION: chrono::Duration = chrono::Duration::seconds(1);
+
+/// A counter as `lock_counters` returns it, locked.
+#[derive(FromQueryResult, Debug)]
+pub struct LockedCounter {
+    pub billing_account_id: Uuid,
+    pub cycle_start: DateTime<Utc>,
+    pub credits_used: i64,
+}
+
+/// An account's counter after the one statement added to it.
+#[derive(FromQueryResult, Debug)]
+pub struct ChargedTotal {
+    pub billing_account_id: Uuid,
+    pub credits_used: i64,
+}
+
+/// Creates the (account, cycle) counters if missing and locks them: the
+/// no-op DO UPDATE takes the row lock, so the totals read here stay true
+/// until the transaction ends.
+pub fn lock_counters(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("(${}, ${}, 0)", 2 * r + 1, 2 * r + 2))
+        .collect();
+    format!(
+        "INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
+         VALUES {}
+         ON CONFLICT (billing_account_id, cycle_start) DO UPDATE SET credits_used = billing_cycle_usage.credits_used
+         RETURNING billing_account_id, cycle_start, credits_used",
+        values.join(", ")
+    )
+}
+
+pub const SET_COUNTER: &str =
+    "UPDATE billing_cycle_usage SET credits_used = $3 WHERE billing_account_id = $1 AND cycle_start = $2";
+
+pub fn insert_events(rows: usize, first: usize) -> String {
+    format!(
+        "INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at) VALUES {}",
+        placeholders(rows, 4, first)
+    )
+}
+
+pub fn add_to_rollups(rows: usize, first: usize) -> String {
+    format!(
+        "INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests) VALUES {}
+         ON CONFLICT (api_key_id, cycle_start) DO UPDATE
+            SET credits = api_key_cycle_usage.credits + excluded.credits,
+                requests = api_key_cycle_usage.requests + excluded.requests",
+        placeholders(rows, 4, first)
+    )
+}
+
+/// `$first` is the time, then the time before which lastUsedAt is
+/// stale; the keys follow.
+pub fn touch_keys(keys: usize, first: usize) -> String {
+    let list: Vec<String> = (2..keys + 2).map(|k| format!("${}", first + k)).collect();
+    format!(
+        "UPDATE api_keys SET last_used_at = ${first}
+          WHERE id IN ({}) AND (last_used_at IS NULL OR last_used_at <= ${})",
+        list.join(", "),
+        first + 1
+    )
+}
+
+/// PostgreSQL: every write of a batch in one statement. Parameters: the
+/// counters (account, cycle, total), then the events, the rollups, and
+/// the two times of `touch_keys` followed by the keys.
+pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
+    let mut parts = Vec::new();
+    let mut next = 1;
+    if counters > 0 {
+        parts.push(format!(
+            "counters AS (UPDATE billing_cycle_usage AS u SET credits_used = v.total
+               FROM (VALUES {}) AS v(account, cycle_start, total)
+              WHERE u.billing_account_id = v.account AND u.cycle_start = v.cycle_start)",
+            placeholders(counters, 3, next)
+        ));
+        next += counters * 3;
+    }
+    if events > 0 {
+        parts.push(format!("events AS ({})", insert_events(events, next)));
+        next += events * 4;
+        parts.push(format!("rollups AS ({})", add_to_rollups(rollups, next)));
+        next += rollups * 4;
+        parts.push(format!("touched AS ({})", touch_keys(keys, next)));
+    }
+    format!("WITH {} SELECT 1", parts.join(",\n"))
+}
+
+/// PostgreSQL: a batch's calls without requestIds in one statement (its
+/// own transaction): the one-statement path. An account is charged only if its keys in the batch
+/// are all still active and the account still has the cycle anchor and
+/// monthly credits the calls were priced with (they may come from
+/// `KnownKeys`, not a read), and only if the sum fits its monthly
+/// credits (checked on the locked row). The events, rollups and
+/// lastUsedAt of an account are written only if its counter was, and
+/// only after its row is locked, so two such statements lock in account
+/// order, like the locked path. Parameters: the counters (account,
+/// cycle, sum, anchor, monthly credits) in account order, the events
+/// (account, key, credits, endpoint, time), the rollups (account, key,
+/// cycle, credits, requests), the two times of `touch_keys`, the keys
+/// (account, key).
+pub fn charge_in_one_statement(
+    counters: usize,
+    events: usize,
+    rollups: usize,
+    keys: usize,
+) -> String {
+    let events_from = counters * 5 + 1;
+    let rollups_from = events_from + events * 5;
+    let now = rollups_from + rollups * 5;
+    format!(
+        "WITH batch_keys AS (
+           SELECT * FROM (VALUES {keys}) AS t(account, key)),
+         fits AS (
+           SELECT v.account, v.cycle_start, v.total
+             FROM (VALUES {counters}) AS v(account, cycle_start, total, anchor, monthly_credits)
+             JOIN billing_accounts b ON b.id = v.account
+            WHERE b.billing_cycle_start = v.anchor AND b.monthly_credits = v.monthly_credits
+              AND v.total <= b.monthly_credits
+              AND NOT EXISTS (SELECT 1 FROM batch_keys t JOIN api_keys k ON k.id = t.key
+                               WHERE t.account = v.account AND k.revoked_at IS NOT NULL)),
+         charged AS (
+           INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
+           SELECT account, cycle_start, total FROM fits
+           ON CONFLICT (billing_account_id, cycle_start) DO UPDATE
+              SET credits_used = billing_cycle_usage.credits_used + excluded.credits_used
+            WHERE billing_cycle_usage.credits_used + excluded.credits_used
+                  <= (SELECT b.monthly_credits FROM billing_accounts b WHERE b.id = excluded.billing_account_id)
+           RETURNING billing_account_id, credits_used),
+         events AS (
+           INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
+           SELECT e.key, e.credits, e.endpoint, e.at
+             FROM (VALUES {events}) AS e(account, key, credits, endpoint, at)
+             JOIN charged c ON c.billing_account_id = e.account),
+         rollups AS (
+           INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests)
+           SELECT r.key, r.cycle_start, r.credits, r.requests
+             FROM (VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
+             JOIN charged c ON c.billing_account_id = r.account
+           ON CONFLICT (api_key_id, cycle_start) DO UPDATE
+              SET credits = api_key_cycle_usage.credits + excluded.credits,
+                  requests = api_key_cycle_usage.requests + excluded.requests),
+         touched AS (
+           UPDATE api_keys k SET last_used_at = ${now}
+             FROM batch_keys t
+             JOIN charged c ON c.billing_account_id = t.account
+            WHERE k.id = t.key AND (k.last_used_at IS NULL OR k.last_used_at <= ${stale}))
+         SELECT billing_account_id, credits_used FROM charged",
+        counters = placeholders(counters, 5, 1),
+        events = placeholders(events, 5, events_from),
+        rollups = placeholders(rollups, 5, rollups_from),
+        keys = placeholders(keys, 2, now + 2),
+        stale = now + 1,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::parameters;
+    use crate::store::requests::claim_request_ids;
+
+    #[test]
+    fn statements_take_as_many_values_as_the_batch_supplies() {
+        for rows in [1, 2, 16, 64] {
+            assert_eq!(parameters(&claim_request_ids(rows)), rows * 6 + 1);
+            assert_eq!(parameters(&lock_counters(rows)), rows * 2);
+            assert_eq!(parameters(&insert_events(rows, 1)), rows * 4);
+            assert_eq!(parameters(&add_to_rollups(rows, 1)), rows * 4);
+            assert_eq!(parameters(&touch_keys(rows, 1)), rows + 2);
+            let (accounts, events) = (rows.div_ceil(2), rows * 3);
+            assert_eq!(
+                parameters(&charge_in_one_statement(accounts, events, rows, rows)),
+                accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2
+            );
+            for counters in [0, 1, 3] {
+                let all = counters * 3 + rows * 4 + rows * 4 + rows + 2;
+                assert_eq!(parameters(&record_charges(counters, rows, rows, rows)), all);
+            }
+        }
+    }
+}

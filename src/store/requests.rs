@@ -1,0 +1,98 @@
+//! requestId idempotency, in one place: how long an answer is remembered,
+//! the claim that decides which call of several with one id is charged,
+//! the answer it records, reading a remembered answer, and forgetting old
+//! ones. The locked charging path (`metering::locked`) is its only writer.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
+use uuid::Uuid;
+
+use super::{placeholders, statement};
+use crate::domain::{KeyRef, KeyType, Verification, VerifyCode};
+
+/// How long a requestId's answer is remembered.
+pub const REQUEST_ID_TTL: Duration = Duration::hours(24);
+
+/// Claims (key, requestId) pairs, returning those claimed; the last
+/// parameter is the instant before which an old answer may be replaced.
+pub fn claim_request_ids(rows: usize) -> String {
+    format!(
+        "INSERT INTO verify_requests (api_key_id, request_id, created_at, code, remaining_credits, cycle_end)
+         VALUES {}
+         ON CONFLICT (api_key_id, request_id) DO UPDATE
+            SET created_at = excluded.created_at, code = excluded.code,
+                remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end
+          WHERE verify_requests.created_at <= ${}
+         RETURNING api_key_id, request_id",
+        placeholders(rows, 6, 1),
+        rows * 6 + 1
+    )
+}
+
+/// A claimed (key, requestId), as `claim_request_ids` returns it.
+#[derive(FromQueryResult, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Claimed {
+    pub api_key_id: Uuid,
+    pub request_id: String,
+}
+
+/// Records the answer of a claimed (key, requestId): $1 key, $2 id, $3
+/// code, $4 remaining credits, $5 cycle end.
+pub const ANSWER_REQUEST_ID: &str =
+    "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5
+            WHERE api_key_id = $1 AND request_id = $2";
+
+#[derive(FromQueryResult)]
+struct AnswerRow {
+    code: String,
+    remaining_credits: i64,
+    cycle_end: DateTime<Utc>,
+    key_type: KeyType,
+}
+
+/// The answer first given to `request_id` for this key, if within the TTL.
+pub async fn remembered_answer(
+    conn: &impl ConnectionTrait,
+    key_id: Uuid,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Verification>, DbErr> {
+    const FIND: &str = "
+SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type
+  FROM verify_requests r JOIN api_keys k ON k.id = r.api_key_id
+ WHERE r.api_key_id = $1 AND r.request_id = $2 AND r.created_at > $3";
+    let values = vec![
+        key_id.into(),
+        request_id.into(),
+        (now - REQUEST_ID_TTL).into(),
+    ];
+    let found = AnswerRow::find_by_statement(statement(conn.get_database_backend(), FIND, values))
+        .one(conn)
+        .await?;
+    let Some(row) = found else {
+        return Ok(None);
+    };
+    let code = VerifyCode::from_stored(&row.code)
+        .ok_or_else(|| DbErr::Custom(format!("unknown stored verify code {:?}", row.code)))?;
+    Ok(Some(Verification {
+        code,
+        key: Some(KeyRef {
+            id: key_id,
+            key_type: row.key_type,
+        }),
+        remaining_credits: Some(row.remaining_credits),
+        cycle_end: Some(row.cycle_end),
+    }))
+}
+
+/// Deletes remembered answers past the TTL. Run by a background task, never
+/// in a request's path; until it runs, stale rows are ignored by reads and
+/// replaced by claims.
+pub async fn forget_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    const FORGET: &str = "DELETE FROM verify_requests WHERE created_at <= $1";
+    let values = vec![(now - REQUEST_ID_TTL).into()];
+    let done = db
+        .execute_raw(statement(db.get_database_backend(), FORGET, values))
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,96 @@
+//! keysUsage's read: the account, its newest counter and each key with its
+//! rollup for that counter's cycle, in one indexed query whatever the
+//! number of events.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult};
+use uuid::Uuid;
+
+use super::statement;
+use crate::entity::api_key;
+
+/// Everything keysUsage needs in one indexed read: the user's account, its
+/// newest cycle counter, and each key with its rollup for that newest cycle
+/// (which is the current one exactly when the account has usage in it).
+pub const KEYS_USAGE: &str = "
+WITH account AS (
+    SELECT b.id AS account_id, b.user_id, b.monthly_credits, b.billing_cycle_start,
+           u.cycle_start AS latest_cycle_start, u.credits_used AS latest_credits_used
+      FROM billing_accounts b
+      LEFT JOIN billing_cycle_usage u ON u.billing_account_id = b.id
+           AND u.cycle_start = (SELECT MAX(n.cycle_start) FROM billing_cycle_usage n
+                                 WHERE n.billing_account_id = b.id)
+     WHERE b.user_id = $1
+)
+SELECT a.account_id, a.monthly_credits, a.billing_cycle_start, a.latest_cycle_start, a.latest_credits_used,
+       k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
+       k.expires_at, k.rotated_from_id,
+       r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests
+  FROM account a
+  LEFT JOIN api_keys k ON k.user_id = a.user_id
+  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = a.latest_cycle_start";
+
+/// The account's part of a `KEYS_USAGE` row (the same on every row).
+#[derive(FromQueryResult, Debug)]
+pub struct AccountUsage {
+    pub monthly_credits: i64,
+    pub billing_cycle_start: DateTime<Utc>,
+    pub latest_cycle_start: Option<DateTime<Utc>>,
+    pub latest_credits_used: Option<i64>,
+}
+
+/// A key's part of a `KEYS_USAGE` row: its rollup for the account's newest cycle.
+#[derive(FromQueryResult, Debug)]
+struct RollupRow {
+    id: Option<Uuid>,
+    usage_cycle_start: Option<DateTime<Utc>>,
+    cycle_credits: Option<i64>,
+    cycle_requests: Option<i64>,
+}
+
+/// A key with its rollup for the cycle starting at `cycle_start`, if any.
+pub struct KeyRollup {
+    pub key: api_key::Model,
+    pub cycle_start: Option<DateTime<Utc>>,
+    pub credits: i64,
+    pub requests: i64,
+}
+
+/// The user's account and keys as `KEYS_USAGE` reads them; `None` when the
+/// user has no billing account yet.
+pub async fn read_keys_usage(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<Option<(AccountUsage, Vec<KeyRollup>)>, DbErr> {
+    let sql = statement(
+        conn.get_database_backend(),
+        KEYS_USAGE,
+        vec![user_id.into()],
+    );
+    let rows = conn.query_all_raw(sql).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let account = AccountUsage::from_query_result(first, "")?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(key) = key_rollup(row)? {
+            keys.push(key);
+        }
+    }
+    Ok(Some((account, keys)))
+}
+
+/// The row's key and rollup; `None` on the one row of an account without keys.
+fn key_rollup(row: &QueryResult) -> Result<Option<KeyRollup>, DbErr> {
+    let rollup = RollupRow::from_query_result(row, "")?;
+    if rollup.id.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(KeyRollup {
+        key: api_key::Model::from_query_result(row, "")?,
+        cycle_start: rollup.usage_cycle_start,
+        credits: rollup.cycle_credits.unwrap_or(0),
+        requests: rollup.cycle_requests.unwrap_or(0),
+    }))
+}
