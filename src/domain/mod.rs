@@ -9,6 +9,7 @@ pub mod metering;
 pub mod password;
 mod policy;
 pub mod secret;
+mod series;
 pub mod text;
 mod verification;
 
@@ -22,4 +23,5 @@ pub use metering::{Charge, VerifyCode};
 pub use password::Password;
 pub use policy::{AccountPolicy, Limit, LoginLimits};
 pub use secret::{BrowserBinding, SecretHash, SessionToken};
+pub use series::{Interval, SeriesRange};
 pub use verification::{AccountPricing, Counter, KeyAccount, KeyRef, Verification};

@@ -84,11 +84,25 @@ pub struct KeyAccount {
     pub key_id: Uuid,
     pub key_type: KeyType,
     pub revoked: bool,
+    /// When the key stops verifying; `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
     pub user_id: Uuid,
     pub account: Option<AccountPricing>,
 }
 
 impl KeyAccount {
+    /// What verifyKey answers for this key at `now` before any credits are
+    /// weighed: REVOKED wins over EXPIRED; `None` when the key may be charged.
+    pub fn refusal_at(&self, now: DateTime<Utc>) -> Option<VerifyCode> {
+        if self.revoked {
+            Some(VerifyCode::Revoked)
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            Some(VerifyCode::Expired)
+        } else {
+            None
+        }
+    }
+
     pub fn key_ref(&self) -> KeyRef {
         KeyRef {
             id: self.key_id,

@@ -6,8 +6,8 @@ use uuid::Uuid;
 use super::context::state;
 use super::cost;
 use super::scalars::DateTime;
-use crate::domain::Verification;
 use crate::domain::{Cycle, KeyStatus, KeyType, VerifyCode};
+use crate::domain::{Interval, Verification};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
 use crate::metering;
@@ -314,4 +314,71 @@ pub struct CompleteSignInInput {
     /// The code and state the provider appended to the redirect_uri.
     pub code: String,
     pub state: String,
+}
+
+/// v2
+#[derive(SimpleObject)]
+pub struct UsagePoint {
+    /// Start of the bucket (inclusive); it ends where the next one starts.
+    start: DateTime,
+    /// Credits charged in the bucket.
+    credits: i32,
+    /// Charged (VALID, credits > 0) verifications in the bucket.
+    requests: i32,
+}
+
+/// v2
+#[derive(SimpleObject)]
+pub struct KeyUsageSeries {
+    api_key: ApiKey,
+    /// One point per bucket of the series, oldest first, zero where nothing was charged.
+    points: Vec<UsagePoint>,
+}
+
+/// v2: usage over time, for charts.
+#[derive(SimpleObject)]
+pub struct UsageSeries {
+    interval: Interval,
+    /// Start of the first bucket: the requested `from` truncated to the interval.
+    from: DateTime,
+    /// End of the last bucket (exclusive): the requested `to` rounded up to the interval.
+    to: DateTime,
+    /// The series' keys together (all the user's keys, or those of keyIds): one point per bucket,
+    /// oldest first, zero where nothing was charged.
+    total: Vec<UsagePoint>,
+    /// One series per key with usage in the range (with keyIds: exactly those keys),
+    /// most credits in the range first, then newest first.
+    keys: Vec<KeyUsageSeries>,
+}
+
+impl From<metering::UsageSeries> for UsageSeries {
+    fn from(series: metering::UsageSeries) -> Self {
+        let range = series.range;
+        let points = |points: Vec<metering::Point>| -> Vec<UsagePoint> {
+            range
+                .starts()
+                .zip(points)
+                .map(|(start, point)| UsagePoint {
+                    start: start.into(),
+                    credits: saturating_i32(point.credits),
+                    requests: saturating_i32(point.requests),
+                })
+                .collect()
+        };
+        let now = series.now;
+        Self {
+            interval: range.interval,
+            from: range.from.into(),
+            to: range.to.into(),
+            total: points(series.total),
+            keys: series
+                .keys
+                .into_iter()
+                .map(|key| KeyUsageSeries {
+                    api_key: ApiKey::new(key.key, now),
+                    points: points(key.points),
+                })
+                .collect(),
+        }
+    }
 }

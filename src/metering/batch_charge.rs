@@ -25,7 +25,7 @@ use super::failures::{Charged, Failure};
 use super::isolate::{settle, Answers, Phase};
 use super::known_keys::KnownKeys;
 use super::one_statement;
-use crate::domain::{AccountPolicy, KeyAccount, Verification, VerifyCode};
+use crate::domain::{AccountPolicy, KeyAccount, Verification};
 use crate::error::Result;
 use crate::store::keys::find_keys;
 use crate::store::requests::remembered_answer;
@@ -101,7 +101,10 @@ impl BatchCharging {
             .filter(|(_, request)| request.charge.request_id.is_none())
             .filter_map(|(index, request)| {
                 let key = self.known.get(&request.hash)?;
-                let account = key.account.clone()?;
+                let account = key
+                    .account
+                    .clone()
+                    .filter(|_| key.refusal_at(now).is_none())?;
                 Some(Call::new(index, request, &key, account, now))
             })
             .collect()
@@ -171,20 +174,21 @@ impl BatchCharging {
             self.known.remember(&request.hash, key);
         }
         let call = Call::new(index, request, key, account, now);
-        if !key.revoked {
+        let Some(refusal) = key.refusal_at(now) else {
             return Ok(Read::Charge(call));
-        }
-        // A retry of a call answered before the key was revoked still gets that answer.
+        };
+        // A retry of a call answered before the key was revoked or expired
+        // still gets that answer.
         let remembered = match call.request_id() {
             Some(id) => remembered_answer(&self.db, call.key.id, id, now)
                 .await
                 .map_err(Failure::before_commit(
-                    "reading a revoked key's answered requestId",
+                    "reading a refused key's answered requestId",
                 ))?,
             None => None,
         };
-        let revoked = call.answer(VerifyCode::Revoked, call.used_before);
-        Ok(Read::Answered(remembered.unwrap_or(revoked)))
+        let refused = call.answer(refusal, call.used_before);
+        Ok(Read::Answered(remembered.unwrap_or(refused)))
     }
 }
 
@@ -192,6 +196,6 @@ impl BatchCharging {
 enum Read<'a> {
     /// To be charged.
     Charge(Call<'a>),
-    /// Answered without a charge: a revoked key.
+    /// Answered without a charge: a revoked or expired key.
     Answered(Verification),
 }

@@ -24,8 +24,8 @@ pub async fn check(
     let account = priced_account(db, policy, &mut key, now).await?;
     let cycle = Cycle::current(account.anchor, now);
     let used = account.used_in(&cycle);
-    let code = if key.revoked {
-        VerifyCode::Revoked
+    let code = if let Some(refusal) = key.refusal_at(now) {
+        refusal
     } else if used <= account.monthly_credits {
         VerifyCode::Valid
     } else {

@@ -5,9 +5,10 @@
 //! Only ever a guess. What is kept (key id and type, the owner's account,
 //! its monthly credits and cycle anchor) does not change once written, and
 //! the charge statement checks in the database, in the same statement, that
-//! the key is still active and the account still has that anchor and those
-//! credits, so a revoked key or a changed plan is never charged on a stale
-//! guess: the statement refuses and the call is charged from a fresh read.
+//! the key is neither revoked nor expired and the account still has that
+//! anchor and those credits, so a revoked or expired key or a changed plan
+//! is never charged on a stale guess: the statement refuses and the call is
+//! charged from a fresh read.
 //! The credits used are a hint only, to skip the guess when the account
 //! looks full. Nothing here is needed for correctness or shared between
 //! processes.
@@ -71,6 +72,7 @@ mod tests {
             key_id: Uuid::new_v4(),
             key_type: KeyType::Dev,
             revoked,
+            expires_at: None,
             user_id: Uuid::new_v4(),
             account: Some(AccountPricing {
                 account_id: Uuid::new_v4(),

@@ -7,7 +7,8 @@
 //!   → `isolate` (a failure stays with its call) → `one_statement`
 //!   (PostgreSQL, calls that fit as read) or `locked` (claim, lock, admit,
 //!   record) → `writes` (the write model) → `store` (the SQL);
-//! - keysUsage: `usage`, one query over rollups.
+//! - keysUsage: `usage`, one query over rollups; usageSeries: `series`,
+//!   one query over hourly rollups.
 //!
 //! `call` is a call priced against its account, `account` provisions that
 //! account when signup could not, `known_keys` is what a process remembers
@@ -24,6 +25,7 @@ mod isolate;
 mod known_keys;
 mod locked;
 mod one_statement;
+mod series;
 mod usage;
 mod writes;
 
@@ -42,6 +44,7 @@ use batch_charge::BatchCharging;
 use call::ChargeRequest;
 use charger::Charger;
 pub use charger::Grouping;
+pub use series::{KeySeries, Point, SeriesAsk, UsageSeries};
 pub use usage::{KeyUsage, KeysUsage};
 
 #[derive(Clone)]
@@ -92,6 +95,11 @@ impl Metering {
     #[tracing::instrument(name = "keys_usage", skip(self))]
     pub async fn keys_usage(&self, user_id: Uuid) -> Result<KeysUsage> {
         usage::keys_usage(&self.db, &self.policy, user_id, self.now()).await
+    }
+
+    #[tracing::instrument(name = "usage_series", skip(self, ask))]
+    pub async fn usage_series(&self, user_id: Uuid, ask: SeriesAsk) -> Result<UsageSeries> {
+        series::usage_series(&self.db, &self.policy, user_id, ask, self.now()).await
     }
 
     fn now(&self) -> DateTime<Utc> {

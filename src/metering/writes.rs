@@ -1,6 +1,7 @@
 //! The write model of a charge, built once from the calls admitted and
 //! rendered per path: what each counter is given, one event per call, one
-//! rollup per key and cycle, and the keys whose lastUsedAt moves. The
+//! rollup per key and cycle (and the same per key and hour: a batch shares
+//! one instant), and the keys whose lastUsedAt moves. The
 //! one-statement path sends it whole, priced, in one statement; the locked
 //! path sets each counter to its locked value plus its credits and writes
 //! the rest beside it (one statement on PostgreSQL, several on SQLite).
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use super::call::Call;
 use crate::domain::admission::CounterKey;
+use crate::domain::Interval;
 use crate::store::counters::{self, LAST_USED_PRECISION};
 
 /// What one counter is given, and the pricing the calls assumed.
@@ -112,6 +114,7 @@ impl ChargeWrites {
                 .iter()
                 .flat_map(|(account, key)| [(*account).into(), (*key).into()]),
         );
+        values.push(Interval::Hour.truncate(now).into());
         let sql = counters::charge_in_one_statement(
             self.counters.len(),
             self.events.len(),
@@ -134,52 +137,68 @@ impl ChargeWrites {
         if self.is_empty() {
             return Vec::new();
         }
-        let counter_values: Vec<Vec<Value>> = self
-            .counters
-            .iter()
-            .map(|(counter, addition)| {
-                let total = locked.get(counter).copied().unwrap_or(0) + addition.credits;
-                vec![
-                    counter.account_id.into(),
-                    counter.cycle_start.into(),
-                    total.into(),
-                ]
-            })
-            .collect();
+        let hour = Interval::Hour.truncate(now);
+        let counter_rows = self.counters_after(locked);
         let events: Vec<Value> = self
             .events
             .iter()
             .flat_map(|e| event_values(e, now))
             .collect();
-        let rollups: Vec<Value> = self
-            .rollups
-            .iter()
-            .flat_map(|((_, key, start), rollup)| {
-                [
-                    (*key).into(),
-                    (*start).into(),
-                    rollup.credits.into(),
-                    rollup.requests.into(),
-                ]
-            })
-            .collect();
+        let rollups = self.rollup_rows(None);
         let mut touch: Vec<Value> = vec![now.into(), (now - LAST_USED_PRECISION).into()];
         touch.extend(self.touched.iter().map(|(_, key)| Value::from(*key)));
         let (events_n, rollups_n, keys_n) =
             (self.events.len(), self.rollups.len(), self.touched.len());
         if backend == DbBackend::Postgres {
-            let sql = counters::record_charges(counter_values.len(), events_n, rollups_n, keys_n);
-            let values = [counter_values.concat(), events, rollups, touch].concat();
-            return vec![(sql, values)];
+            let sql = counters::record_charges(counter_rows.len(), events_n, rollups_n, keys_n);
+            let values = [
+                counter_rows.concat(),
+                events,
+                rollups,
+                touch,
+                vec![hour.into()],
+            ];
+            return vec![(sql, values.concat())];
         }
-        let mut statements: Vec<(String, Vec<Value>)> = counter_values
+        let mut statements: Vec<(String, Vec<Value>)> = counter_rows
             .into_iter()
             .map(|values| (counters::SET_COUNTER.to_owned(), values))
             .collect();
         statements.push((counters::insert_events(events_n, 1), events));
         statements.push((counters::add_to_rollups(rollups_n, 1), rollups));
+        let hourly = self.rollup_rows(Some(hour));
+        statements.push((counters::add_to_hourly(rollups_n, 1), hourly));
         statements.push((counters::touch_keys(keys_n, 1), touch));
         statements
+    }
+
+    /// Each counter's row (account, cycle, total): its locked value plus its credits.
+    fn counters_after(&self, locked: &BTreeMap<CounterKey, i64>) -> Vec<Vec<Value>> {
+        self.counters
+            .iter()
+            .map(|(counter, addition)| {
+                let total = locked.get(counter).copied().unwrap_or(0) + addition.credits;
+                let (account, start) = (counter.account_id, counter.cycle_start);
+                vec![account.into(), start.into(), total.into()]
+            })
+            .collect()
+    }
+
+    /// The rollups as rows of (key, bucket start, credits, requests): the
+    /// cycle's start, or `hour` for the hourly rows.
+    fn rollup_rows(&self, hour: Option<DateTime<Utc>>) -> Vec<Value> {
+        self.rollups
+            .iter()
+            .flat_map(|((_, key, start), rollup)| {
+                let bucket = hour.unwrap_or(*start);
+                [
+                    (*key).into(),
+                    bucket.into(),
+                    rollup.credits.into(),
+                    rollup.requests.into(),
+                ]
+            })
+            .collect()
     }
 }
 

@@ -66,6 +66,18 @@ pub fn add_to_rollups(rows: usize, first: usize) -> String {
     )
 }
 
+/// Adds to each key's usage by hour: rows of (key, hour start, credits,
+/// requests) from `first`.
+pub fn add_to_hourly(rows: usize, first: usize) -> String {
+    format!(
+        "INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests) VALUES {}
+         ON CONFLICT (api_key_id, hour_start) DO UPDATE
+            SET credits = api_key_hourly_usage.credits + excluded.credits,
+                requests = api_key_hourly_usage.requests + excluded.requests",
+        placeholders(rows, 4, first)
+    )
+}
+
 /// `$first` is the time, then the time before which lastUsedAt is
 /// stale; the keys follow.
 pub fn touch_keys(keys: usize, first: usize) -> String {
@@ -79,8 +91,9 @@ pub fn touch_keys(keys: usize, first: usize) -> String {
 }
 
 /// PostgreSQL: every write of a batch in one statement. Parameters: the
-/// counters (account, cycle, total), then the events, the rollups, and
-/// the two times of `touch_keys` followed by the keys.
+/// counters (account, cycle, total), then the events, the rollups, the
+/// two times of `touch_keys` followed by the keys, and last the hour of
+/// the batch: the hourly rows are the rollups' (one per key), at that hour.
 pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
     let mut parts = Vec::new();
     let mut next = 1;
@@ -96,9 +109,20 @@ pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usiz
     if events > 0 {
         parts.push(format!("events AS ({})", insert_events(events, next)));
         next += events * 4;
+        let rollups_from = next;
         parts.push(format!("rollups AS ({})", add_to_rollups(rollups, next)));
         next += rollups * 4;
         parts.push(format!("touched AS ({})", touch_keys(keys, next)));
+        next += keys + 2;
+        parts.push(format!(
+            "hourly AS (INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests)
+               SELECT h.key, ${next}, h.credits, h.requests
+                 FROM (VALUES {}) AS h(key, cycle_start, credits, requests)
+               ON CONFLICT (api_key_id, hour_start) DO UPDATE
+                  SET credits = api_key_hourly_usage.credits + excluded.credits,
+                      requests = api_key_hourly_usage.requests + excluded.requests)",
+            placeholders(rollups, 4, rollups_from)
+        ));
     }
     format!("WITH {} SELECT 1", parts.join(",\n"))
 }
@@ -115,7 +139,10 @@ pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usiz
 /// cycle, sum, anchor, monthly credits) in account order, the events
 /// (account, key, credits, endpoint, time), the rollups (account, key,
 /// cycle, credits, requests), the two times of `touch_keys`, the keys
-/// (account, key).
+/// (account, key), and last the hour of the batch. A key revoked or expired
+/// (at the batch's instant, the first `touch_keys` time) is never charged
+/// here, whatever this process remembers of it; the hourly rows are the
+/// rollups' at the batch's hour.
 pub fn charge_in_one_statement(
     counters: usize,
     events: usize,
@@ -125,8 +152,26 @@ pub fn charge_in_one_statement(
     let events_from = counters * 5 + 1;
     let rollups_from = events_from + events * 5;
     let now = rollups_from + rollups * 5;
+    let checked = checked_and_charged(
+        &placeholders(keys, 2, now + 2),
+        &placeholders(counters, 5, 1),
+        now,
+    );
+    let written = written_where_charged(
+        &placeholders(events, 5, events_from),
+        &placeholders(rollups, 5, rollups_from),
+        now,
+        now + 2 + keys * 2,
+    );
+    format!("WITH {checked},\n{written}\nSELECT billing_account_id, credits_used FROM charged")
+}
+
+/// The one statement's checks and counters: `fits` (accounts whose keys
+/// are all active at `$now` and whose pricing is as assumed), `charged`
+/// (their counters, added to only where the sum fits).
+fn checked_and_charged(keys: &str, counters: &str, now: usize) -> String {
     format!(
-        "WITH batch_keys AS (
+        "batch_keys AS (
            SELECT * FROM (VALUES {keys}) AS t(account, key)),
          fits AS (
            SELECT v.account, v.cycle_start, v.total
@@ -135,7 +180,8 @@ pub fn charge_in_one_statement(
             WHERE b.billing_cycle_start = v.anchor AND b.monthly_credits = v.monthly_credits
               AND v.total <= b.monthly_credits
               AND NOT EXISTS (SELECT 1 FROM batch_keys t JOIN api_keys k ON k.id = t.key
-                               WHERE t.account = v.account AND k.revoked_at IS NOT NULL)),
+                               WHERE t.account = v.account
+                                 AND (k.revoked_at IS NOT NULL OR k.expires_at <= ${now}))),
          charged AS (
            INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
            SELECT account, cycle_start, total FROM fits
@@ -143,8 +189,16 @@ pub fn charge_in_one_statement(
               SET credits_used = billing_cycle_usage.credits_used + excluded.credits_used
             WHERE billing_cycle_usage.credits_used + excluded.credits_used
                   <= (SELECT b.monthly_credits FROM billing_accounts b WHERE b.id = excluded.billing_account_id)
-           RETURNING billing_account_id, credits_used),
-         events AS (
+           RETURNING billing_account_id, credits_used)"
+    )
+}
+
+/// The one statement's writes, each only for the accounts in `charged`:
+/// events, cycle and hourly rollups, lastUsedAt.
+fn written_where_charged(events: &str, rollups: &str, now: usize, hour: usize) -> String {
+    let stale = now + 1;
+    format!(
+        "events AS (
            INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
            SELECT e.key, e.credits, e.endpoint, e.at
              FROM (VALUES {events}) AS e(account, key, credits, endpoint, at)
@@ -157,17 +211,19 @@ pub fn charge_in_one_statement(
            ON CONFLICT (api_key_id, cycle_start) DO UPDATE
               SET credits = api_key_cycle_usage.credits + excluded.credits,
                   requests = api_key_cycle_usage.requests + excluded.requests),
+         hourly AS (
+           INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests)
+           SELECT r.key, ${hour}, r.credits, r.requests
+             FROM (VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
+             JOIN charged c ON c.billing_account_id = r.account
+           ON CONFLICT (api_key_id, hour_start) DO UPDATE
+              SET credits = api_key_hourly_usage.credits + excluded.credits,
+                  requests = api_key_hourly_usage.requests + excluded.requests),
          touched AS (
            UPDATE api_keys k SET last_used_at = ${now}
              FROM batch_keys t
              JOIN charged c ON c.billing_account_id = t.account
-            WHERE k.id = t.key AND (k.last_used_at IS NULL OR k.last_used_at <= ${stale}))
-         SELECT billing_account_id, credits_used FROM charged",
-        counters = placeholders(counters, 5, 1),
-        events = placeholders(events, 5, events_from),
-        rollups = placeholders(rollups, 5, rollups_from),
-        keys = placeholders(keys, 2, now + 2),
-        stale = now + 1,
+            WHERE k.id = t.key AND (k.last_used_at IS NULL OR k.last_used_at <= ${stale}))"
     )
 }
 
@@ -186,12 +242,13 @@ mod tests {
             assert_eq!(parameters(&add_to_rollups(rows, 1)), rows * 4);
             assert_eq!(parameters(&touch_keys(rows, 1)), rows + 2);
             let (accounts, events) = (rows.div_ceil(2), rows * 3);
+            assert_eq!(parameters(&add_to_hourly(rows, 1)), rows * 4);
             assert_eq!(
                 parameters(&charge_in_one_statement(accounts, events, rows, rows)),
-                accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2
+                accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2 + 1
             );
             for counters in [0, 1, 3] {
-                let all = counters * 3 + rows * 4 + rows * 4 + rows + 2;
+                let all = counters * 3 + rows * 4 + rows * 4 + rows + 2 + 1;
                 assert_eq!(parameters(&record_charges(counters, rows, rows, rows)), all);
             }
         }

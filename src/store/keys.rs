@@ -14,7 +14,7 @@ use crate::domain::{AccountPricing, Counter, KeyAccount, KeyType};
 pub fn find_keys_sql(hashes: usize) -> String {
     let list: Vec<String> = (1..=hashes).map(|i| format!("${i}")).collect();
     format!(
-        "SELECT k.secret_hash, k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.user_id,
+        "SELECT k.secret_hash, k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.expires_at, k.user_id,
                 b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
                 (SELECT u.cycle_start FROM billing_cycle_usage u
                   WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
@@ -33,6 +33,7 @@ struct KeyRow {
     id: Uuid,
     key_type: KeyType,
     revoked: bool,
+    expires_at: Option<DateTime<Utc>>,
     user_id: Uuid,
     account_id: Option<Uuid>,
     monthly_credits: Option<i64>,
@@ -63,6 +64,7 @@ impl KeyRow {
             key_id: self.id,
             key_type: self.key_type,
             revoked: self.revoked,
+            expires_at: self.expires_at,
             user_id: self.user_id,
             account,
         };

@@ -7,6 +7,7 @@
 pub mod counters;
 pub mod keys;
 pub mod requests;
+pub mod series;
 pub mod usage;
 
 use sea_orm::{DbBackend, Statement, Value};

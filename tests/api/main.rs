@@ -26,6 +26,7 @@ mod plans;
 mod process;
 mod rate_limits;
 mod refusals;
+mod series;
 mod server_process;
 mod sessions;
 mod sign_in;

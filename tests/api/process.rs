@@ -160,11 +160,24 @@ async fn statements_during<F: std::future::Future<Output = Value>>(
             .filter(|l| l.contains("sqlx::query"))
             .count()
     };
-    let before = count();
+    // The process's output is read by another thread: on a loaded machine
+    // lines of the previous operation can still be on their way. Wait until
+    // no new line has arrived for a while, before and after.
+    let settled = || async {
+        let mut last = count();
+        loop {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let now = count();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let before = settled().await;
     let response = operation.await;
     assert!(response.get("errors").is_none(), "{response:#}");
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    count() - before
+    settled().await - before
 }
 
 on_both_backends! {
