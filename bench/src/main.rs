@@ -97,10 +97,16 @@ async fn main() -> anyhow::Result<()> {
         for events in [10_000u64, 100_000, 1_000_000] {
             scenario::seed_events(&args.database_url, &seed, events).await?;
             let load = Load::new(&args, &servers);
-            let mut measured = Scenario::keys_usage(&seed).run(&load).await?;
-            measured.name = format!("keysUsage @ {events} events");
-            eprintln!("  {}", measured.line());
-            results.push(measured);
+            for scenario in [
+                Scenario::keys_usage(&seed),
+                Scenario::usage_series(&seed, false),
+                Scenario::usage_series(&seed, true),
+            ] {
+                let mut measured = scenario.run(&load).await?;
+                measured.name = format!("{} @ {events} events", measured.name);
+                eprintln!("  {}", measured.line());
+                results.push(measured);
+            }
         }
     }
     let peak_rss_kib: Vec<u64> = servers.iter().map(Server::peak_rss_kib).collect();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -142,10 +142,63 @@ pub async fn seed_events(database_url: &str, seed: &Seed, total: u64) -> anyhow:
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
+    seed_hours(&db, seed, total / 20).await?;
     if backend == sea_orm::DbBackend::Postgres {
         db.execute_unprepared("ANALYZE").await?;
     }
     db.close().await?;
+    Ok(())
+}
+
+/// The hours of the cycle: usageSeries reads one row per key and hour.
+const CYCLE_HOURS: u64 = 30 * 24;
+
+/// Sets each key's hourly rollups to `per_key` events spread evenly over
+/// the cycle's hours, as charging them over the month would have.
+async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyhow::Result<()> {
+    let keys = db
+        .query_all_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT id FROM api_keys WHERE user_id = $1",
+            [seed.usage_user.into()],
+        ))
+        .await?;
+    let mut rows: Vec<sea_orm::Value> = Vec::new();
+    for key in keys {
+        let key: Uuid = key.try_get_by_index(0)?;
+        for hour in 0..CYCLE_HOURS {
+            let events = per_key / CYCLE_HOURS + u64::from(hour < per_key % CYCLE_HOURS);
+            if events > 0 {
+                let start = seed.usage_cycle_start + chrono::Duration::hours(hour as i64);
+                rows.extend([
+                    key.into(),
+                    start.into(),
+                    (events as i64).into(),
+                    (events as i64).into(),
+                ]);
+            }
+        }
+    }
+    for chunk in rows.chunks(4 * 500) {
+        let sql = format!(
+            "INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests) VALUES {}
+             ON CONFLICT (api_key_id, hour_start) DO UPDATE
+                SET credits = excluded.credits, requests = excluded.requests",
+            (0..chunk.len() / 4)
+                .map(|r| format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * r + 1,
+                    4 * r + 2,
+                    4 * r + 3,
+                    4 * r + 4
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let statement =
+            Statement::from_sql_and_values(db.get_database_backend(), sql, chunk.to_vec());
+        db.execute_raw(statement).await?;
+    }
     Ok(())
 }
 
@@ -276,6 +329,20 @@ impl Scenario {
         )
     }
 
+    /// usageSeries over the keysUsage account's 20 keys: the cycle's 30
+    /// days by DAY, or its first 168 hours by HOUR.
+    pub fn usage_series(seed: &Seed, by_hour: bool) -> Self {
+        let (hours, interval, name) = match by_hour {
+            true => (168, "HOUR", "usageSeries 168 h by HOUR"),
+            false => (30 * 24, "DAY", "usageSeries 30 days by DAY"),
+        };
+        let from = seed.usage_cycle_start;
+        let to = from + chrono::Duration::hours(hours);
+        let query = "query($f: DateTime, $t: DateTime, $i: UsageInterval) { usageSeries(from: $f, to: $t, interval: $i) { from to total { start credits requests } keys { apiKey { id name } points { start credits requests } } } }";
+        let body = json!({ "query": query, "variables": { "f": from.to_rfc3339(), "t": to.to_rfc3339(), "i": interval } });
+        Self::new(name, script(&fixed_body(&body), Some(&seed.usage_token)))
+    }
+
     fn signups() -> Self {
         let body = r#"
 function request()
@@ -299,6 +366,8 @@ end"#;
                 script(&verify_body(&seed.hot_secret, 0), None),
             ),
             Scenario::keys_usage(seed),
+            Scenario::usage_series(seed, false),
+            Scenario::usage_series(seed, true),
             Scenario::new(
                 "me",
                 script(
