@@ -3,7 +3,8 @@
 //! touches the database (see `service::sign_in`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use openidconnect::core::{
@@ -35,8 +36,17 @@ type Client = CoreClient<
 pub struct Provider {
     pub id: String,
     pub name: String,
-    client: Client,
+    /// Its endpoints and signing keys, as last discovered.
+    client: RwLock<Arc<Client>>,
+    settings: ProviderSettings,
+    redirect: RedirectUrl,
+    /// When its signing keys were last fetched: at most once a minute.
+    discovered_at: Mutex<Instant>,
 }
+
+/// How often a provider's keys may be fetched again when a token is signed
+/// with one we do not know (providers rotate their keys; Google weekly).
+const REDISCOVER_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
 /// Every configured provider, by id, in the order configured.
 pub struct Providers {
@@ -90,7 +100,10 @@ impl Providers {
             providers.push(Provider {
                 id: id.clone(),
                 name: settings.name.clone(),
-                client,
+                client: RwLock::new(Arc::new(client)),
+                settings: settings.clone(),
+                redirect: redirect.clone(),
+                discovered_at: Mutex::new(Instant::now()),
             });
         }
         Ok(Self {
@@ -135,8 +148,8 @@ impl Providers {
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<Identity> {
-        let request = provider
-            .client
+        let client = provider.client();
+        let request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|err| {
                 anyhow::anyhow!("provider {} has no token endpoint: {err}", provider.id)
@@ -150,14 +163,53 @@ impl Providers {
             tracing::info!(provider = %provider.id, "the token response has no ID token");
             Error::InvalidCredentials
         })?;
-        let verifier = provider.client.id_token_verifier();
-        verified_identity(id_token, &verifier, &Nonce::new(nonce.to_owned())).inspect_err(
+        let nonce = Nonce::new(nonce.to_owned());
+        let verified = verified_identity(id_token, &client.id_token_verifier(), &nonce);
+        if verified.is_ok() || !self.rediscover(provider).await {
+            return verified.inspect_err(
+                |_| tracing::info!(provider = %provider.id, "the ID token failed verification"),
+            );
+        }
+        // Signed with keys fetched just now: a provider that rotated its keys.
+        verified_identity(id_token, &provider.client().id_token_verifier(), &nonce).inspect_err(
             |_| tracing::info!(provider = %provider.id, "the ID token failed verification"),
         )
+    }
+
+    /// Fetches `provider`'s endpoints and keys again, unless that was done
+    /// within the last minute; true when the keys were refreshed.
+    async fn rediscover(&self, provider: &Provider) -> bool {
+        {
+            let mut last = provider
+                .discovered_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < REDISCOVER_AT_MOST_EVERY {
+                return false;
+            }
+            *last = Instant::now();
+        }
+        match discover_one(&self.http, &provider.settings, provider.redirect.clone()).await {
+            Ok(client) => {
+                *provider.client.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(client);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(provider = %provider.id, error = %err, "rediscovering the provider failed");
+                false
+            }
+        }
     }
 }
 
 impl Provider {
+    fn client(&self) -> Arc<Client> {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// A fresh authorization request: scope `openid email profile`, PKCE
     /// S256, and a state that starts with the provider id, so that the
     /// callback page can tell which provider answered without storing
@@ -167,7 +219,7 @@ impl Provider {
         let state = format!("{}.{}", self.id, CsrfToken::new_random().secret());
         let state_for_url = state.clone();
         let (url, _, nonce) = self
-            .client
+            .client()
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 move || CsrfToken::new(state_for_url),
