@@ -336,7 +336,8 @@ impl Scenario {
             true => (168, "HOUR", "usageSeries 168 h by HOUR"),
             false => (30 * 24, "DAY", "usageSeries 30 days by DAY"),
         };
-        let from = seed.usage_cycle_start;
+        // Whole buckets: 168 hours from an hour's start are 168 buckets.
+        let from = keymeter::domain::Interval::Hour.truncate(seed.usage_cycle_start);
         let to = from + chrono::Duration::hours(hours);
         let query = "query($f: DateTime, $t: DateTime, $i: UsageInterval) { usageSeries(from: $f, to: $t, interval: $i) { from to total { start credits requests } keys { apiKey { id name } points { start credits requests } } } }";
         let body = json!({ "query": query, "variables": { "f": from.to_rfc3339(), "t": to.to_rfc3339(), "i": interval } });
