@@ -12,7 +12,7 @@ use crate::domain::{AccountPolicy, Cycle, Interval, SeriesRange};
 use crate::entity::api_key;
 use crate::error::{Error, Result};
 use crate::service::{accounts, keys};
-use crate::store::series::{hourly_usage, HourlyUsage};
+use crate::store::series::{usage_by_bucket, BucketUsage};
 
 /// What a series is asked for; `None`s take the defaults: the current
 /// cycle's start, now, and every key with usage in the range.
@@ -60,8 +60,9 @@ pub async fn usage_series(
         Some(ids) => Some(chosen_keys(ids, &owned)?),
         None => None,
     };
-    let hours = hourly_usage(db, user_id, range.from, range.to).await?;
-    let (total, mut per_key) = bucket(&range, hours, chosen.as_deref());
+    let by_day = range.interval == Interval::Day;
+    let buckets = usage_by_bucket(db, user_id, range.from, range.to, by_day).await?;
+    let (total, mut per_key) = bucket(&range, buckets, chosen.as_deref());
     if let Some(ids) = &chosen {
         for id in ids {
             per_key
@@ -118,28 +119,28 @@ fn chosen_keys(ids: &[Uuid], owned: &HashMap<Uuid, api_key::Model>) -> Result<Ve
     Ok(chosen)
 }
 
-/// The series' total and each key's points, hours summed into buckets.
+/// The series' total and each key's points, each bucket's usage in its place.
 fn bucket(
     range: &SeriesRange,
-    hours: Vec<HourlyUsage>,
+    usage: Vec<BucketUsage>,
     chosen: Option<&[Uuid]>,
 ) -> (Vec<Point>, HashMap<Uuid, Vec<Point>>) {
     let buckets = range.starts().count();
     let mut total = vec![Point::default(); buckets];
     let mut per_key: HashMap<Uuid, Vec<Point>> = HashMap::new();
-    for hour in hours {
-        if chosen.is_some_and(|ids| !ids.contains(&hour.api_key_id)) {
+    for row in usage {
+        if chosen.is_some_and(|ids| !ids.contains(&row.api_key_id)) {
             continue;
         }
-        let Some(index) = range.bucket_of(hour.hour_start) else {
+        let Some(index) = range.bucket_of(row.bucket_start) else {
             continue;
         };
         let points = per_key
-            .entry(hour.api_key_id)
+            .entry(row.api_key_id)
             .or_insert_with(|| vec![Point::default(); buckets]);
         for point in [&mut points[index], &mut total[index]] {
-            point.credits += hour.credits;
-            point.requests += hour.requests;
+            point.credits += row.credits;
+            point.requests += row.requests;
         }
     }
     (total, per_key)

@@ -1,35 +1,51 @@
-//! usageSeries' read: the hourly rollups of a user's keys in a range. Its
-//! cost grows with keys × hours, never with events.
+//! usageSeries' read: the hourly rollups of a user's keys in a range, by
+//! hour or summed by day. Its cost grows with keys × hours, never with events.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult};
 use uuid::Uuid;
 
 use super::statement;
 
-/// A user's keys' hours with usage in [$2, $3).
-pub const HOURLY_USAGE: &str = "
-SELECT h.api_key_id, h.hour_start, h.credits, h.requests
-  FROM api_keys k
-  JOIN api_key_hourly_usage h ON h.api_key_id = k.id
- WHERE k.user_id = $1 AND h.hour_start >= $2 AND h.hour_start < $3";
+/// A user's keys' usage in [$2, $3), one row per key and bucket: the hours
+/// summed by day in the database when `by_day`, so that a month of hours
+/// crosses the wire as 31 rows per key, not 744.
+pub fn usage_by_bucket_sql(backend: DbBackend, by_day: bool) -> String {
+    let bucket = match (by_day, backend) {
+        (false, _) => "h.hour_start",
+        (true, DbBackend::Postgres) => "date_trunc('day', h.hour_start, 'UTC')",
+        // SQLite keeps instants as RFC 3339 text in UTC: the day is its date.
+        (true, _) => "substr(h.hour_start, 1, 10) || 'T00:00:00+00:00'",
+    };
+    format!(
+        "SELECT h.api_key_id, {bucket} AS bucket_start,
+                CAST(SUM(h.credits) AS BIGINT) AS credits,
+                CAST(SUM(h.requests) AS BIGINT) AS requests
+           FROM api_keys k
+           JOIN api_key_hourly_usage h ON h.api_key_id = k.id
+          WHERE k.user_id = $1 AND h.hour_start >= $2 AND h.hour_start < $3
+          GROUP BY h.api_key_id, {bucket}"
+    )
+}
 
-/// One key's usage in one hour.
+/// One key's usage in one bucket.
 #[derive(FromQueryResult, Debug)]
-pub struct HourlyUsage {
+pub struct BucketUsage {
     pub api_key_id: Uuid,
-    pub hour_start: DateTime<Utc>,
+    pub bucket_start: DateTime<Utc>,
     pub credits: i64,
     pub requests: i64,
 }
 
-pub async fn hourly_usage(
+pub async fn usage_by_bucket(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<HourlyUsage>, DbErr> {
+    by_day: bool,
+) -> Result<Vec<BucketUsage>, DbErr> {
+    let backend = conn.get_database_backend();
     let values = vec![user_id.into(), from.into(), to.into()];
-    let sql = statement(conn.get_database_backend(), HOURLY_USAGE, values);
-    HourlyUsage::find_by_statement(sql).all(conn).await
+    let sql = statement(backend, &usage_by_bucket_sql(backend, by_day), values);
+    BucketUsage::find_by_statement(sql).all(conn).await
 }
