@@ -32,6 +32,7 @@ pub fn router(
     db: DatabaseConnection,
     metrics: Arc<Metrics>,
     config: &Config,
+    listening: std::net::SocketAddr,
 ) -> anyhow::Result<Router> {
     let endpoint = Endpoint {
         schema,
@@ -40,6 +41,8 @@ pub fn router(
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
         body_timeout: Duration::from_secs(config.request_timeout_secs),
+        page_origins: config.page_origins(listening).into(),
+        secure_cookies: config.public_url(listening).starts_with("https://"),
     };
     let graphql_route = if config.graphiql {
         get(headers::graphiql).post(endpoint::post)

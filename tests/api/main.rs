@@ -8,6 +8,7 @@ mod helpers;
 mod attacks;
 mod coalescing;
 mod connections;
+mod cookies;
 mod http;
 mod inputs;
 mod isolation;
