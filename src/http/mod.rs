@@ -2,6 +2,7 @@
 //! to reach the schema, the headers every answer carries, and the server
 //! that holds connections to their deadlines.
 
+mod assets;
 mod endpoint;
 mod headers;
 mod pages;
@@ -58,7 +59,7 @@ pub fn router(
         .route("/health", get(health).with_state(db.clone()))
         .route("/", get(pages::index))
         .route("/auth/callback", get(pages::callback))
-        .route("/assets/sign-in.js", get(pages::script));
+        .route("/assets/{*path}", get(assets::serve));
     if config.metrics {
         router = router.route("/metrics", get(scrape).with_state((metrics, db)));
     }
