@@ -67,9 +67,22 @@ impl Browser {
         self.click("#secret-dialog", "Go back").await;
         self.click("#secret-dialog", "Copy").await;
         self.text_of("#copy-secret", "Copied").await;
+        assert!(
+            self.leaving_asks().await,
+            "leaving with the secret open asks first"
+        );
         self.click("#secret-dialog", "Done").await;
         self.gone("#secret-dialog").await;
+        assert!(!self.leaving_asks().await);
         secret
+    }
+
+    /// Whether the page asks the browser to confirm leaving it (its
+    /// beforeunload handler cancels the event).
+    async fn leaving_asks(&self) -> bool {
+        let script = "const e = new Event('beforeunload', { cancelable: true }); \
+                      window.dispatchEvent(e); return e.defaultPrevented;";
+        self.js(script, vec![]).await == true
     }
 
     async fn sign_up_or_log_in(&self, email: &str, password: &str, button: &str) {
@@ -170,13 +183,20 @@ on_both_backends! {
         browser.close().await;
     }
 
-    async fn an_email_taken_is_said_in_words(backend: Backend) {
+    async fn refusals_are_said_in_words(backend: Backend) {
         let Some(browser) = Browser::start().await else { return };
-        let app = TestApp::spawn(backend).await;
+        let app = TestApp::spawn_with(backend, |config| config.login_max_failures = 2).await;
         let taken = app.signup().await;
         browser.goto(&app.url("/")).await;
         browser.sign_up_or_log_in(&taken.email, PASSWORD, "Sign up").await;
         browser.text_of("#auth-error", "already exists").await;
+        for _ in 0..2 {
+            browser.sign_up_or_log_in(&taken.email, "not the password", "Log in").await;
+            browser.text_of("#auth-error", "Wrong email or password.").await;
+        }
+        browser.sign_up_or_log_in(&taken.email, "not the password", "Log in").await;
+        let said = browser.text_of("#auth-error", "Too many attempts. Try again in ").await;
+        assert!(said.contains("minute"), "{said}");
         browser.close().await;
     }
 

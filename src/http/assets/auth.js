@@ -34,6 +34,8 @@ export function showSignedOut(onSignedIn, message) {
     if (!input.email.trim() || !input.password) {
       return showError("Enter your email and a password.");
     }
+    // A fresh attempt: the last one's error goes until this one answers.
+    showError("");
     setBusy(form, true);
     try {
       const data = signup ? await graphql(Q.SIGNUP, { input }) : await graphql(Q.LOGIN, { input });
