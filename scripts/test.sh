@@ -22,4 +22,10 @@ if ! scripts/oidc-provider.sh && [ "${CI:-}" = "true" ]; then
     exit 1
 fi
 
+# The dashboard tests drive a real Chromium through ChromeDriver.
+if ! scripts/browser.sh && [ "${CI:-}" = "true" ]; then
+    echo "test.sh: chromium and chromium-driver are required in CI and could not be installed" >&2
+    exit 1
+fi
+
 cargo test --workspace "$@"

@@ -47,13 +47,14 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
-        let providers = discover_providers(config, listener.local_addr()?).await?;
+        let listening = listener.local_addr()?;
+        let providers = discover_providers(config, listening).await?;
         let metrics = Arc::new(Metrics::new());
         let state = AppState::new(db.clone(), clock, metrics.clone(), config, providers);
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
         Ok(Self {
             listener,
-            router: http::router(schema, db, metrics, config)?,
+            router: http::router(schema, db, metrics, config, listening)?,
             state,
             limits: server_limits(config),
         })

@@ -352,6 +352,30 @@ impl Config {
         }
     }
 
+    /// The origins keymeter's own pages are served from: the public URL's,
+    /// and, when none is configured and keymeter listens on loopback, the
+    /// same port under the other loopback names a person might type
+    /// (`localhost`, `127.0.0.1`, `[::1]`). A request carrying the session
+    /// cookie must come from one of them (see `http::endpoint`).
+    pub fn page_origins(&self, listening: SocketAddr) -> Vec<String> {
+        let public = self.public_url(listening);
+        let mut origins = vec![origin_of(&public).to_owned()];
+        let configured = self
+            .public_url
+            .as_deref()
+            .is_some_and(|url| !url.is_empty());
+        if !configured && listening.ip().is_loopback() {
+            let port = listening.port();
+            for host in ["localhost", "127.0.0.1", "[::1]"] {
+                let origin = format!("http://{host}:{port}");
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+        }
+        origins
+    }
+
     /// The configured CORS origins, blanks dropped.
     pub fn cors_origins(&self) -> impl Iterator<Item = &str> {
         self.cors_origins
@@ -487,6 +511,15 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
         Err(format!(
             "{issuer:?} must be https (plain http only on a loopback address)"
         ))
+    }
+}
+
+/// `scheme://host[:port]` of a URL: what browsers send as `Origin`.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    match url[after_scheme..].find(['/', '?', '#']) {
+        Some(end) => &url[..after_scheme + end],
+        None => url,
     }
 }
 
@@ -650,5 +683,21 @@ mod tests {
         assert_eq!(config.min_connections(), 2);
         config.db_min_connections = Some(40);
         assert_eq!(config.min_connections(), 16, "never more than the pool");
+    }
+
+    #[test]
+    fn page_origins_are_the_public_urls_or_the_loopback_names() {
+        let mut config = Config::from_defaults();
+        let listening: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        assert_eq!(
+            config.page_origins(listening),
+            [
+                "http://127.0.0.1:8000",
+                "http://localhost:8000",
+                "http://[::1]:8000"
+            ]
+        );
+        config.public_url = Some("https://keys.example.com/base/".into());
+        assert_eq!(config.page_origins(listening), ["https://keys.example.com"]);
     }
 }

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
-/// The bearer token of one HTTP request, and the user it resolves to,
+/// The session token of one HTTP request (its bearer token, or the
+/// dashboard's session cookie, see `http::endpoint`), and the user it resolves to,
 /// looked up at most once however many fields ask. Once `logout` ends the
 /// session, the rest of the document runs signed out.
 pub struct RequestAuth {

@@ -7,6 +7,7 @@ mod guard;
 mod mutation;
 mod query;
 mod scalars;
+pub mod session_cookie;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};

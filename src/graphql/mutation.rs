@@ -5,6 +5,7 @@ use super::context::{
     bearer_token, client_address, current_user, end_session, metrics, sign_in_browser, state,
 };
 use super::cost;
+use super::session_cookie;
 use super::types::{
     ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
     RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput, SignupPayload, User,
@@ -31,6 +32,11 @@ impl Mutation {
             &input.password,
         )
         .await?;
+        session_cookie::set(
+            ctx,
+            &signed_up.signed_in.token,
+            state(ctx).policy.session_ttl,
+        );
         Ok(signup_payload(signed_up, state(ctx).clock.now()))
     }
 
@@ -43,6 +49,7 @@ impl Mutation {
             &input.password,
         )
         .await?;
+        session_cookie::set(ctx, &signed_in.token, state(ctx).policy.session_ttl);
         Ok(AuthPayload {
             token: signed_in.token,
             user: User::new(signed_in.user, None),
@@ -52,6 +59,9 @@ impl Mutation {
     /// Ends the session of the presented token.
     #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        // Cleared first: a browser whose session already ended must still
+        // lose the cookie, though the answer is UNAUTHENTICATED.
+        session_cookie::clear(ctx);
         let state = state(ctx);
         sessions::end(&state.db, bearer_token(ctx)?, state.clock.now()).await?;
         end_session(ctx);
@@ -148,6 +158,7 @@ impl Mutation {
             callback,
         )
         .await?;
+        session_cookie::set(ctx, &signed_up.signed_in.token, state.policy.session_ttl);
         Ok(signup_payload(signed_up, state.clock.now()))
     }
 

@@ -16,9 +16,15 @@ use http_body_util::BodyExt as _;
 use tracing::Instrument as _;
 
 use super::refusal::Refusal;
+use crate::graphql::session_cookie::{PageRequest, SESSION_COOKIE};
 use crate::graphql::{ClientAddress, Documents, KeymeterSchema, RequestAuth, SignInBrowser};
 use crate::metrics::{is_plain_name, Metrics};
 use crate::service::sign_in::BROWSER_COOKIE;
+
+/// The header keymeter's pages send with every API call. A cross-site form
+/// cannot set a header, and a cross-site `fetch` that sets one needs a CORS
+/// preflight keymeter never grants to its own cookie.
+pub const CSRF_HEADER: &str = "x-keymeter-csrf";
 
 /// Errors one response carries at most; past it, one more says how many
 /// were left out (10,000 unused variables would otherwise make a 1 MB list).
@@ -33,6 +39,10 @@ pub struct Endpoint {
     pub max_body_bytes: usize,
     /// How long a client has to send the body once its headers are in.
     pub body_timeout: Duration,
+    /// The origins of keymeter's own pages (`Config::page_origins`).
+    pub page_origins: Arc<[String]>,
+    /// Browsers reach keymeter over https.
+    pub secure_cookies: bool,
 }
 
 pub async fn post(
@@ -53,7 +63,7 @@ impl Endpoint {
         request: axum::extract::Request,
     ) -> Result<GraphqlResponse, Refusal> {
         let (parts, body) = request.into_parts();
-        let token = bearer_token(&parts.headers)?;
+        let (auth, page) = self.authenticate(&parts.headers)?;
         require_json(&parts.headers)?;
         let body = self.read_body(&parts.headers, body).await?;
         let mut request = parse_request(&body)?;
@@ -69,7 +79,8 @@ impl Endpoint {
         };
         let span = tracing::info_span!("graphql", operation = logged);
         let request = request
-            .data(RequestAuth::new(token))
+            .data(auth)
+            .data(page)
             .data(ClientAddress(client))
             .data(SignInBrowser(cookie(&parts.headers, BROWSER_COOKIE)));
         let started = Instant::now();
@@ -81,6 +92,34 @@ impl Endpoint {
         }
         cap_errors(&mut response.errors);
         Ok(response)
+    }
+
+    /// Whom the request speaks for. A bearer token always wins, so API
+    /// clients are unaffected; the session cookie counts only on a request
+    /// proven to come from keymeter's own pages, else it is ignored (the
+    /// request is signed out), so no other site can act with it.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(RequestAuth, PageRequest), Refusal> {
+        let page = PageRequest {
+            from_own_page: self.is_own_page(headers),
+            secure: self.secure_cookies,
+        };
+        let token = match bearer_token(headers)? {
+            Some(token) => Some(token),
+            None if page.from_own_page => {
+                cookie(headers, SESSION_COOKIE).filter(|token| !token.is_empty())
+            }
+            None => None,
+        };
+        Ok((RequestAuth::new(token), page))
+    }
+
+    /// `Origin` is one of keymeter's own and the CSRF header is set: both,
+    /// since an old or odd browser may omit `Origin` on same-origin calls
+    /// but no browser lets another site forge it.
+    fn is_own_page(&self, headers: &HeaderMap) -> bool {
+        let csrf = headers.get(CSRF_HEADER).is_some_and(|value| value == "1");
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        csrf && origin.is_some_and(|origin| self.page_origins.iter().any(|own| own == origin))
     }
 
     /// The whole body, if it arrives within the limit and in time. A body

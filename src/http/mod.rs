@@ -2,6 +2,7 @@
 //! to reach the schema, the headers every answer carries, and the server
 //! that holds connections to their deadlines.
 
+mod assets;
 mod endpoint;
 mod headers;
 mod pages;
@@ -32,6 +33,7 @@ pub fn router(
     db: DatabaseConnection,
     metrics: Arc<Metrics>,
     config: &Config,
+    listening: std::net::SocketAddr,
 ) -> anyhow::Result<Router> {
     let endpoint = Endpoint {
         schema,
@@ -40,6 +42,8 @@ pub fn router(
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
         body_timeout: Duration::from_secs(config.request_timeout_secs),
+        page_origins: config.page_origins(listening).into(),
+        secure_cookies: config.public_url(listening).starts_with("https://"),
     };
     let graphql_route = if config.graphiql {
         get(headers::graphiql).post(endpoint::post)
@@ -55,7 +59,7 @@ pub fn router(
         .route("/health", get(health).with_state(db.clone()))
         .route("/", get(pages::index))
         .route("/auth/callback", get(pages::callback))
-        .route("/assets/sign-in.js", get(pages::script));
+        .route("/assets/{*path}", get(assets::serve));
     if config.metrics {
         router = router.route("/metrics", get(scrape).with_state((metrics, db)));
     }

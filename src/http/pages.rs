@@ -1,26 +1,18 @@
-//! keymeter's own pages: `/` and the sign-in callback, and their one script,
-//! all built into the binary (nothing loads from elsewhere).
+//! keymeter's own pages: the dashboard at `/`, which is also the page
+//! sign-in providers send the browser back to (`/auth/callback`): one page,
+//! so a first sign-in lands on the dashboard with its new key's secret.
 
-use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
-const INDEX: &str = include_str!("pages/index.html");
-const CALLBACK: &str = include_str!("pages/callback.html");
-const SCRIPT: &str = include_str!("pages/sign-in.js");
+const DASHBOARD: &str = include_str!("assets/index.html");
 
-/// Who is signed in, or the providers to sign in with (until the dashboard).
+/// The dashboard (signed out: sign up, log in, the providers).
 pub async fn index() -> impl IntoResponse {
-    Html(INDEX)
+    Html(DASHBOARD)
 }
 
-/// `{public URL}/auth/callback`: completes the sign-in the provider sent the browser back from.
+/// `{public URL}/auth/callback`: the dashboard, which completes the sign-in
+/// the provider sent the browser back from.
 pub async fn callback() -> impl IntoResponse {
-    Html(CALLBACK)
-}
-
-pub async fn script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        SCRIPT,
-    )
+    Html(DASHBOARD)
 }

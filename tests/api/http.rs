@@ -18,6 +18,34 @@ on_both_databases! {
         assert!(page.contains("GraphiQL") && page.contains("createFetcher"));
     }
 
+    async fn the_dashboard_and_graphiql_load_only_from_keymeter_under_a_strict_policy(app: TestApp) {
+        let page = app.http.get(app.url("/")).send().await.unwrap();
+        let headers = page.headers().clone();
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe"), "{policy}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        let html = page.text().await.unwrap();
+        assert!(!html.contains("<script>") && !html.contains(" style="));
+        let graphiql = app.http.get(app.url("/graphql")).send().await.unwrap();
+        let graphiql_policy = graphiql.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(graphiql_policy.contains("script-src 'self';"), "{graphiql_policy}");
+        assert!(!graphiql_policy.contains("https:"), "{graphiql_policy}");
+        let graphiql = graphiql.text().await.unwrap();
+        // Every file either page names is served by keymeter itself.
+        for html in [html, graphiql] {
+            assert!(!html.contains("https://"));
+            for path in html.split("\"/assets/").skip(1).map(|rest| rest.split('"').next().unwrap()) {
+                let asset = app.http.get(app.url(&format!("/assets/{path}"))).send().await.unwrap();
+                assert_eq!(asset.status(), 200, "{path}");
+                assert_eq!(asset.headers()["x-content-type-options"], "nosniff");
+            }
+        }
+        let missing = app.http.get(app.url("/assets/nothing.js")).send().await.unwrap();
+        assert_eq!(missing.status(), 404);
+    }
+
     async fn introspection_describes_the_schema(app: TestApp) {
         let data = app
             .ok(

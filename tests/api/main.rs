@@ -6,8 +6,11 @@
 mod helpers;
 
 mod attacks;
+mod browser;
 mod coalescing;
 mod connections;
+mod cookies;
+mod dashboard;
 mod http;
 mod inputs;
 mod isolation;

@@ -235,14 +235,20 @@ async fn the_authorization_url_asks_for_pkce_state_nonce_and_the_callback() {
         .unwrap()
         .to_owned();
     assert!(policy.contains("script-src 'self'"), "{policy}");
-    assert!(page.text().await.unwrap().contains("/assets/sign-in.js"));
-    let script = app
-        .http
-        .get(app.url("/assets/sign-in.js"))
-        .send()
-        .await
-        .unwrap();
-    assert!(script.text().await.unwrap().contains("completeSignIn"));
+    // The callback is the dashboard itself, which completes the sign-in.
+    assert!(page.text().await.unwrap().contains("/assets/app.js"));
+    for (script, expected) in [
+        ("app.js", "completeCallback"),
+        ("auth.js", "COMPLETE_SIGN_IN"),
+    ] {
+        let script = app
+            .http
+            .get(app.url(&format!("/assets/{script}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(script.text().await.unwrap().contains(expected));
+    }
 }
 
 on_both_backends! {

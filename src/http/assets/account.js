@@ -1,0 +1,20 @@
+// The account: plan, credits used and left in the cycle, and the renewal.
+
+import { $ } from "./dom.js";
+import { date, inDays, number } from "./format.js";
+
+export function renderAccount(me, usage) {
+  const account = me.billingAccount;
+  const used = usage.totalCredits;
+  $("who").textContent = me.email;
+  $("plan").textContent = account.plan;
+  const bar = $("credits-bar");
+  bar.max = Math.max(1, account.monthlyCredits);
+  bar.value = Math.min(used, bar.max);
+  bar.classList.toggle("low", usage.remainingCredits <= account.monthlyCredits * 0.1);
+  $("credits-used").textContent = number(used);
+  $("credits-total").textContent = number(account.monthlyCredits);
+  $("credits-left").textContent = number(usage.remainingCredits);
+  $("renews-on").textContent = date(account.billingCycleEnd);
+  $("renews-in").textContent = inDays(account.billingCycleEnd);
+}

@@ -1,0 +1,108 @@
+// Signed out: sign up, log in, or a provider's button; and the provider's
+// way back (/auth/callback), which ends on the dashboard.
+
+import { graphql, describe } from "./api.js";
+import { $, h, replace } from "./dom.js";
+import * as Q from "./queries.js";
+
+const PROVIDER_ERRORS = {
+  access_denied: "You cancelled the sign-in, or the provider did not allow it.",
+  login_required: "The provider needs you to sign in with it first.",
+  consent_required: "The provider needs your consent to share your account.",
+  interaction_required: "The provider needs you to confirm something first.",
+  temporarily_unavailable: "The provider is unavailable for now; try again in a moment.",
+  server_error: "The provider ran into an error; try again in a moment.",
+};
+
+const SIGN_IN_ERRORS = {
+  INVALID_CREDENTIALS: "This sign-in link has expired or was already used. Please sign in again.",
+  EMAIL_TAKEN: "An account with this email already exists. Log in with its password instead.",
+};
+
+// Shows the signed-out view; `onSignedIn(defaultKey)` runs after signup or login.
+export function showSignedOut(onSignedIn, message) {
+  $("signed-in").hidden = true;
+  $("logout").hidden = true;
+  $("who").textContent = "";
+  $("signed-out").hidden = false;
+  showError(message || "");
+  const form = $("auth-form");
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const signup = event.submitter && event.submitter.value === "signup";
+    const input = { email: $("email").value, password: $("password").value };
+    if (!input.email.trim() || !input.password) {
+      return showError("Enter your email and a password.");
+    }
+    // A fresh attempt: the last one's error goes until this one answers.
+    showError("");
+    setBusy(form, true);
+    try {
+      const data = signup ? await graphql(Q.SIGNUP, { input }) : await graphql(Q.LOGIN, { input });
+      $("password").value = "";
+      showError("");
+      onSignedIn(signup ? data.signup.defaultKey : null);
+    } catch (error) {
+      showError(describe(error));
+    } finally {
+      setBusy(form, false);
+    }
+  };
+  loadProviders();
+}
+
+async function loadProviders() {
+  const list = $("providers");
+  try {
+    const { authProviders } = await graphql(Q.AUTH_PROVIDERS);
+    replace(list, authProviders.length ? h("p", { class: "or" }, "or") : null,
+      authProviders.map((provider) =>
+        h("button", { type: "button", class: "provider", onclick: () => startSignIn(provider.id) },
+          "Sign in with " + provider.name)));
+  } catch (_) {
+    replace(list);
+  }
+}
+
+async function startSignIn(provider) {
+  try {
+    const data = await graphql(Q.START_SIGN_IN, { provider });
+    location.assign(data.startSignIn.authorizationUrl);
+  } catch (error) {
+    showError("Could not start signing in: " + describe(error));
+  }
+}
+
+// On /auth/callback: completes the sign-in and returns its new default key
+// (first sign-in), or null; throws a message to show on the signed-out view.
+export async function completeCallback() {
+  const params = new URLSearchParams(location.search);
+  // The code must not linger in the address bar or the history.
+  history.replaceState(null, "", "/");
+  const providerError = params.get("error");
+  if (providerError) {
+    throw PROVIDER_ERRORS[providerError] || "The provider could not sign you in (" + providerError + ").";
+  }
+  const code = params.get("code");
+  const state = params.get("state");
+  if (!code || !state) throw "This address is where sign-in providers send you back; sign in below.";
+  // The state keymeter made reads "<provider id>.<random>".
+  const provider = state.split(".")[0];
+  try {
+    const data = await graphql(Q.COMPLETE_SIGN_IN, { input: { provider, code, state } });
+    return data.completeSignIn.defaultKey;
+  } catch (error) {
+    throw SIGN_IN_ERRORS[error.code] || describe(error);
+  }
+}
+
+function showError(text) {
+  const error = $("auth-error");
+  error.textContent = text;
+  error.hidden = !text;
+}
+
+function setBusy(form, busy) {
+  for (const button of form.querySelectorAll("button")) button.disabled = busy;
+  form.setAttribute("aria-busy", busy ? "true" : "false");
+}

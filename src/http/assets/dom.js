@@ -1,0 +1,64 @@
+// Building DOM without innerHTML: text is always text, never markup.
+
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name in element && typeof value !== "string") element[name] = value;
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  append(element, children);
+  return element;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+export function s(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  append(element, children);
+  return element;
+}
+
+function append(element, children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+}
+
+export const $ = (id) => document.getElementById(id);
+
+export function replace(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+}
+
+// A modal <dialog> asking one question; resolves with the form's data, or
+// null when cancelled (Escape, Cancel). Focus is trapped by the browser.
+export function ask({ title, body = [], fields = [], confirm, danger = false }) {
+  return new Promise((resolve) => {
+    const form = h("form", { method: "dialog", class: "dialog-form" },
+      h("h2", {}, title),
+      body,
+      fields,
+      h("div", { class: "actions" },
+        h("button", { type: "submit", value: "cancel", class: "secondary", formnovalidate: true }, "Cancel"),
+        h("button", { type: "submit", value: "ok", class: danger ? "danger" : "" }, confirm)));
+    const dialog = h("dialog", { "aria-label": title }, form);
+    dialog.addEventListener("close", () => {
+      const data = dialog.returnValue === "ok" ? new FormData(form) : null;
+      dialog.remove();
+      resolve(data);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+export function field(label, input) {
+  const id = "f-" + Math.random().toString(36).slice(2);
+  input.id = id;
+  return h("div", { class: "field" }, h("label", { for: id }, label), input);
+}
