@@ -56,24 +56,25 @@ pub fn insert_events(rows: usize, first: usize) -> String {
     )
 }
 
+/// Adds to each key's usage in its cycle: rows of (key, cycle start,
+/// credits, requests) from `first`.
 pub fn add_to_rollups(rows: usize, first: usize) -> String {
-    format!(
-        "INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests) VALUES {}
-         ON CONFLICT (api_key_id, cycle_start) DO UPDATE
-            SET credits = api_key_cycle_usage.credits + excluded.credits,
-                requests = api_key_cycle_usage.requests + excluded.requests",
-        placeholders(rows, 4, first)
-    )
+    add_to_usage("api_key_cycle_usage", "cycle_start", rows, first)
 }
 
 /// Adds to each key's usage by hour: rows of (key, hour start, credits,
 /// requests) from `first`.
 pub fn add_to_hourly(rows: usize, first: usize) -> String {
+    add_to_usage("api_key_hourly_usage", "hour_start", rows, first)
+}
+
+/// Adds rows of (key, bucket start, credits, requests) to a per-key usage table.
+fn add_to_usage(table: &str, bucket: &str, rows: usize, first: usize) -> String {
     format!(
-        "INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests) VALUES {}
-         ON CONFLICT (api_key_id, hour_start) DO UPDATE
-            SET credits = api_key_hourly_usage.credits + excluded.credits,
-                requests = api_key_hourly_usage.requests + excluded.requests",
+        "INSERT INTO {table} (api_key_id, {bucket}, credits, requests) VALUES {}
+         ON CONFLICT (api_key_id, {bucket}) DO UPDATE
+            SET credits = {table}.credits + excluded.credits,
+                requests = {table}.requests + excluded.requests",
         placeholders(rows, 4, first)
     )
 }
