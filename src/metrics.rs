@@ -5,7 +5,7 @@
 //! path does not notice it; each process reports its own numbers.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,7 +44,7 @@ pub struct Metrics {
     charge_batch_size: Histogram,
     request_duration: Family<OperationLabel, Histogram>,
     pool_connections: Family<StateLabel, Gauge>,
-    operations: Mutex<HashSet<String>>,
+    operations: RwLock<HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -90,7 +90,7 @@ impl Metrics {
             charge_batch_size,
             request_duration,
             pool_connections,
-            operations: Mutex::default(),
+            operations: RwLock::default(),
         }
     }
 
@@ -138,11 +138,14 @@ impl Metrics {
             }
             .to_owned();
         };
-        let mut known = self.operations.lock().unwrap_or_else(|p| p.into_inner());
+        // Every request asks; almost every name is known: a shared read.
+        let known = self.operations.read().unwrap_or_else(|p| p.into_inner());
         if known.contains(name) {
             return name.to_owned();
         }
-        if known.len() >= MAX_OPERATIONS {
+        drop(known);
+        let mut known = self.operations.write().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= MAX_OPERATIONS && !known.contains(name) {
             return "other".to_owned();
         }
         known.insert(name.to_owned());

@@ -56,8 +56,14 @@ impl AppState {
             },
             false => Grouping::PerRequest,
         };
-        let (db2, clock2, policy2) = (db.clone(), clock.clone(), policy.clone());
-        let metering = Metering::start(db2, clock2, policy2, lookups.clone(), metrics, grouping);
+        let metering = Metering::start(
+            db.clone(),
+            clock.clone(),
+            policy.clone(),
+            lookups.clone(),
+            metrics,
+            grouping,
+        );
         let accounts = Accounts {
             db: db.clone(),
             clock: clock.clone(),

@@ -10,8 +10,8 @@ use std::io::ErrorKind;
 
 use async_graphql::parser::parse_schema;
 use async_graphql::parser::types::{
-    BaseType, FieldDefinition, InputValueDefinition, ServiceDocument, Type, TypeDefinition,
-    TypeKind, TypeSystemDefinition,
+    FieldDefinition, InputValueDefinition, ServiceDocument, TypeDefinition, TypeKind,
+    TypeSystemDefinition,
 };
 use async_graphql::Positioned;
 
@@ -28,19 +28,6 @@ fn vendored(file: &str) -> String {
 fn shared(file: &str) -> String {
     format!("{}/../shared/{file}", env!("CARGO_MANIFEST_DIR"))
 }
-
-/// What the server leaves out of the v2 contract, by name: whole types, and
-/// fields as `Type.field`. No stub resolvers stand in for them. The test
-/// holds each list to the truth: every entry must be in the contract and
-/// missing from the server, and an omitted type may be used only by what is
-/// omitted too, so a list can neither hide a real gap nor outlive its reason.
-struct Omitted {
-    why: &'static str,
-    fields: &'static [&'static str],
-    types: &'static [&'static str],
-}
-
-const V2_OMITTED: [&Omitted; 0] = [];
 
 #[test]
 fn checked_in_schema_matches_the_server() {
@@ -62,14 +49,12 @@ fn checked_in_schema_matches_the_server() {
 }
 
 #[test]
-fn server_schema_contains_the_whole_v2_contract_but_the_omitted_parts() {
+fn server_schema_contains_the_whole_v2_contract() {
     let path = vendored(CONTRACT_V2);
-    let mut contract = parse(&read(&path), &path);
+    let contract = parse(&read(&path), &path);
     let server = parse(&keymeter::graphql::sdl(), "the server's schema");
 
-    let mut problems = omission_problems(&contract, &server, &V2_OMITTED);
-    omit(&mut contract, &V2_OMITTED);
-    problems.extend(contract_differences(&contract, &server));
+    let problems = contract_differences(&contract, &server);
     assert!(
         problems.is_empty(),
         "{} problem(s) between the server's schema and contract v2:\n  {}",
@@ -79,7 +64,7 @@ fn server_schema_contains_the_whole_v2_contract_but_the_omitted_parts() {
 }
 
 /// v2 is a superset of v1, so this holds as long as the v2 test does; it is
-/// kept because v1 clients must never break, whatever the lists above omit.
+/// kept because v1 clients must never break, whatever v2 becomes.
 #[test]
 fn server_schema_contains_the_whole_v1_contract() {
     let path = vendored(CONTRACT_V1);
@@ -156,46 +141,6 @@ fn comparison_detects_differences() {
             "Gone: type missing on the server",
             "Filter: a scalar on the server, an input object in the contract",
         ],
-    );
-}
-
-/// Proves an omission list is held to the truth: each way it can lie is
-/// planted once, and each must be reported, with nothing else.
-#[test]
-fn omission_lists_must_be_true() {
-    let contract = parse(
-        r#"
-        type Query { kept: Widget! planned: Gadget! served: Int! shared: Part! }
-        type Widget { id: ID! part: Part! }
-        type Gadget { id: ID! }
-        type Part { id: ID! }
-        "#,
-        "the test contract",
-    );
-    let server = parse(
-        "type Query { kept: Widget! served: Int! shared: Part! } type Widget { id: ID! }",
-        "the test server",
-    );
-    const LIST: Omitted = Omitted {
-        why: "in the test",
-        fields: &["Query.planned", "Query.served", "Query.absent"],
-        types: &["Gadget", "Part", "Missing"],
-    };
-    assert_eq!(
-        omission_problems(&contract, &server, &[&LIST]),
-        [
-            "Missing: omitted (in the test) but not in the contract",
-            "Query.served: omitted (in the test) but served; take it off the list",
-            "Query.absent: omitted (in the test) but not in the contract",
-            "Part: omitted but used by Query.shared, which is not",
-            "Part: omitted but used by Widget.part, which is not",
-        ],
-    );
-    let mut without = contract.clone();
-    omit(&mut without, &[&LIST]);
-    assert_eq!(
-        contract_differences(&without, &server),
-        ["Widget.part: missing on the server"],
     );
 }
 
@@ -345,136 +290,6 @@ fn compare_interfaces(
                 "{type_name}: does not implement {} on the server",
                 interface.node
             ));
-        }
-    }
-}
-
-/// Where an omission list is not the truth (see `Omitted`).
-fn omission_problems(
-    contract: &ServiceDocument,
-    server: &ServiceDocument,
-    lists: &[&Omitted],
-) -> Vec<String> {
-    let (in_contract, served) = (types_by_name(contract), types_by_name(server));
-    let mut problems = Vec::new();
-    for list in lists {
-        for &name in list.types {
-            if !in_contract.contains_key(name) {
-                problems.push(format!(
-                    "{name}: omitted ({}) but not in the contract",
-                    list.why
-                ));
-            } else if served.contains_key(name) {
-                problems.push(format!(
-                    "{name}: omitted ({}) but served; take it off the list",
-                    list.why
-                ));
-            }
-        }
-        for &path in list.fields {
-            let (owner, field) = path.split_once('.').expect("fields are written Type.field");
-            let has = |types: &HashMap<&str, &TypeDefinition>| {
-                types
-                    .get(owner)
-                    .is_some_and(|ty| field_names(ty).any(|f| f == field))
-            };
-            if !has(&in_contract) {
-                problems.push(format!(
-                    "{path}: omitted ({}) but not in the contract",
-                    list.why
-                ));
-            } else if has(&served) {
-                problems.push(format!(
-                    "{path}: omitted ({}) but served; take it off the list",
-                    list.why
-                ));
-            }
-        }
-    }
-    problems.extend(uses_of_omitted_types(contract, lists));
-    problems
-}
-
-/// An omitted type used by a field, argument or input field that is not
-/// omitted: leaving it out would hide a gap in what the server serves.
-fn uses_of_omitted_types(contract: &ServiceDocument, lists: &[&Omitted]) -> Vec<String> {
-    let omitted_type = |name: &str| lists.iter().any(|l| l.types.contains(&name));
-    let omitted_field = |path: &str| lists.iter().any(|l| l.fields.contains(&path));
-    let mut problems = Vec::new();
-    for ty in type_definitions(contract) {
-        let owner = ty.name.node.as_str();
-        if omitted_type(owner) {
-            continue;
-        }
-        for (path, used) in type_uses(ty) {
-            if omitted_type(&used) && !omitted_field(&path) {
-                problems.push(format!("{used}: omitted but used by {path}, which is not"));
-            }
-        }
-    }
-    problems
-}
-
-/// Every (`Type.field`, named type) a type's fields, their arguments and
-/// its input fields refer to.
-fn type_uses(ty: &TypeDefinition) -> Vec<(String, String)> {
-    let owner = ty.name.node.as_str();
-    let mut uses = Vec::new();
-    let fields = match &ty.kind {
-        TypeKind::Object(object) => &object.fields,
-        TypeKind::Interface(interface) => &interface.fields,
-        TypeKind::InputObject(input) => {
-            for field in &input.fields {
-                let path = format!("{owner}.{}", field.node.name.node);
-                uses.push((path, base_name(&field.node.ty.node).to_owned()));
-            }
-            return uses;
-        }
-        _ => return uses,
-    };
-    for field in fields.iter().map(|f| &f.node) {
-        let path = format!("{owner}.{}", field.name.node);
-        uses.push((path.clone(), base_name(&field.ty.node).to_owned()));
-        for argument in &field.arguments {
-            uses.push((path.clone(), base_name(&argument.node.ty.node).to_owned()));
-        }
-    }
-    uses
-}
-
-fn base_name(ty: &Type) -> &str {
-    match &ty.base {
-        BaseType::Named(name) => name.as_str(),
-        BaseType::List(inner) => base_name(inner),
-    }
-}
-
-fn field_names(ty: &TypeDefinition) -> impl Iterator<Item = &str> {
-    let fields = match &ty.kind {
-        TypeKind::Object(object) => object.fields.as_slice(),
-        TypeKind::Interface(interface) => interface.fields.as_slice(),
-        _ => &[],
-    };
-    fields.iter().map(|f| f.node.name.node.as_str())
-}
-
-/// The contract without what the lists omit.
-fn omit(contract: &mut ServiceDocument, lists: &[&Omitted]) {
-    let omitted_type = |name: &str| lists.iter().any(|l| l.types.contains(&name));
-    let omitted_field = |path: &str| lists.iter().any(|l| l.fields.contains(&path));
-    contract.definitions.retain(|definition| match definition {
-        TypeSystemDefinition::Type(ty) => !omitted_type(ty.node.name.node.as_str()),
-        _ => true,
-    });
-    for definition in &mut contract.definitions {
-        let TypeSystemDefinition::Type(ty) = definition else {
-            continue;
-        };
-        let owner = ty.node.name.node.to_string();
-        if let TypeKind::Object(object) = &mut ty.node.kind {
-            object
-                .fields
-                .retain(|f| !omitted_field(&format!("{owner}.{}", f.node.name.node)));
         }
     }
 }

@@ -119,19 +119,14 @@ impl Mutation {
         let started = sign_in::start(&state.accounts, &state.providers, &provider).await?;
         // Lax: the cookie rides along when the callback page, on our own
         // origin, calls completeSignIn; never on another site's requests.
-        let secure = if state.providers.secure_cookies() {
-            "; Secure"
-        } else {
-            ""
-        };
-        let max_age = sign_in::FLOW_LIFETIME.num_seconds();
-        ctx.append_http_header(
-            "set-cookie",
-            format!(
-                "{BROWSER_COOKIE}={}; Path=/graphql; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-                started.browser.expose()
-            ),
+        let cookie = session_cookie::api_cookie(
+            BROWSER_COOKIE,
+            started.browser.expose(),
+            sign_in::FLOW_LIFETIME.num_seconds(),
+            "Lax",
+            state.providers.secure_cookies(),
         );
+        ctx.append_http_header("set-cookie", cookie);
         Ok(SignInStart {
             authorization_url: started.authorization_url,
         })

@@ -38,13 +38,19 @@ pub fn clear(ctx: &Context<'_>) {
     }
 }
 
-/// Path=/graphql: the cookie rides only on API calls, never on page loads.
 /// SameSite=Strict: no request another site starts carries it, even a
 /// top-level one; the Origin check and header are the second lock.
 fn cookie(value: &str, max_age: i64, page: PageRequest) -> String {
-    let secure = if page.secure { "; Secure" } else { "" };
+    api_cookie(SESSION_COOKIE, value, max_age, "Strict", page.secure)
+}
+
+/// A cookie no page script can read, sent only with API calls
+/// (Path=/graphql), never with page loads; Secure when browsers reach us
+/// over https.
+pub fn api_cookie(name: &str, value: &str, max_age: i64, same_site: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
     format!(
-        "{SESSION_COOKIE}={value}; Path=/graphql; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={value}; Path=/graphql; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
     )
 }
 

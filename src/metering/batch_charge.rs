@@ -77,7 +77,8 @@ impl BatchCharging {
         answers: &mut Answers,
         now: DateTime<Utc>,
     ) -> Vec<Call<'a>> {
-        if !calls.is_empty() {
+        // Counting accounts costs an allocation per batch: only when logged.
+        if !calls.is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
             let accounts: BTreeSet<_> = calls.iter().map(Call::account_id).collect();
             tracing::debug!(
                 path = phase.name(),
