@@ -114,8 +114,8 @@ fn verify_script(hot: &HotKey, now: DateTime<Utc>, group: usize) -> String {
         Time(now - LAST_USED_PRECISION),
         Uuid(hot.account),
         Uuid(hot.key),
-        Time(keymeter::domain::Interval::Hour.truncate(now)),
     ]);
+    values.extend(counters::TIME_ROLLUPS.map(|interval| Time(interval.truncate(now))));
     bind(&counters::charge_in_one_statement(1, group, 1, 1), &values)
 }
 

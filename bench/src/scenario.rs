@@ -1,6 +1,7 @@
 //! What is measured: each scenario is a request shape driven by wrk for a
 //! fixed time at a fixed concurrency, split over the server processes.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -8,6 +9,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use keymeter::domain::Interval;
+use keymeter::store::counters;
 
 use crate::server::Server;
 use crate::Args;
@@ -153,8 +157,8 @@ pub async fn seed_events(database_url: &str, seed: &Seed, total: u64) -> anyhow:
 /// The hours of the cycle: usageSeries reads one row per key and hour.
 const CYCLE_HOURS: u64 = 30 * 24;
 
-/// Sets each key's hourly rollups to `per_key` events spread evenly over
-/// the cycle's hours, as charging them over the month would have.
+/// Sets each key's hourly and daily rollups to `per_key` events spread
+/// evenly over the cycle's hours, as charging them over the month would have.
 async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyhow::Result<()> {
     let keys = db
         .query_all_raw(Statement::from_sql_and_values(
@@ -163,41 +167,41 @@ async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyho
             [seed.usage_user.into()],
         ))
         .await?;
-    let mut rows: Vec<sea_orm::Value> = Vec::new();
-    for key in keys {
-        let key: Uuid = key.try_get_by_index(0)?;
-        for hour in 0..CYCLE_HOURS {
-            let events = per_key / CYCLE_HOURS + u64::from(hour < per_key % CYCLE_HOURS);
-            if events > 0 {
-                let start = seed.usage_cycle_start + chrono::Duration::hours(hour as i64);
-                rows.extend([
-                    key.into(),
-                    start.into(),
-                    (events as i64).into(),
-                    (events as i64).into(),
-                ]);
+    let first_hour = Interval::Hour.truncate(seed.usage_cycle_start);
+    for interval in counters::TIME_ROLLUPS {
+        let (table, _) = counters::time_rollup_table(interval);
+        let clear = format!(
+            "DELETE FROM {table} WHERE api_key_id IN (SELECT id FROM api_keys WHERE user_id = $1)"
+        );
+        let values = [seed.usage_user.into()];
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            clear,
+            values,
+        ))
+        .await?;
+        let mut buckets: BTreeMap<(Uuid, DateTime<Utc>), i64> = BTreeMap::new();
+        for key in &keys {
+            let key: Uuid = key.try_get_by_index(0)?;
+            for hour in 0..CYCLE_HOURS {
+                let events = per_key / CYCLE_HOURS + u64::from(hour < per_key % CYCLE_HOURS);
+                let start = first_hour + chrono::Duration::hours(hour as i64);
+                *buckets.entry((key, interval.truncate(start))).or_default() += events as i64;
             }
         }
-    }
-    for chunk in rows.chunks(4 * 500) {
-        let sql = format!(
-            "INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests) VALUES {}
-             ON CONFLICT (api_key_id, hour_start) DO UPDATE
-                SET credits = excluded.credits, requests = excluded.requests",
-            (0..chunk.len() / 4)
-                .map(|r| format!(
-                    "(${}, ${}, ${}, ${})",
-                    4 * r + 1,
-                    4 * r + 2,
-                    4 * r + 3,
-                    4 * r + 4
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let statement =
-            Statement::from_sql_and_values(db.get_database_backend(), sql, chunk.to_vec());
-        db.execute_raw(statement).await?;
+        let rows: Vec<sea_orm::Value> = buckets
+            .into_iter()
+            .filter(|(_, events)| *events > 0)
+            .flat_map(|((key, start), events)| {
+                [key.into(), start.into(), events.into(), events.into()]
+            })
+            .collect();
+        for chunk in rows.chunks(4 * 500) {
+            let sql = counters::add_to_time_rollup(interval, chunk.len() / 4, 1);
+            let statement =
+                Statement::from_sql_and_values(db.get_database_backend(), sql, chunk.to_vec());
+            db.execute_raw(statement).await?;
+        }
     }
     Ok(())
 }
@@ -337,7 +341,7 @@ impl Scenario {
             false => (30 * 24, "DAY", "usageSeries 30 days by DAY"),
         };
         // Whole buckets: 168 hours from an hour's start are 168 buckets.
-        let from = keymeter::domain::Interval::Hour.truncate(seed.usage_cycle_start);
+        let from = Interval::Hour.truncate(seed.usage_cycle_start);
         let to = from + chrono::Duration::hours(hours);
         let query = "query($f: DateTime, $t: DateTime, $i: UsageInterval) { usageSeries(from: $f, to: $t, interval: $i) { from to total { start credits requests } keys { apiKey { id name } points { start credits requests } } } }";
         let body = json!({ "query": query, "variables": { "f": from.to_rfc3339(), "t": to.to_rfc3339(), "i": interval } });

@@ -13,6 +13,7 @@ mod m20261126_000008_count_attempts_by_address;
 mod m20261127_000009_create_sign_in;
 mod m20261130_000010_key_lifecycle;
 mod m20261130_000011_hourly_key_usage;
+mod m20261130_000012_daily_key_usage;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_create_sign_in::Migration),
             Box::new(m20261130_000010_key_lifecycle::Migration),
             Box::new(m20261130_000011_hourly_key_usage::Migration),
+            Box::new(m20261130_000012_daily_key_usage::Migration),
         ]
     }
 }

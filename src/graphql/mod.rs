@@ -5,6 +5,7 @@ mod context;
 mod documents;
 mod guard;
 mod mutation;
+mod points;
 mod query;
 mod scalars;
 pub mod session_cookie;

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::context::state;
 use super::cost;
+use super::points::{UsagePoint, UsagePoints};
 use super::scalars::DateTime;
 use crate::domain::{Cycle, KeyStatus, KeyType, VerifyCode};
 use crate::domain::{Interval, Verification};
@@ -318,21 +319,10 @@ pub struct CompleteSignInInput {
 
 /// v2
 #[derive(SimpleObject)]
-pub struct UsagePoint {
-    /// Start of the bucket (inclusive); it ends where the next one starts.
-    start: DateTime,
-    /// Credits charged in the bucket.
-    credits: i32,
-    /// Charged (VALID, credits > 0) verifications in the bucket.
-    requests: i32,
-}
-
-/// v2
-#[derive(SimpleObject)]
 pub struct KeyUsageSeries {
     api_key: ApiKey,
     /// One point per bucket of the series, oldest first, zero where nothing was charged.
-    points: Vec<UsagePoint>,
+    points: UsagePoints,
 }
 
 /// v2: usage over time, for charts.
@@ -345,7 +335,7 @@ pub struct UsageSeries {
     to: DateTime,
     /// The series' keys together (all the user's keys, or those of keyIds): one point per bucket,
     /// oldest first, zero where nothing was charged.
-    total: Vec<UsagePoint>,
+    total: UsagePoints,
     /// One series per key with usage in the range (with keyIds: exactly those keys),
     /// most credits in the range first, then newest first.
     keys: Vec<KeyUsageSeries>,
@@ -354,16 +344,13 @@ pub struct UsageSeries {
 impl From<metering::UsageSeries> for UsageSeries {
     fn from(series: metering::UsageSeries) -> Self {
         let range = series.range;
-        let points = |points: Vec<metering::Point>| -> Vec<UsagePoint> {
-            range
-                .starts()
-                .zip(points)
-                .map(|(start, point)| UsagePoint {
-                    start: start.into(),
-                    credits: saturating_i32(point.credits),
-                    requests: saturating_i32(point.requests),
-                })
-                .collect()
+        let points = |points: Vec<metering::Point>| {
+            let points = range.starts().zip(points).map(|(start, point)| UsagePoint {
+                start: start.into(),
+                credits: saturating_i32(point.credits),
+                requests: saturating_i32(point.requests),
+            });
+            UsagePoints(points.collect())
         };
         let now = series.now;
         Self {

@@ -8,7 +8,7 @@
 //!   (PostgreSQL, calls that fit as read) or `locked` (claim, lock, admit,
 //!   record) → `writes` (the write model) → `store` (the SQL);
 //! - keysUsage: `usage`, one query over rollups; usageSeries: `series`,
-//!   one query over hourly rollups.
+//!   one query over hourly or daily rollups.
 //!
 //! `call` is a call priced against its account, `account` provisions that
 //! account when signup could not, `known_keys` is what a process remembers

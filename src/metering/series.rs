@@ -1,6 +1,6 @@
 //! usageSeries: charged credits and requests per key over time, in hour or
-//! day buckets, zero-filled, oldest first, read from the hourly rollups
-//! every charge writes (`store::series`).
+//! day buckets, zero-filled, oldest first, read from the hourly or daily
+//! rollups every charge writes (`store::series`).
 
 use std::collections::HashMap;
 
@@ -60,8 +60,7 @@ pub async fn usage_series(
         Some(ids) => Some(chosen_keys(ids, &owned)?),
         None => None,
     };
-    let by_day = range.interval == Interval::Day;
-    let buckets = usage_by_bucket(db, user_id, range.from, range.to, by_day).await?;
+    let buckets = usage_by_bucket(db, user_id, range.interval, range.from, range.to).await?;
     let (total, mut per_key) = bucket(&range, buckets, chosen.as_deref());
     if let Some(ids) = &chosen {
         for id in ids {

@@ -1,7 +1,7 @@
 //! The write model of a charge, built once from the calls admitted and
 //! rendered per path: what each counter is given, one event per call, one
-//! rollup per key and cycle (and the same per key and hour: a batch shares
-//! one instant), and the keys whose lastUsedAt moves. The
+//! rollup per key and cycle (and the same per key and hour, and per key and
+//! day: a batch shares one instant), and the keys whose lastUsedAt moves. The
 //! one-statement path sends it whole, priced, in one statement; the locked
 //! path sets each counter to its locked value plus its credits and writes
 //! the rest beside it (one statement on PostgreSQL, several on SQLite).
@@ -14,8 +14,7 @@ use uuid::Uuid;
 
 use super::call::Call;
 use crate::domain::admission::CounterKey;
-use crate::domain::Interval;
-use crate::store::counters::{self, LAST_USED_PRECISION};
+use crate::store::counters::{self, LAST_USED_PRECISION, TIME_ROLLUPS};
 
 /// What one counter is given, and the pricing the calls assumed.
 struct CounterAddition {
@@ -114,7 +113,7 @@ impl ChargeWrites {
                 .iter()
                 .flat_map(|(account, key)| [(*account).into(), (*key).into()]),
         );
-        values.push(Interval::Hour.truncate(now).into());
+        values.extend(time_buckets(now));
         let sql = counters::charge_in_one_statement(
             self.counters.len(),
             self.events.len(),
@@ -137,7 +136,6 @@ impl ChargeWrites {
         if self.is_empty() {
             return Vec::new();
         }
-        let hour = Interval::Hour.truncate(now);
         let counter_rows = self.counters_after(locked);
         let events: Vec<Value> = self
             .events
@@ -156,7 +154,7 @@ impl ChargeWrites {
                 events,
                 rollups,
                 touch,
-                vec![hour.into()],
+                time_buckets(now).collect(),
             ];
             return vec![(sql, values.concat())];
         }
@@ -166,8 +164,10 @@ impl ChargeWrites {
             .collect();
         statements.push((counters::insert_events(events_n, 1), events));
         statements.push((counters::add_to_rollups(rollups_n, 1), rollups));
-        let hourly = self.rollup_rows(Some(hour));
-        statements.push((counters::add_to_hourly(rollups_n, 1), hourly));
+        for interval in TIME_ROLLUPS {
+            let rows = self.rollup_rows(Some(interval.truncate(now)));
+            statements.push((counters::add_to_time_rollup(interval, rollups_n, 1), rows));
+        }
         statements.push((counters::touch_keys(keys_n, 1), touch));
         statements
     }
@@ -185,12 +185,12 @@ impl ChargeWrites {
     }
 
     /// The rollups as rows of (key, bucket start, credits, requests): the
-    /// cycle's start, or `hour` for the hourly rows.
-    fn rollup_rows(&self, hour: Option<DateTime<Utc>>) -> Vec<Value> {
+    /// cycle's start, or `bucket` for a time rollup's rows.
+    fn rollup_rows(&self, bucket: Option<DateTime<Utc>>) -> Vec<Value> {
         self.rollups
             .iter()
             .flat_map(|((_, key, start), rollup)| {
-                let bucket = hour.unwrap_or(*start);
+                let bucket = bucket.unwrap_or(*start);
                 [
                     (*key).into(),
                     bucket.into(),
@@ -200,6 +200,13 @@ impl ChargeWrites {
             })
             .collect()
     }
+}
+
+/// The batch's bucket of each time rollup, in `TIME_ROLLUPS`' order.
+fn time_buckets(now: DateTime<Utc>) -> impl Iterator<Item = Value> {
+    TIME_ROLLUPS
+        .into_iter()
+        .map(move |interval| interval.truncate(now).into())
 }
 
 /// An event's row: key, credits, endpoint, time.

@@ -8,6 +8,7 @@ use sea_orm::FromQueryResult;
 use uuid::Uuid;
 
 use super::placeholders;
+use crate::domain::Interval;
 
 /// How stale lastUsedAt may be. A hot key is used thousands of times a
 /// second: rewriting its row for each batch would make one new row version
@@ -62,10 +63,50 @@ pub fn add_to_rollups(rows: usize, first: usize) -> String {
     add_to_usage("api_key_cycle_usage", "cycle_start", rows, first)
 }
 
-/// Adds to each key's usage by hour: rows of (key, hour start, credits,
-/// requests) from `first`.
-pub fn add_to_hourly(rows: usize, first: usize) -> String {
-    add_to_usage("api_key_hourly_usage", "hour_start", rows, first)
+/// The buckets every charge adds to beside its cycle's: the batch's hour
+/// and the batch's day (UTC), in this order wherever their times are
+/// parameters.
+pub const TIME_ROLLUPS: [Interval; 2] = [Interval::Hour, Interval::Day];
+
+/// The table and bucket column of each key's usage by `interval`.
+pub fn time_rollup_table(interval: Interval) -> (&'static str, &'static str) {
+    match interval {
+        Interval::Hour => ("api_key_hourly_usage", "hour_start"),
+        Interval::Day => ("api_key_daily_usage", "day_start"),
+    }
+}
+
+/// Adds to each key's usage by `interval`: rows of (key, bucket start,
+/// credits, requests) from `first`.
+pub fn add_to_time_rollup(interval: Interval, rows: usize, first: usize) -> String {
+    let (table, bucket) = time_rollup_table(interval);
+    add_to_usage(table, bucket, rows, first)
+}
+
+/// A CTE adding each rollup of `rollups` (a FROM item with columns `key`,
+/// `credits` and `requests`, aliased `r`) to its key's bucket `$bucket` of
+/// `interval`: a batch shares one instant, so one bucket.
+fn add_to_time_rollup_cte(interval: Interval, rollups: &str, bucket: usize) -> String {
+    let (table, column) = time_rollup_table(interval);
+    let name = match interval {
+        Interval::Hour => "by_hour",
+        Interval::Day => "by_day",
+    };
+    format!(
+        "{name} AS (
+           INSERT INTO {table} (api_key_id, {column}, credits, requests)
+           SELECT r.key, ${bucket}, r.credits, r.requests FROM {rollups}
+           ON CONFLICT (api_key_id, {column}) DO UPDATE
+              SET credits = {table}.credits + excluded.credits,
+                  requests = {table}.requests + excluded.requests)"
+    )
+}
+
+/// The time rollups' CTEs, their bucket times the parameters from `first`.
+fn add_to_time_rollups(rollups: &str, first: usize) -> impl Iterator<Item = String> + '_ {
+    (first..)
+        .zip(TIME_ROLLUPS)
+        .map(move |(bucket, interval)| add_to_time_rollup_cte(interval, rollups, bucket))
 }
 
 /// Adds rows of (key, bucket start, credits, requests) to a per-key usage table.
@@ -93,8 +134,9 @@ pub fn touch_keys(keys: usize, first: usize) -> String {
 
 /// PostgreSQL: every write of a batch in one statement. Parameters: the
 /// counters (account, cycle, total), then the events, the rollups, the
-/// two times of `touch_keys` followed by the keys, and last the hour of
-/// the batch: the hourly rows are the rollups' (one per key), at that hour.
+/// two times of `touch_keys` followed by the keys, and last the batch's
+/// hour and day: the time rollups' rows are the cycle rollups' (one per
+/// key), in those buckets.
 pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
     let mut parts = Vec::new();
     let mut next = 1;
@@ -115,15 +157,11 @@ pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usiz
         next += rollups * 4;
         parts.push(format!("touched AS ({})", touch_keys(keys, next)));
         next += keys + 2;
-        parts.push(format!(
-            "hourly AS (INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests)
-               SELECT h.key, ${next}, h.credits, h.requests
-                 FROM (VALUES {}) AS h(key, cycle_start, credits, requests)
-               ON CONFLICT (api_key_id, hour_start) DO UPDATE
-                  SET credits = api_key_hourly_usage.credits + excluded.credits,
-                      requests = api_key_hourly_usage.requests + excluded.requests)",
+        let rows = format!(
+            "(VALUES {}) AS r(key, cycle_start, credits, requests)",
             placeholders(rollups, 4, rollups_from)
-        ));
+        );
+        parts.extend(add_to_time_rollups(&rows, next));
     }
     format!("WITH {} SELECT 1", parts.join(",\n"))
 }
@@ -140,10 +178,10 @@ pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usiz
 /// cycle, sum, anchor, monthly credits) in account order, the events
 /// (account, key, credits, endpoint, time), the rollups (account, key,
 /// cycle, credits, requests), the two times of `touch_keys`, the keys
-/// (account, key), and last the hour of the batch. A key revoked or expired
-/// (at the batch's instant, the first `touch_keys` time) is never charged
-/// here, whatever this process remembers of it; the hourly rows are the
-/// rollups' at the batch's hour.
+/// (account, key), and last the batch's hour and day. A key revoked or
+/// expired (at the batch's instant, the first `touch_keys` time) is never
+/// charged here, whatever this process remembers of it; the time rollups'
+/// rows are the cycle rollups' in the batch's hour and day.
 pub fn charge_in_one_statement(
     counters: usize,
     events: usize,
@@ -195,9 +233,15 @@ fn checked_and_charged(keys: &str, counters: &str, now: usize) -> String {
 }
 
 /// The one statement's writes, each only for the accounts in `charged`:
-/// events, cycle and hourly rollups, lastUsedAt.
-fn written_where_charged(events: &str, rollups: &str, now: usize, hour: usize) -> String {
+/// events, cycle and time rollups (their buckets from `$buckets`), lastUsedAt.
+fn written_where_charged(events: &str, rollups: &str, now: usize, buckets: usize) -> String {
     let stale = now + 1;
+    let charged_rollups = format!(
+        "(VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
+           JOIN charged c ON c.billing_account_id = r.account"
+    );
+    let by_time: Vec<String> = add_to_time_rollups(&charged_rollups, buckets).collect();
+    let by_time = by_time.join(",\n");
     format!(
         "events AS (
            INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
@@ -212,14 +256,7 @@ fn written_where_charged(events: &str, rollups: &str, now: usize, hour: usize) -
            ON CONFLICT (api_key_id, cycle_start) DO UPDATE
               SET credits = api_key_cycle_usage.credits + excluded.credits,
                   requests = api_key_cycle_usage.requests + excluded.requests),
-         hourly AS (
-           INSERT INTO api_key_hourly_usage (api_key_id, hour_start, credits, requests)
-           SELECT r.key, ${hour}, r.credits, r.requests
-             FROM (VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
-             JOIN charged c ON c.billing_account_id = r.account
-           ON CONFLICT (api_key_id, hour_start) DO UPDATE
-              SET credits = api_key_hourly_usage.credits + excluded.credits,
-                  requests = api_key_hourly_usage.requests + excluded.requests),
+         {by_time},
          touched AS (
            UPDATE api_keys k SET last_used_at = ${now}
              FROM batch_keys t
@@ -243,13 +280,15 @@ mod tests {
             assert_eq!(parameters(&add_to_rollups(rows, 1)), rows * 4);
             assert_eq!(parameters(&touch_keys(rows, 1)), rows + 2);
             let (accounts, events) = (rows.div_ceil(2), rows * 3);
-            assert_eq!(parameters(&add_to_hourly(rows, 1)), rows * 4);
+            for interval in TIME_ROLLUPS {
+                assert_eq!(parameters(&add_to_time_rollup(interval, rows, 1)), rows * 4);
+            }
             assert_eq!(
                 parameters(&charge_in_one_statement(accounts, events, rows, rows)),
-                accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2 + 1
+                accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2 + 2
             );
             for counters in [0, 1, 3] {
-                let all = counters * 3 + rows * 4 + rows * 4 + rows + 2 + 1;
+                let all = counters * 3 + rows * 4 + rows * 4 + rows + 2 + 2;
                 assert_eq!(parameters(&record_charges(counters, rows, rows, rows)), all);
             }
         }

@@ -159,12 +159,17 @@ impl Browser {
         }
     }
 
+    /// Clicks the button `name` inside `scope`, finding it again if the
+    /// page re-rendered it between the find and the click.
     pub async fn click(&self, scope: &str, name: &str) {
-        self.button(scope, name)
-            .await
-            .click()
-            .await
-            .expect("clicking");
+        let deadline = Instant::now() + PATIENCE;
+        while self.button(scope, name).await.click().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "could not click {name:?} in {scope}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Types `text` into the field labelled `label` (by its visible label).

@@ -37,17 +37,26 @@ async fn serves_usage_series(app: &TestApp) -> bool {
 
 impl Browser {
     /// The button `name` in the keys table's row of the key named `key`.
-    async fn row_button(&self, key: &str, name: &str) -> fantoccini::elements::Element {
+    /// Clicks the button `name` in the row of the key named `key`.
+    async fn click_row_button(&self, key: &str, name: &str) {
         let xpath = format!(
             "//tr[.//span[contains(@class,'key-name') and normalize-space()='{key}']]\
              //button[normalize-space()='{name}']"
         );
+        self.click_xpath(&xpath).await;
+    }
+
+    /// Clicks what `xpath` finds, finding it again if the list re-rendered
+    /// between the find and the click (a stale element).
+    async fn click_xpath(&self, xpath: &str) {
         let deadline = Instant::now() + std::time::Duration::from_secs(15);
         loop {
-            if let Ok(button) = self.client.find(Locator::XPath(&xpath)).await {
-                return button;
+            if let Ok(button) = self.client.find(Locator::XPath(xpath)).await {
+                if button.click().await.is_ok() {
+                    return;
+                }
             }
-            assert!(Instant::now() < deadline, "no {name} button for {key}");
+            assert!(Instant::now() < deadline, "nothing to click at {xpath}");
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
     }
@@ -147,11 +156,11 @@ on_both_backends! {
         }
 
         // Rename, rotate with an hour's grace, revoke.
-        browser.row_button("production", "Rename").await.click().await.unwrap();
+        browser.click_row_button("production", "Rename").await;
         browser.fill("New name", "production api").await;
         browser.click("dialog[open]", "Rename").await;
         browser.text_of("#keys-body", "production api").await;
-        browser.row_button("production api", "Rotate").await.click().await.unwrap();
+        browser.click_row_button("production api", "Rotate").await;
         browser.select("dialog[open] select", "1h").await;
         browser.click("dialog[open]", "Rotate").await;
         let rotated = browser.take_secret().await;
@@ -162,9 +171,7 @@ on_both_backends! {
 
         let new_row = "//tr[.//button[normalize-space()='Rotate']][.//span[normalize-space()='production api']]";
         browser.client.find(Locator::XPath(new_row)).await.expect("the new key can be rotated");
-        browser.client.find(Locator::XPath(new_row)).await.unwrap()
-            .find(Locator::XPath(".//button[normalize-space()='Revoke']")).await.unwrap()
-            .click().await.unwrap();
+        browser.click_xpath(&format!("{new_row}//button[normalize-space()='Revoke']")).await;
         browser.text_of("dialog[open]", "cannot be undone").await;
         browser.click("dialog[open]", "Revoke").await;
         browser.text_of("#revoked-count", "(1)").await;

@@ -1,3 +1,4 @@
+use chrono::Duration;
 use migration::{Migrator, MigratorTrait, SchemaManager};
 use serde_json::json;
 
@@ -68,5 +69,30 @@ on_both_databases! {
         let made = app.ok(ENSURE_DEFAULT_KEY, json!({}), Some(&orphan_token)).await;
         assert!(made["ensureDefaultKey"]["secret"].is_string());
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_keys").await, [3]);
+    }
+
+    async fn the_daily_rollups_migration_folds_in_the_hours_already_charged(app: TestApp) {
+        let user = app.signup().await;
+        let day = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        // Two hours of one day, and one of the next.
+        for (at, credits) in [(day + Duration::hours(30), 2), (day + Duration::hours(31), 3), (day + Duration::hours(50), 4)] {
+            app.clock.set(at);
+            assert_eq!(app.charge(user.default_secret(), credits).await["code"], "VALID");
+        }
+        let daily = "SELECT credits FROM api_key_daily_usage ORDER BY day_start";
+        assert_eq!(app.query_i64(daily).await, [5, 4]);
+        let migration = Migrator::migrations()
+            .into_iter()
+            .find(|m| m.name() == "m20261130_000012_daily_key_usage")
+            .expect("the daily rollups migration");
+        let manager = SchemaManager::new(&app.db);
+        migration.down(&manager).await.expect("undoing it");
+        migration.up(&manager).await.expect("applying it again");
+        assert_eq!(app.query_i64(daily).await, [5, 4]);
+        let requests = "SELECT requests FROM api_key_daily_usage ORDER BY day_start";
+        assert_eq!(app.query_i64(requests).await, [2, 1]);
+        // And charges go on adding to the folded rows.
+        assert_eq!(app.charge(user.default_secret(), 1).await["code"], "VALID");
+        assert_eq!(app.query_i64(daily).await, [5, 5]);
     }
 }

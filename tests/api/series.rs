@@ -1,5 +1,5 @@
 //! Key expiry where charges are decided, and usage over time (usageSeries)
-//! from the hourly rollups every charge writes.
+//! from the hourly and daily rollups every charge writes.
 
 use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -213,5 +213,38 @@ on_both_databases! {
         let none = series(&app, &user, json!({})).await;
         assert!(none["keys"].as_array().unwrap().is_empty());
         assert_error(&app.graphql(SERIES, json!({}), None).await, "UNAUTHENTICATED");
+    }
+
+    async fn points_answer_aliases_fragments_and_directives_like_any_object(app: TestApp) {
+        let user = app.signup().await;
+        app.charge(user.default_secret(), 3).await;
+        let query = r#"
+            fragment Counts on UsagePoint { credits n: requests credits }
+            query($on: Boolean!) {
+              usageSeries {
+                total {
+                  __typename
+                  ...Counts
+                  ... on UsagePoint { at: start }
+                  ... @include(if: $on) { when: start }
+                  ... @skip(if: $on) { hidden: start }
+                  requests @skip(if: $on)
+                  kind: __typename
+                }
+                keys { points { c: credits, c: credits } }
+              }
+            }"#;
+        let answer = app.ok(query, json!({ "on": true }), Some(&user.token)).await;
+        let series = &answer["usageSeries"];
+        let charged = |points: &Value| points.as_array().unwrap().iter().find(|p| p.as_object().unwrap().values().any(|v| v == 3)).cloned().unwrap();
+        let point = &charged(&series["total"]);
+        let keys: Vec<&str> = point.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["__typename", "at", "credits", "kind", "n", "when"], "{point:#}");
+        assert_eq!(point["__typename"], "UsagePoint");
+        assert_eq!(point["kind"], "UsagePoint");
+        assert_eq!((point["credits"].as_i64(), point["n"].as_i64()), (Some(3), Some(1)));
+        assert_eq!(point["at"], point["when"]);
+        assert!(point["at"].as_str().unwrap().ends_with("T00:00:00Z"), "{point:#}");
+        assert_eq!(charged(&series["keys"][0]["points"]), json!({ "c": 3 }));
     }
 }
