@@ -6,6 +6,7 @@
 //! aliases, fragments, `__typename`) and renders every point from that plan.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
@@ -15,21 +16,44 @@ use async_graphql::{
     Value,
 };
 
-use super::scalars::DateTime;
+use chrono::Utc;
 
+use super::scalars::{saturating_i32, DateTime};
+use crate::metering::Point;
+
+// The schema's type; `UsagePoints` renders its values.
 /// v2
 #[derive(SimpleObject)]
 pub struct UsagePoint {
     /// Start of the bucket (inclusive); it ends where the next one starts.
-    pub start: DateTime,
+    start: DateTime,
     /// Credits charged in the bucket.
-    pub credits: i32,
+    credits: i32,
     /// Charged (VALID, credits > 0) verifications in the bucket.
-    pub requests: i32,
+    requests: i32,
 }
 
-/// The points of one series, oldest first.
-pub struct UsagePoints(pub Vec<UsagePoint>);
+/// The points of one series, oldest first. Every series of an answer has
+/// the same buckets, so their starts are rendered once and shared.
+pub struct UsagePoints {
+    starts: Arc<[Value]>,
+    points: Vec<Point>,
+}
+
+impl UsagePoints {
+    /// Each bucket's start, rendered as the `DateTime` scalar, to share.
+    pub fn starts(starts: impl Iterator<Item = chrono::DateTime<Utc>>) -> Arc<[Value]> {
+        starts.map(|start| DateTime(start).to_value()).collect()
+    }
+
+    pub fn new(starts: &Arc<[Value]>, points: Vec<Point>) -> Self {
+        debug_assert_eq!(starts.len(), points.len(), "one point per bucket");
+        Self {
+            starts: starts.clone(),
+            points,
+        }
+    }
+}
 
 /// What a response key of a point holds.
 #[derive(Clone, Copy)]
@@ -63,8 +87,8 @@ impl OutputType for UsagePoints {
         // selections are already gone (async-graphql drops them before it
         // executes), and validation has checked every name against the type.
         plan_selection(ctx, &ctx.item.node, &mut plan);
-        let points = self.0.iter().map(|point| render(point, &plan)).collect();
-        Ok(Value::List(points))
+        let points = self.starts.iter().zip(&self.points);
+        Ok(Value::List(points.map(|p| render(p, &plan)).collect()))
     }
 }
 
@@ -116,13 +140,13 @@ fn plan_selection(
     }
 }
 
-fn render(point: &UsagePoint, plan: &[(Name, PointField)]) -> Value {
+fn render((start, point): (&Value, &Point), plan: &[(Name, PointField)]) -> Value {
     let mut object = IndexMap::with_capacity(plan.len());
     for (key, field) in plan {
         let value = match field {
-            PointField::Start => point.start.to_value(),
-            PointField::Credits => Value::from(point.credits),
-            PointField::Requests => Value::from(point.requests),
+            PointField::Start => start.clone(),
+            PointField::Credits => Value::from(saturating_i32(point.credits)),
+            PointField::Requests => Value::from(saturating_i32(point.requests)),
             PointField::TypeName => Value::from("UsagePoint"),
         };
         object.insert(key.clone(), value);

@@ -28,3 +28,8 @@ impl From<chrono::DateTime<Utc>> for DateTime {
         Self(t)
     }
 }
+
+/// GraphQL's Int is 32 bits; counts are kept in 64.
+pub fn saturating_i32(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
+}

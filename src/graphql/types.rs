@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::context::state;
 use super::cost;
-use super::points::{UsagePoint, UsagePoints};
-use super::scalars::DateTime;
+use super::points::UsagePoints;
+use super::scalars::{saturating_i32, DateTime};
 use crate::domain::{Cycle, KeyStatus, KeyType, VerifyCode};
 use crate::domain::{Interval, Verification};
 use crate::entity::{api_key, billing_account, user};
@@ -81,11 +81,6 @@ impl BillingAccount {
             billing_cycle_end: cycle.end.into(),
         }
     }
-}
-
-/// GraphQL's Int is 32 bits; counts are kept in 64.
-pub fn saturating_i32(n: i64) -> i32 {
-    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
 }
 
 #[derive(SimpleObject)]
@@ -344,14 +339,8 @@ pub struct UsageSeries {
 impl From<metering::UsageSeries> for UsageSeries {
     fn from(series: metering::UsageSeries) -> Self {
         let range = series.range;
-        let points = |points: Vec<metering::Point>| {
-            let points = range.starts().zip(points).map(|(start, point)| UsagePoint {
-                start: start.into(),
-                credits: saturating_i32(point.credits),
-                requests: saturating_i32(point.requests),
-            });
-            UsagePoints(points.collect())
-        };
+        let starts = UsagePoints::starts(range.starts());
+        let points = |points| UsagePoints::new(&starts, points);
         let now = series.now;
         Self {
             interval: range.interval,
