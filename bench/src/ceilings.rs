@@ -12,12 +12,13 @@ use keymeter::domain::{Cycle, SecretHash};
 use keymeter::store::counters::{self, LAST_USED_PRECISION};
 use keymeter::store::keys::find_keys_sql;
 use keymeter::store::parameters;
+use keymeter::store::series::usage_by_bucket_sql;
 use keymeter::store::usage::KEYS_USAGE;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tokio::process::Command;
 use uuid::Uuid;
 
-use crate::scenario::{Load, Scenario, Seed};
+use crate::scenario::{Load, Scenario, Seed, SeriesScenario, SERIES_NAMES};
 use crate::server::{listening_addr, target_dir};
 use crate::Args;
 
@@ -191,6 +192,26 @@ async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
             rps: run.tps,
             latency: run.latency,
             bounds: &["keysUsage"],
+        });
+    }
+    for (by_hour, short) in [(false, "pg-series-day"), (true, "pg-series-hour")] {
+        let series = SeriesScenario::of(seed, by_hour);
+        let values = [
+            Literal::Uuid(seed.usage_user),
+            Literal::Time(series.from),
+            Literal::Time(series.to),
+        ];
+        let script = bind(&usage_by_bucket_sql(series.interval), &values);
+        let run = run_pgbench(args, &script, clients).await?;
+        ceilings.push(Ceiling {
+            name: format!(
+                "pgbench, the server's {} statement, {clients} clients",
+                series.name
+            ),
+            short: short.into(),
+            rps: run.tps,
+            latency: run.latency,
+            bounds: std::slice::from_ref(&SERIES_NAMES[usize::from(by_hour)]),
         });
     }
     Ok(ceilings)

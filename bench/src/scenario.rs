@@ -26,6 +26,35 @@ pub struct Seed {
     pub usage_cycle_start: DateTime<Utc>,
 }
 
+/// What a usageSeries scenario asks for: the cycle's 30 days by DAY, or
+/// its first 168 hours by HOUR, in whole buckets.
+pub struct SeriesScenario {
+    pub name: &'static str,
+    pub interval: Interval,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// The usageSeries scenarios' names, DAY then HOUR.
+pub static SERIES_NAMES: [&str; 2] = ["usageSeries 30 days by DAY", "usageSeries 168 h by HOUR"];
+
+impl SeriesScenario {
+    pub fn of(seed: &Seed, by_hour: bool) -> Self {
+        let (hours, interval) = match by_hour {
+            true => (168, Interval::Hour),
+            false => (30 * 24, Interval::Day),
+        };
+        // 168 hours from an hour's start are 168 buckets.
+        let from = Interval::Hour.truncate(seed.usage_cycle_start);
+        Self {
+            name: SERIES_NAMES[usize::from(by_hour)],
+            interval,
+            from,
+            to: from + chrono::Duration::hours(hours),
+        }
+    }
+}
+
 const SIGNUP: &str = "mutation($e: String!) { signup(input: { email: $e, password: \"benchmark password\" }) { token user { id billingAccount { billingCycleStart } } defaultKey { secret } } }";
 
 async fn graphql(
@@ -336,16 +365,19 @@ impl Scenario {
     /// usageSeries over the keysUsage account's 20 keys: the cycle's 30
     /// days by DAY, or its first 168 hours by HOUR.
     pub fn usage_series(seed: &Seed, by_hour: bool) -> Self {
-        let (hours, interval, name) = match by_hour {
-            true => (168, "HOUR", "usageSeries 168 h by HOUR"),
-            false => (30 * 24, "DAY", "usageSeries 30 days by DAY"),
+        let series = SeriesScenario::of(seed, by_hour);
+        let interval = match series.interval {
+            Interval::Hour => "HOUR",
+            Interval::Day => "DAY",
         };
-        // Whole buckets: 168 hours from an hour's start are 168 buckets.
-        let from = Interval::Hour.truncate(seed.usage_cycle_start);
-        let to = from + chrono::Duration::hours(hours);
         let query = "query($f: DateTime, $t: DateTime, $i: UsageInterval) { usageSeries(from: $f, to: $t, interval: $i) { from to total { start credits requests } keys { apiKey { id name } points { start credits requests } } } }";
-        let body = json!({ "query": query, "variables": { "f": from.to_rfc3339(), "t": to.to_rfc3339(), "i": interval } });
-        Self::new(name, script(&fixed_body(&body), Some(&seed.usage_token)))
+        let variables =
+            json!({ "f": series.from.to_rfc3339(), "t": series.to.to_rfc3339(), "i": interval });
+        let body = json!({ "query": query, "variables": variables });
+        Self::new(
+            series.name,
+            script(&fixed_body(&body), Some(&seed.usage_token)),
+        )
     }
 
     fn signups() -> Self {

@@ -240,8 +240,9 @@ fn written_where_charged(events: &str, rollups: &str, now: usize, buckets: usize
         "(VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
            JOIN charged c ON c.billing_account_id = r.account"
     );
-    let by_time: Vec<String> = add_to_time_rollups(&charged_rollups, buckets).collect();
-    let by_time = by_time.join(",\n");
+    let by_time: String = add_to_time_rollups(&charged_rollups, buckets)
+        .map(|cte| cte + ",\n")
+        .collect();
     format!(
         "events AS (
            INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
@@ -256,8 +257,7 @@ fn written_where_charged(events: &str, rollups: &str, now: usize, buckets: usize
            ON CONFLICT (api_key_id, cycle_start) DO UPDATE
               SET credits = api_key_cycle_usage.credits + excluded.credits,
                   requests = api_key_cycle_usage.requests + excluded.requests),
-         {by_time},
-         touched AS (
+         {by_time}touched AS (
            UPDATE api_keys k SET last_used_at = ${now}
              FROM batch_keys t
              JOIN charged c ON c.billing_account_id = t.account

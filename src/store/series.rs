@@ -12,7 +12,7 @@ use crate::domain::Interval;
 
 /// A user's keys' usage by `interval` in [$2, $3), one row per key and
 /// bucket with usage: each charge adds to its hour's row and its day's.
-fn usage_by_bucket_sql(interval: Interval) -> String {
+pub fn usage_by_bucket_sql(interval: Interval) -> String {
     let (table, bucket) = time_rollup_table(interval);
     format!(
         "SELECT t.api_key_id, t.{bucket} AS bucket_start, t.credits, t.requests
