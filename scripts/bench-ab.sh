@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Same-run A/B of two builds on PostgreSQL: rounds alternate between the
-# build of REVISION ("before", with its own keymeter-bench, which seeds its
-# own schema) and this checkout ("after"), each round on a fresh database,
-# so both builds meet the same machine and the same noise. Prints each
-# scenario's median req/s and p50 over the rounds, and after/before.
+# Same-run A/B of two builds on PostgreSQL: each round runs the build of
+# REVISION ("before", with its own keymeter-bench, which seeds its own
+# schema) and this checkout ("after"), in turn and in alternating order,
+# each on a fresh database, so both builds meet the same machine and the
+# same noise. Prints each scenario's median req/s and p50 over the rounds,
+# with their range, and after/before.
 #
 #   scripts/bench-ab.sh e444e8c --rounds 3 --only "verifyKey credits=1,verifyKey credits=1 (1 conn)"
 #
@@ -43,7 +44,11 @@ admin=$(scripts/postgres.sh)
 export KEYMETER_BENCH_ADMIN_URL=$admin
 results=$(mktemp -d)
 for round in $(seq "$rounds"); do
-    for side in before after; do
+    # Odd rounds run before first, even rounds after first: a run's
+    # aftermath (checkpoints, vacuum) must not always fall on the same side.
+    order="before after"
+    if [ $((round % 2)) = 0 ]; then order="after before"; fi
+    for side in $order; do
         if [ $side = before ]; then dir=$before; else dir=target/release; fi
         name="keymeter_ab_${side}_${round}_$$"
         psql "$admin" -qXc "CREATE DATABASE $name"
