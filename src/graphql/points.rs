@@ -1,7 +1,7 @@
 //! `[UsagePoint!]!`, resolved in one pass. A usage series answers up to
 //! 168 points for each key; async-graphql's executor spends a boxed future,
 //! a path node and a concurrent join on every field of every point, which
-//! made the points most of usageSeries' cost. A point has three leaf fields
+//! led usageSeries' profile of the server. A point has three leaf fields
 //! and no arguments, so the list reads its selection set once (fields,
 //! aliases, fragments, `__typename`) and renders every point from that plan.
 
