@@ -345,7 +345,7 @@ impl TestApp {
     }
 }
 
-async fn send_graphql(request: reqwest::RequestBuilder) -> Value {
+pub async fn send_graphql(request: reqwest::RequestBuilder) -> Value {
     let response = request.send().await.expect("POST /graphql");
     assert!(
         response.status().is_success() || response.status().is_client_error(),

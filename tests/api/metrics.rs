@@ -34,16 +34,7 @@ fn sample(text: &str, name: &str) -> f64 {
 
 async fn named_verify(app: &TestApp, secret: &str, credits: i64) -> Value {
     let body = json!({ "query": VERIFY_KEY, "operationName": "Verify", "variables": { "input": { "key": secret, "credits": credits } } });
-    let response: Value = app
-        .http
-        .post(app.url("/graphql"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = send_graphql(app.http.post(app.url("/graphql")).json(&body)).await;
     response["data"]["verifyKey"]["code"].clone()
 }
 
