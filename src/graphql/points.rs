@@ -87,8 +87,9 @@ impl OutputType for UsagePoints {
         // selections are already gone (async-graphql drops them before it
         // executes), and validation has checked every name against the type.
         plan_selection(ctx, &ctx.item.node, &mut plan);
+        let template = Template::new(&plan);
         let points = self.starts.iter().zip(&self.points);
-        Ok(Value::List(points.map(|p| render(p, &plan)).collect()))
+        Ok(Value::List(points.map(|p| template.render(p)).collect()))
     }
 }
 
@@ -140,16 +141,33 @@ fn plan_selection(
     }
 }
 
-fn render((start, point): (&Value, &Point), plan: &[(Name, PointField)]) -> Value {
-    let mut object = IndexMap::with_capacity(plan.len());
-    for (key, field) in plan {
-        let value = match field {
-            PointField::Start => start.clone(),
-            PointField::Credits => Value::from(saturating_i32(point.credits)),
-            PointField::Requests => Value::from(saturating_i32(point.requests)),
-            PointField::TypeName => Value::from("UsagePoint"),
-        };
-        object.insert(key.clone(), value);
+/// A point's object with its response keys in place: each point clones it
+/// and sets its values by position, so no point hashes a key (inserting
+/// them one by one led a HOUR series' profile).
+struct Template<'a> {
+    object: IndexMap<Name, Value>,
+    plan: &'a [(Name, PointField)],
+}
+
+impl<'a> Template<'a> {
+    fn new(plan: &'a [(Name, PointField)]) -> Self {
+        let object = plan
+            .iter()
+            .map(|(key, _)| (key.clone(), Value::Null))
+            .collect();
+        Self { object, plan }
     }
-    Value::Object(object)
+
+    fn render(&self, (start, point): (&Value, &Point)) -> Value {
+        let mut object = self.object.clone();
+        for ((_, value), (_, field)) in object.iter_mut().zip(self.plan) {
+            *value = match field {
+                PointField::Start => start.clone(),
+                PointField::Credits => Value::from(saturating_i32(point.credits)),
+                PointField::Requests => Value::from(saturating_i32(point.requests)),
+                PointField::TypeName => Value::from("UsagePoint"),
+            };
+        }
+        Value::Object(object)
+    }
 }
