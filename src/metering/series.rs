@@ -12,7 +12,7 @@ use crate::domain::{AccountPolicy, Cycle, Interval, SeriesRange};
 use crate::entity::api_key;
 use crate::error::{Error, Result};
 use crate::service::{accounts, keys};
-use crate::store::series::{usage_by_bucket, BucketUsage};
+use crate::store::series::{usage_by_key, KeyBuckets};
 
 /// What a series is asked for; `None`s take the defaults: the current
 /// cycle's start, now, and every key with usage in the range.
@@ -60,8 +60,8 @@ pub async fn usage_series(
         Some(ids) => Some(chosen_keys(ids, &owned)?),
         None => None,
     };
-    let buckets = usage_by_bucket(db, user_id, range.interval, range.from, range.to).await?;
-    let (total, mut per_key) = bucket(&range, buckets, chosen.as_deref());
+    let usage = usage_by_key(db, user_id, range.interval, range.from, range.to).await?;
+    let (total, mut per_key) = bucket(&range, usage, chosen.as_deref());
     if let Some(ids) = &chosen {
         for id in ids {
             per_key
@@ -121,25 +121,27 @@ fn chosen_keys(ids: &[Uuid], owned: &HashMap<Uuid, api_key::Model>) -> Result<Ve
 /// The series' total and each key's points, each bucket's usage in its place.
 fn bucket(
     range: &SeriesRange,
-    usage: Vec<BucketUsage>,
+    usage: Vec<KeyBuckets>,
     chosen: Option<&[Uuid]>,
 ) -> (Vec<Point>, HashMap<Uuid, Vec<Point>>) {
     let buckets = range.starts().count();
     let mut total = vec![Point::default(); buckets];
     let mut per_key: HashMap<Uuid, Vec<Point>> = HashMap::new();
-    for row in usage {
-        if chosen.is_some_and(|ids| !ids.contains(&row.api_key_id)) {
+    for key in usage {
+        if chosen.is_some_and(|ids| !ids.contains(&key.api_key_id)) {
             continue;
         }
-        let Some(index) = range.bucket_of(row.bucket_start) else {
-            continue;
-        };
         let points = per_key
-            .entry(row.api_key_id)
+            .entry(key.api_key_id)
             .or_insert_with(|| vec![Point::default(); buckets]);
-        for point in [&mut points[index], &mut total[index]] {
-            point.credits += row.credits;
-            point.requests += row.requests;
+        for usage in key.buckets {
+            let Some(index) = range.bucket_of(usage.bucket_start) else {
+                continue;
+            };
+            for point in [&mut points[index], &mut total[index]] {
+                point.credits += usage.credits;
+                point.requests += usage.requests;
+            }
         }
     }
     (total, per_key)
