@@ -12,7 +12,7 @@ use keymeter::domain::{Cycle, SecretHash};
 use keymeter::store::counters::{self, LAST_USED_PRECISION};
 use keymeter::store::keys::find_keys_sql;
 use keymeter::store::parameters;
-use keymeter::store::series::usage_by_key_sql;
+use keymeter::store::series::keys_with_usage_sql;
 use keymeter::store::usage::KEYS_USAGE;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tokio::process::Command;
@@ -202,7 +202,7 @@ async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
             Literal::Time(series.to),
         ];
         let script = bind(
-            &usage_by_key_sql(DbBackend::Postgres, series.interval),
+            &keys_with_usage_sql(DbBackend::Postgres, series.interval),
             &values,
         );
         let run = run_pgbench(args, &script, clients).await?;

@@ -2,8 +2,6 @@
 //! day buckets, zero-filled, oldest first, read from the hourly or daily
 //! rollups every charge writes (`store::series`).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -11,8 +9,8 @@ use uuid::Uuid;
 use crate::domain::{AccountPolicy, Cycle, Interval, SeriesRange};
 use crate::entity::api_key;
 use crate::error::{Error, Result};
-use crate::service::{accounts, keys};
-use crate::store::series::{usage_by_key, KeyBuckets};
+use crate::service::accounts;
+use crate::store::series::{keys_with_usage, KeyBuckets};
 
 /// What a series is asked for; `None`s take the defaults: the current
 /// cycle's start, now, and every key with usage in the range.
@@ -51,30 +49,17 @@ pub async fn usage_series(
     now: DateTime<Utc>,
 ) -> Result<UsageSeries> {
     let range = resolve_range(db, policy, user_id, &ask, now).await?;
-    let owned: HashMap<Uuid, api_key::Model> = keys::list(db, user_id, true)
-        .await?
-        .into_iter()
-        .map(|key| (key.id, key))
-        .collect();
+    let keys = keys_with_usage(db, user_id, range.interval, range.from, range.to).await?;
     let chosen = match &ask.key_ids {
-        Some(ids) => Some(chosen_keys(ids, &owned)?),
+        Some(ids) => Some(chosen_keys(ids, &keys)?),
         None => None,
     };
-    let usage = usage_by_key(db, user_id, range.interval, range.from, range.to).await?;
-    let (total, mut per_key) = bucket(&range, usage, chosen.as_deref());
-    if let Some(ids) = &chosen {
-        for id in ids {
-            per_key
-                .entry(*id)
-                .or_insert_with(|| vec![Point::default(); range.starts().count()]);
-        }
-    }
-    let keys = ordered(per_key, owned);
+    let (total, keys) = bucket(&range, keys, chosen.as_deref());
     Ok(UsageSeries {
         range,
         now,
         total,
-        keys,
+        keys: ordered(keys),
     })
 }
 
@@ -105,10 +90,10 @@ async fn resolve_range(
 
 /// `ids` deduplicated, each one of the user's keys: another user's (or a
 /// missing) id is NOT_FOUND, as everywhere.
-fn chosen_keys(ids: &[Uuid], owned: &HashMap<Uuid, api_key::Model>) -> Result<Vec<Uuid>> {
+fn chosen_keys(ids: &[Uuid], owned: &[KeyBuckets]) -> Result<Vec<Uuid>> {
     let mut chosen = Vec::with_capacity(ids.len());
     for id in ids {
-        if !owned.contains_key(id) {
+        if !owned.iter().any(|owned| owned.key.id == *id) {
             return Err(Error::NotFound);
         }
         if !chosen.contains(id) {
@@ -118,23 +103,31 @@ fn chosen_keys(ids: &[Uuid], owned: &HashMap<Uuid, api_key::Model>) -> Result<Ve
     Ok(chosen)
 }
 
-/// The series' total and each key's points, each bucket's usage in its place.
+/// The series' total, and the series of each key that has usage in the
+/// range (with `chosen`: of exactly those keys), each bucket's usage in
+/// its place.
 fn bucket(
     range: &SeriesRange,
-    usage: Vec<KeyBuckets>,
+    keys: Vec<KeyBuckets>,
     chosen: Option<&[Uuid]>,
-) -> (Vec<Point>, HashMap<Uuid, Vec<Point>>) {
+) -> (Vec<Point>, Vec<KeySeries>) {
     let buckets = range.starts().count();
     let mut total = vec![Point::default(); buckets];
-    let mut per_key: HashMap<Uuid, Vec<Point>> = HashMap::new();
-    for key in usage {
-        if chosen.is_some_and(|ids| !ids.contains(&key.api_key_id)) {
+    let mut series = Vec::new();
+    for KeyBuckets {
+        key,
+        buckets: usage,
+    } in keys
+    {
+        let wanted = match chosen {
+            Some(ids) => ids.contains(&key.id),
+            None => !usage.is_empty(),
+        };
+        if !wanted {
             continue;
         }
-        let points = per_key
-            .entry(key.api_key_id)
-            .or_insert_with(|| vec![Point::default(); buckets]);
-        for usage in key.buckets {
+        let mut points = vec![Point::default(); buckets];
+        for usage in usage {
             let Some(index) = range.bucket_of(usage.bucket_start) else {
                 continue;
             };
@@ -143,27 +136,16 @@ fn bucket(
                 point.requests += usage.requests;
             }
         }
+        series.push(KeySeries { key, points });
     }
-    (total, per_key)
+    (total, series)
 }
 
 /// Most credits in the range first, then newest first.
-fn ordered(
-    per_key: HashMap<Uuid, Vec<Point>>,
-    mut owned: HashMap<Uuid, api_key::Model>,
-) -> Vec<KeySeries> {
-    let mut keys: Vec<KeySeries> = per_key
-        .into_iter()
-        .filter_map(|(id, points)| {
-            Some(KeySeries {
-                key: owned.remove(&id)?,
-                points,
-            })
-        })
-        .collect();
+fn ordered(mut keys: Vec<KeySeries>) -> Vec<KeySeries> {
     let credits = |series: &KeySeries| series.points.iter().map(|p| p.credits).sum::<i64>();
-    keys.sort_by(|a, b| {
-        (credits(b), b.key.created_at, b.key.id).cmp(&(credits(a), a.key.created_at, a.key.id))
+    keys.sort_by_cached_key(|series| {
+        std::cmp::Reverse((credits(series), series.key.created_at, series.key.id))
     });
     keys
 }

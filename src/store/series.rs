@@ -1,6 +1,6 @@
-//! usageSeries' read: a user's keys' time rollups in a range, the hourly
-//! or the daily ones. Its cost grows with keys × buckets, never with
-//! events.
+//! usageSeries' read: a user's keys with their time rollups in a range,
+//! the hourly or the daily ones, in one statement. Its cost grows with
+//! keys × buckets, never with events.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult};
@@ -9,14 +9,16 @@ use uuid::Uuid;
 use super::counters::time_rollup_table;
 use super::statement;
 use crate::domain::Interval;
+use crate::entity::api_key;
 
-/// A user's keys' usage by `interval` in [$2, $3): one row per key with
-/// usage, holding its buckets as one text of `start:credits:requests`
-/// (start in Unix seconds) joined by commas. A HOUR series is thousands of
-/// buckets; as one row each, decoding them led the server's profile, where
-/// one text per key is split in one pass. (PostgreSQL's json_agg cost it
-/// more than the rows did; string_agg costs the same.)
-pub fn usage_by_key_sql(backend: DbBackend, interval: Interval) -> String {
+/// Each of a user's keys, with its usage by `interval` in [$2, $3) as one
+/// text of `start:credits:requests` (start in Unix seconds) joined by
+/// commas, NULL without usage there. A HOUR series is thousands of buckets:
+/// as one row each, decoding them led the server's profile, where one text
+/// per key is split in one pass. The correlated subquery reads each key's
+/// range through the rollup's primary key, whatever else the table holds.
+/// (PostgreSQL's json_agg cost more than the rows; string_agg the same.)
+pub fn keys_with_usage_sql(backend: DbBackend, interval: Interval) -> String {
     let (table, bucket) = time_rollup_table(interval);
     let buckets = match backend {
         DbBackend::Sqlite => format!(
@@ -27,11 +29,12 @@ pub fn usage_by_key_sql(backend: DbBackend, interval: Interval) -> String {
         ),
     };
     format!(
-        "SELECT t.api_key_id, {buckets} AS buckets
+        "SELECT k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at,
+                k.revoked_at, k.expires_at, k.rotated_from_id,
+                (SELECT {buckets} FROM {table} t
+                  WHERE t.api_key_id = k.id AND t.{bucket} >= $2 AND t.{bucket} < $3) AS buckets
            FROM api_keys k
-           JOIN {table} t ON t.api_key_id = k.id
-          WHERE k.user_id = $1 AND t.{bucket} >= $2 AND t.{bucket} < $3
-          GROUP BY t.api_key_id"
+          WHERE k.user_id = $1"
     )
 }
 
@@ -43,22 +46,26 @@ pub struct BucketUsage {
     pub requests: i64,
 }
 
-/// One key's buckets with usage, in no particular order.
+/// A key with its buckets that have usage, in no particular order.
 #[derive(Debug)]
 pub struct KeyBuckets {
-    pub api_key_id: Uuid,
+    pub key: api_key::Model,
     pub buckets: Vec<BucketUsage>,
 }
 
 impl FromQueryResult for KeyBuckets {
     fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
-        let text: String = row.try_get(prefix, "buckets")?;
-        Ok(Self {
-            api_key_id: row.try_get(prefix, "api_key_id")?,
-            buckets: text
+        let text: Option<String> = row.try_get(prefix, "buckets")?;
+        let buckets = match text {
+            Some(text) => text
                 .split(',')
                 .map(parse_bucket)
                 .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            key: api_key::Model::from_query_result(row, prefix)?,
+            buckets,
         })
     }
 }
@@ -84,7 +91,9 @@ fn parse_bucket(text: &str) -> Result<BucketUsage, DbErr> {
     bucket.ok_or_else(|| DbErr::Type(format!("a key's usage bucket: {text:?}")))
 }
 
-pub async fn usage_by_key(
+/// Every key of the user (revoked and expired ones too), each with its
+/// usage by `interval` in [`from`, `to`).
+pub async fn keys_with_usage(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     interval: Interval,
@@ -93,7 +102,7 @@ pub async fn usage_by_key(
 ) -> Result<Vec<KeyBuckets>, DbErr> {
     let backend = conn.get_database_backend();
     let values = vec![user_id.into(), from.into(), to.into()];
-    let sql = usage_by_key_sql(backend, interval);
+    let sql = keys_with_usage_sql(backend, interval);
     KeyBuckets::find_by_statement(statement(backend, &sql, values))
         .all(conn)
         .await
