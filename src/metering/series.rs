@@ -54,7 +54,7 @@ pub async fn usage_series(
         Some(ids) => Some(chosen_keys(ids, &keys)?),
         None => None,
     };
-    let (total, keys) = bucket(&range, keys, chosen.as_deref());
+    let (total, keys) = bucket(&range, keys, chosen.as_deref())?;
     Ok(UsageSeries {
         range,
         now,
@@ -110,24 +110,21 @@ fn bucket(
     range: &SeriesRange,
     keys: Vec<KeyBuckets>,
     chosen: Option<&[Uuid]>,
-) -> (Vec<Point>, Vec<KeySeries>) {
+) -> Result<(Vec<Point>, Vec<KeySeries>)> {
     let buckets = range.starts().count();
     let mut total = vec![Point::default(); buckets];
     let mut series = Vec::new();
-    for KeyBuckets {
-        key,
-        buckets: usage,
-    } in keys
-    {
+    for key in keys {
         let wanted = match chosen {
-            Some(ids) => ids.contains(&key.id),
-            None => !usage.is_empty(),
+            Some(ids) => ids.contains(&key.key.id),
+            None => key.has_usage(),
         };
         if !wanted {
             continue;
         }
         let mut points = vec![Point::default(); buckets];
-        for usage in usage {
+        for usage in key.buckets() {
+            let usage = usage?;
             let Some(index) = range.bucket_of(usage.bucket_start) else {
                 continue;
             };
@@ -136,9 +133,12 @@ fn bucket(
                 point.requests += usage.requests;
             }
         }
-        series.push(KeySeries { key, points });
+        series.push(KeySeries {
+            key: key.key,
+            points,
+        });
     }
-    (total, series)
+    Ok((total, series))
 }
 
 /// Most credits in the range first, then newest first.

@@ -25,7 +25,7 @@ pub fn keys_with_usage_sql(backend: DbBackend, interval: Interval) -> String {
             "group_concat(unixepoch(t.{bucket}) || ':' || t.credits || ':' || t.requests, ',')"
         ),
         _ => format!(
-            "string_agg(concat_ws(':', extract(epoch FROM t.{bucket})::bigint, t.credits, t.requests), ',')"
+            "string_agg(concat_ws(':', date_part('epoch', t.{bucket})::bigint, t.credits, t.requests), ',')"
         ),
     };
     format!(
@@ -46,26 +46,33 @@ pub struct BucketUsage {
     pub requests: i64,
 }
 
-/// A key with its buckets that have usage, in no particular order.
+/// A key with its usage in the range, as the statement's text.
 #[derive(Debug)]
 pub struct KeyBuckets {
     pub key: api_key::Model,
-    pub buckets: Vec<BucketUsage>,
+    buckets: Option<String>,
+}
+
+impl KeyBuckets {
+    pub fn has_usage(&self) -> bool {
+        self.buckets.is_some()
+    }
+
+    /// Its buckets with usage, in no particular order, split from the text
+    /// as they are read: no list of them is built.
+    pub fn buckets(&self) -> impl Iterator<Item = Result<BucketUsage, DbErr>> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|text| text.split(','))
+            .map(parse_bucket)
+    }
 }
 
 impl FromQueryResult for KeyBuckets {
     fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
-        let text: Option<String> = row.try_get(prefix, "buckets")?;
-        let buckets = match text {
-            Some(text) => text
-                .split(',')
-                .map(parse_bucket)
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
         Ok(Self {
             key: api_key::Model::from_query_result(row, prefix)?,
-            buckets,
+            buckets: row.try_get(prefix, "buckets")?,
         })
     }
 }
