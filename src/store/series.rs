@@ -114,3 +114,27 @@ pub async fn keys_with_usage(
         .all(conn)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_split_from_the_statements_text() {
+        let bucket = parse_bucket("1764547200:5:3").unwrap();
+        assert_eq!(
+            bucket.bucket_start.to_rfc3339(),
+            "2025-12-01T00:00:00+00:00"
+        );
+        assert_eq!((bucket.credits, bucket.requests), (5, 3));
+        for text in [
+            "",
+            "1764547200:5",
+            "1764547200:5:3:1",
+            "x:5:3",
+            "1764547200::3",
+        ] {
+            assert!(parse_bucket(text).is_err(), "{text:?}");
+        }
+    }
+}

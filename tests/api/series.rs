@@ -210,8 +210,13 @@ on_both_databases! {
         let chosen = series(&app, &user, json!({ "keyIds": [user.default_key_id()] })).await;
         assert_eq!(chosen["keys"].as_array().unwrap().len(), 1);
         assert_eq!(sums(&chosen["keys"][0]["points"]), (0, 0));
+        // Another user's usage stays theirs.
+        app.charge(other.default_secret(), 5).await;
         let none = series(&app, &user, json!({})).await;
         assert!(none["keys"].as_array().unwrap().is_empty());
+        assert_eq!(sums(&none["total"]), (0, 0));
+        let theirs = series(&app, &other, json!({})).await;
+        assert_eq!(sums(&theirs["total"]), (5, 1));
         assert_error(&app.graphql(SERIES, json!({}), None).await, "UNAUTHENTICATED");
     }
 
