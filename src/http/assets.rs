@@ -2,9 +2,14 @@
 //! `include_bytes!`: a fresh clone serves the dashboard and GraphiQL with
 //! no build step, no Node and no network.
 
+use std::sync::LazyLock;
+
 use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
 
 struct Asset {
     path: &'static str,
@@ -40,26 +45,68 @@ const ASSETS: &[Asset] = assets![
     "vendor/react-dom-18.3.1.production.min.js",
 ];
 
-/// `GET /assets/{path}`.
-pub async fn serve(Path(path): Path<String>) -> Response {
-    let Some(asset) = ASSETS.iter().find(|asset| asset.path == path) else {
+/// Each asset's entity tag, in `ASSETS`' order: a digest of its bytes, so
+/// it changes exactly when the file does.
+static ENTITY_TAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|asset| {
+            let digest = Sha256::digest(asset.body);
+            let tag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
+            HeaderValue::from_str(&tag).expect("base64 is a valid header value")
+        })
+        .collect()
+});
+
+/// `GET /assets/{path}`. A browser that already holds the file (its
+/// `If-None-Match` names the tag) gets 304 and no body.
+pub async fn serve(Path(path): Path<String>, request: HeaderMap) -> Response {
+    let Some(index) = ASSETS.iter().position(|asset| asset.path == path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let tag = ENTITY_TAGS[index].clone();
     // Vendored files carry their version in their name and never change;
-    // our own may change with any release, so browsers check them again.
-    let cache = if path.starts_with("vendor/") {
+    // our own may change with any release, so browsers check them again,
+    // and their tag spares them the download when nothing changed.
+    let cache = HeaderValue::from_static(if path.starts_with("vendor/") {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
-    };
+    });
+    let unchanged = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|value| names_tag(value, &tag));
+    if unchanged {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, tag), (header::CACHE_CONTROL, cache)],
+        )
+            .into_response();
+    }
     (
         [
-            (header::CONTENT_TYPE, content_type(&path)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(&path)),
+            ),
             (header::CACHE_CONTROL, cache),
+            (header::ETAG, tag),
         ],
-        asset.body,
+        ASSETS[index].body,
     )
         .into_response()
+}
+
+/// Whether an `If-None-Match` value names `tag`: `*`, or a list of tags
+/// compared weakly (RFC 9110, 13.1.2), so `W/"x"` names `"x"`.
+fn names_tag(value: &HeaderValue, tag: &HeaderValue) -> bool {
+    let (Ok(value), Ok(tag)) = (value.to_str(), tag.to_str()) else {
+        return false;
+    };
+    value.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == tag
+    })
 }
 
 fn content_type(path: &str) -> &'static str {

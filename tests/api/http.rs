@@ -46,6 +46,38 @@ on_both_databases! {
         assert_eq!(missing.status(), 404);
     }
 
+    async fn assets_answer_304_to_a_browser_that_already_holds_them(app: TestApp) {
+        let get = |path: &'static str, if_none_match: Option<String>| {
+            let mut request = app.http.get(app.url(path));
+            if let Some(tags) = if_none_match {
+                request = request.header("if-none-match", tags);
+            }
+            request.send()
+        };
+        let first = get("/assets/app.js", None).await.unwrap();
+        assert_eq!(first.status(), 200);
+        assert_eq!(first.headers()["cache-control"], "no-cache");
+        let tag = first.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() > 10, "{tag}");
+        let body = first.bytes().await.unwrap();
+        for names_it in [tag.clone(), format!("W/{tag}"), format!("\"other\", {tag}"), "*".to_owned()] {
+            let again = get("/assets/app.js", Some(names_it.clone())).await.unwrap();
+            assert_eq!(again.status(), 304, "{names_it}");
+            assert_eq!(again.headers()["etag"], tag.as_str());
+            assert!(again.bytes().await.unwrap().is_empty());
+        }
+        // Another tag, or another file's, gets the file.
+        let stale = get("/assets/app.js", Some("\"other\"".into())).await.unwrap();
+        assert_eq!(stale.status(), 200);
+        assert_eq!(stale.bytes().await.unwrap(), body);
+        let other = get("/assets/api.js", Some(tag.clone())).await.unwrap();
+        assert_eq!(other.status(), 200);
+        assert_ne!(other.headers()["etag"], tag.as_str());
+        let vendored = get("/assets/vendor/react-18.3.1.production.min.js", None).await.unwrap();
+        assert!(vendored.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+        assert!(vendored.headers().contains_key("etag"));
+    }
+
     async fn introspection_describes_the_schema(app: TestApp) {
         let data = app
             .ok(
