@@ -57,6 +57,19 @@ pub struct Counter {
     pub used: i64,
 }
 
+impl Counter {
+    /// Credits used in `cycle` by an account whose newest counter is
+    /// `newest`. A cycle's first charge makes its counter, so the newest one
+    /// is the current cycle's exactly when it starts with it; else nothing
+    /// was charged in this cycle yet.
+    pub fn used_in(newest: Option<Counter>, cycle: &Cycle) -> i64 {
+        match newest {
+            Some(counter) if counter.cycle_start == cycle.start => counter.used,
+            _ => 0,
+        }
+    }
+}
+
 /// An account as charging needs it: its pricing, and its newest counter.
 #[derive(Debug, Clone)]
 pub struct AccountPricing {
@@ -70,10 +83,7 @@ pub struct AccountPricing {
 impl AccountPricing {
     /// Credits used in `cycle`, as last read.
     pub fn used_in(&self, cycle: &Cycle) -> i64 {
-        match self.latest {
-            Some(counter) if counter.cycle_start == cycle.start => counter.used,
-            _ => 0,
-        }
+        Counter::used_in(self.latest, cycle)
     }
 }
 

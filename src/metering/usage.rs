@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::domain::{AccountPolicy, Cycle, KeyStatus};
+use crate::domain::{AccountPolicy, Counter, Cycle, KeyStatus};
 use crate::entity::api_key;
 use crate::error::Result;
 use crate::service::accounts;
@@ -57,10 +57,7 @@ fn in_current_cycle(
 ) -> KeysUsage {
     let cycle = Cycle::current(account.billing_cycle_start, now);
     let current = (account.latest_cycle_start == Some(cycle.start)).then_some(cycle.start);
-    let total_credits = match current {
-        Some(_) => account.latest_credits_used.unwrap_or(0),
-        None => 0,
-    };
+    let total_credits = Counter::used_in(account.newest_counter(), &cycle);
     let mut keys: Vec<KeyUsage> = rollups
         .into_iter()
         .filter_map(|rollup| listed(rollup, current, now))

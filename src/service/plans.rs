@@ -10,13 +10,14 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::accounts;
 use crate::domain::text::is_printable;
-use crate::domain::{AccountPolicy, Cycle, Email};
+use crate::domain::{AccountPolicy, Counter, Cycle, Email};
 use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
+use crate::store::usage::newest_counter;
 
 /// An account as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,37 +131,11 @@ async fn report(
 ) -> Result<AccountReport> {
     let cycle = Cycle::current(account.billing_cycle_start, now);
     Ok(AccountReport {
-        credits_used: credits_used(db, account.id, &cycle).await?,
+        credits_used: Counter::used_in(newest_counter(db, account.id).await?, &cycle),
         email: user.email,
         plan: account.plan,
         monthly_credits: account.monthly_credits,
         cycle,
-    })
-}
-
-/// The account's counter for `cycle`, as keysUsage reads it: the newest
-/// counter row is the current cycle's exactly when the account has usage
-/// in it (rows are made by the first charge of a cycle).
-async fn credits_used(
-    db: &impl ConnectionTrait,
-    account_id: uuid::Uuid,
-    cycle: &Cycle,
-) -> Result<i64> {
-    const NEWEST: &str = "SELECT cycle_start, credits_used FROM billing_cycle_usage
-                           WHERE billing_account_id = $1 ORDER BY cycle_start DESC LIMIT 1";
-    let backend: DbBackend = db.get_database_backend();
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            NEWEST,
-            [account_id.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(0) };
-    let start: DateTime<Utc> = row.try_get("", "cycle_start")?;
-    Ok(match start == cycle.start {
-        true => row.try_get("", "credits_used")?,
-        false => 0,
     })
 }
 

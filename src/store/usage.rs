@@ -1,12 +1,13 @@
 //! keysUsage's read: the account, its newest counter and each key with its
 //! rollup for that counter's cycle, in one indexed query whatever the
-//! number of events.
+//! number of events; and the newest counter alone, for operators.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult};
 use uuid::Uuid;
 
 use super::statement;
+use crate::domain::Counter;
 use crate::entity::api_key;
 
 /// Everything keysUsage needs in one indexed read: the user's account, its
@@ -37,6 +38,13 @@ pub struct AccountUsage {
     pub billing_cycle_start: DateTime<Utc>,
     pub latest_cycle_start: Option<DateTime<Utc>>,
     pub latest_credits_used: Option<i64>,
+}
+
+impl AccountUsage {
+    pub fn newest_counter(&self) -> Option<Counter> {
+        let (cycle_start, used) = self.latest_cycle_start.zip(self.latest_credits_used)?;
+        Some(Counter { cycle_start, used })
+    }
 }
 
 /// A key's part of a `KEYS_USAGE` row: its rollup for the account's newest cycle.
@@ -92,5 +100,23 @@ fn key_rollup(row: &QueryResult) -> Result<Option<KeyRollup>, DbErr> {
         cycle_start: rollup.usage_cycle_start,
         credits: rollup.cycle_credits.unwrap_or(0),
         requests: rollup.cycle_requests.unwrap_or(0),
+    }))
+}
+
+/// An account's newest counter, whatever its cycle (`Counter::used_in`
+/// tells whether it is the current one).
+pub async fn newest_counter(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<Option<Counter>, DbErr> {
+    const NEWEST: &str = "SELECT cycle_start, credits_used FROM billing_cycle_usage
+                           WHERE billing_account_id = $1 ORDER BY cycle_start DESC LIMIT 1";
+    let sql = statement(conn.get_database_backend(), NEWEST, vec![account_id.into()]);
+    let Some(row) = conn.query_one_raw(sql).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Counter {
+        cycle_start: row.try_get("", "cycle_start")?,
+        used: row.try_get("", "credits_used")?,
     }))
 }
