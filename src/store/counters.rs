@@ -92,14 +92,8 @@ fn add_to_time_rollup_cte(interval: Interval, rollups: &str, bucket: usize) -> S
         Interval::Hour => "by_hour",
         Interval::Day => "by_day",
     };
-    format!(
-        "{name} AS (
-           INSERT INTO {table} (api_key_id, {column}, credits, requests)
-           SELECT r.key, ${bucket}, r.credits, r.requests FROM {rollups}
-           ON CONFLICT (api_key_id, {column}) DO UPDATE
-              SET credits = {table}.credits + excluded.credits,
-                  requests = {table}.requests + excluded.requests)"
-    )
+    let rows = format!("SELECT r.key, ${bucket}, r.credits, r.requests FROM {rollups}");
+    format!("{name} AS ({})", add_usage_rows(table, column, &rows))
 }
 
 /// The time rollups' CTEs, their bucket times the parameters from `first`.
@@ -111,12 +105,19 @@ fn add_to_time_rollups(rollups: &str, first: usize) -> impl Iterator<Item = Stri
 
 /// Adds rows of (key, bucket start, credits, requests) to a per-key usage table.
 fn add_to_usage(table: &str, bucket: &str, rows: usize, first: usize) -> String {
+    let values = format!("VALUES {}", placeholders(rows, 4, first));
+    add_usage_rows(table, bucket, &values)
+}
+
+/// Adds `rows` (a VALUES list or a SELECT of key, bucket start, credits,
+/// requests) to a per-key usage table: every rollup, cycle or time, is
+/// this one upsert.
+fn add_usage_rows(table: &str, bucket: &str, rows: &str) -> String {
     format!(
-        "INSERT INTO {table} (api_key_id, {bucket}, credits, requests) VALUES {}
+        "INSERT INTO {table} (api_key_id, {bucket}, credits, requests) {rows}
          ON CONFLICT (api_key_id, {bucket}) DO UPDATE
             SET credits = {table}.credits + excluded.credits,
-                requests = {table}.requests + excluded.requests",
-        placeholders(rows, 4, first)
+                requests = {table}.requests + excluded.requests"
     )
 }
 
@@ -240,6 +241,11 @@ fn written_where_charged(events: &str, rollups: &str, now: usize, buckets: usize
         "(VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
            JOIN charged c ON c.billing_account_id = r.account"
     );
+    let by_cycle = add_usage_rows(
+        "api_key_cycle_usage",
+        "cycle_start",
+        &format!("SELECT r.key, r.cycle_start, r.credits, r.requests FROM {charged_rollups}"),
+    );
     let by_time: String = add_to_time_rollups(&charged_rollups, buckets)
         .map(|cte| cte + ",\n")
         .collect();
@@ -249,14 +255,7 @@ fn written_where_charged(events: &str, rollups: &str, now: usize, buckets: usize
            SELECT e.key, e.credits, e.endpoint, e.at
              FROM (VALUES {events}) AS e(account, key, credits, endpoint, at)
              JOIN charged c ON c.billing_account_id = e.account),
-         rollups AS (
-           INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests)
-           SELECT r.key, r.cycle_start, r.credits, r.requests
-             FROM (VALUES {rollups}) AS r(account, key, cycle_start, credits, requests)
-             JOIN charged c ON c.billing_account_id = r.account
-           ON CONFLICT (api_key_id, cycle_start) DO UPDATE
-              SET credits = api_key_cycle_usage.credits + excluded.credits,
-                  requests = api_key_cycle_usage.requests + excluded.requests),
+         rollups AS ({by_cycle}),
          {by_time}touched AS (
            UPDATE api_keys k SET last_used_at = ${now}
              FROM batch_keys t
