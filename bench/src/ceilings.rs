@@ -116,7 +116,7 @@ fn verify_script(hot: &HotKey, now: DateTime<Utc>, group: usize) -> String {
         Uuid(hot.account),
         Uuid(hot.key),
     ]);
-    values.extend(counters::TIME_ROLLUPS.map(|interval| Time(interval.truncate(now))));
+    values.extend(counters::TIME_ROLLUPS.map(|interval| Time(interval.bucket_of_charge(now))));
     bind(&counters::charge_in_one_statement(1, group, 1, 1), &values)
 }
 

@@ -45,7 +45,7 @@ impl SeriesScenario {
             false => (30 * 24, Interval::Day),
         };
         // 168 hours from an hour's start are 168 buckets.
-        let from = Interval::Hour.truncate(seed.usage_cycle_start);
+        let from = Interval::Hour.bucket_of_charge(seed.usage_cycle_start);
         Self {
             name: SERIES_NAMES[usize::from(by_hour)],
             interval,
@@ -201,7 +201,7 @@ async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyho
             [seed.usage_user.into()],
         ))
         .await?;
-    let first_hour = Interval::Hour.truncate(seed.usage_cycle_start);
+    let first_hour = Interval::Hour.bucket_of_charge(seed.usage_cycle_start);
     for interval in counters::TIME_ROLLUPS {
         let (table, _) = counters::time_rollup_table(interval);
         let clear = format!(
@@ -220,7 +220,9 @@ async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyho
             for hour in 0..CYCLE_HOURS {
                 let events = per_key / CYCLE_HOURS + u64::from(hour < per_key % CYCLE_HOURS);
                 let start = first_hour + chrono::Duration::hours(hour as i64);
-                *buckets.entry((key, interval.truncate(start))).or_default() += events as i64;
+                *buckets
+                    .entry((key, interval.bucket_of_charge(start)))
+                    .or_default() += events as i64;
             }
         }
         let rows: Vec<sea_orm::Value> = buckets

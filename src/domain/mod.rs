@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod cycle;
 pub mod email;
+pub mod instant;
 pub mod key;
 pub mod metering;
 pub mod password;

@@ -2,7 +2,7 @@
 //! requested range must keep.
 
 use async_graphql::Enum;
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Error, Result};
 
@@ -30,19 +30,31 @@ impl Interval {
         }
     }
 
-    /// The start of the bucket holding `t`.
-    pub fn truncate(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        t.duration_trunc(self.length())
-            .expect("hours and days divide any UTC instant")
+    /// The start of the bucket holding `t`; None only for an instant so
+    /// near chrono's first that its bucket would start before it. Computed
+    /// on whole seconds, so it holds for every instant (nanosecond
+    /// arithmetic overflows past 2262).
+    pub fn truncate(self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let seconds = t.timestamp();
+        let start = seconds.checked_sub(seconds.rem_euclid(self.length().num_seconds()))?;
+        DateTime::from_timestamp(start, 0)
     }
 
-    /// `t` if it starts a bucket, else the start of the next one.
-    pub fn round_up(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let start = self.truncate(t);
+    /// The bucket a charge made at `now` (the server's clock) falls in. Every
+    /// instant of this era has one; `now` itself stands in for the
+    /// impossible other case rather than a panic on the charging path.
+    pub fn bucket_of_charge(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.truncate(now).unwrap_or(now)
+    }
+
+    /// `t` if it starts a bucket, else the start of the next one; None past
+    /// the last instant chrono holds.
+    pub fn round_up(self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let start = self.truncate(t)?;
         if start == t {
-            t
+            Some(t)
         } else {
-            start + self.length()
+            start.checked_add_signed(self.length())
         }
     }
 }
@@ -57,16 +69,19 @@ pub struct SeriesRange {
 
 impl SeriesRange {
     /// The range asked for, refused (BAD_USER_INPUT, saying the limit) when
-    /// `from` is not before `to` or it spans too many buckets.
+    /// `from` is not before `to` or it spans too many buckets. Never panics,
+    /// whatever the instants (a property test covers chrono's whole range).
     pub fn parse(interval: Interval, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self> {
         if from >= to {
             return Err(Error::bad_input("usageSeries: `from` must be before `to`"));
         }
-        let range = Self {
-            interval,
-            from: interval.truncate(from),
-            to: interval.round_up(to),
+        let widened = interval.truncate(from).zip(interval.round_up(to));
+        let Some((from, to)) = widened else {
+            return Err(Error::bad_input(
+                "usageSeries: `from` and `to` must be instants keymeter can count in",
+            ));
         };
+        let range = Self { interval, from, to };
         if range.buckets() > interval.max_buckets() {
             return Err(Error::bad_input(format!(
                 "usageSeries: at most {} {} buckets per series",

@@ -1,19 +1,21 @@
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use chrono::{SecondsFormat, Utc};
 
+use crate::domain::instant;
+
 /// An instant in UTC, rendered as RFC 3339 with a `Z`, e.g. `2026-02-16T01:50:02Z`
 /// (fractional seconds appear only when there are any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
+// Accepted from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, never a leap
+// second (`domain::instant`), else BAD_USER_INPUT where it is parsed.
 /// An instant in UTC, RFC 3339, e.g. 2026-02-16T01:50:02Z.
 #[Scalar(name = "DateTime")]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| Self(t.with_timezone(&Utc)))
-                .map_err(|_| InputValueError::custom("expected an RFC 3339 date-time")),
+            Value::String(s) => instant::parse(s).map(Self).map_err(InputValueError::custom),
             _ => Err(InputValueError::expected_type(value)),
         }
     }

@@ -83,7 +83,10 @@ async fn resolve_range(
         Some(to) => to,
         // The default range always holds its first bucket, even at the
         // very instant the cycle starts.
-        None => now.max(from + ask.interval.length()),
+        None => match from.checked_add_signed(ask.interval.length()) {
+            Some(first_bucket_end) => now.max(first_bucket_end),
+            None => now,
+        },
     };
     SeriesRange::parse(ask.interval, from, to)
 }

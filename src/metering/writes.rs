@@ -165,7 +165,7 @@ impl ChargeWrites {
         statements.push((counters::insert_events(events_n, 1), events));
         statements.push((counters::add_to_rollups(rollups_n, 1), rollups));
         for interval in TIME_ROLLUPS {
-            let rows = self.rollup_rows(Some(interval.truncate(now)));
+            let rows = self.rollup_rows(Some(interval.bucket_of_charge(now)));
             statements.push((counters::add_to_time_rollup(interval, rollups_n, 1), rows));
         }
         statements.push((counters::touch_keys(keys_n, 1), touch));
@@ -206,7 +206,7 @@ impl ChargeWrites {
 fn time_buckets(now: DateTime<Utc>) -> impl Iterator<Item = Value> {
     TIME_ROLLUPS
         .into_iter()
-        .map(move |interval| interval.truncate(now).into())
+        .map(move |interval| interval.bucket_of_charge(now).into())
 }
 
 /// An event's row: key, credits, endpoint, time.

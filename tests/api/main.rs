@@ -13,6 +13,7 @@ mod cookies;
 mod dashboard;
 mod http;
 mod inputs;
+mod instants;
 mod isolation;
 mod keys;
 mod lifecycle;
