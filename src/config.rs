@@ -133,9 +133,17 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
 
-    /// Most fields a query may select in all (each field counts 1); more are refused.
-    #[arg(long, env = "KEYMETER_MAX_QUERY_COMPLEXITY", default_value_t = 500)]
+    /// What one query may cost: a field in memory 1, a read 200, a write
+    /// 200, a password hash 2,000, and a list of the account's keys its
+    /// item's fields once per key; more is refused before it runs.
+    #[arg(long, env = "KEYMETER_MAX_QUERY_COMPLEXITY", default_value_t = 10_000)]
     pub max_query_complexity: usize,
+
+    /// Usage points (a series' buckets × its keys and total) one request
+    /// may render, over every usageSeries it asks; more is refused before
+    /// any is read.
+    #[arg(long, env = "KEYMETER_MAX_USAGE_POINTS", default_value_t = 25_000)]
+    pub max_usage_points: u64,
 
     /// Answer schema introspection (`__schema`, `__type`), which codegen tools and GraphiQL use.
     #[arg(long, env = "KEYMETER_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -255,6 +263,7 @@ impl Config {
                 "KEYMETER_MAX_QUERY_COMPLEXITY",
                 self.max_query_complexity as u64,
             ),
+            ("KEYMETER_MAX_USAGE_POINTS", self.max_usage_points),
             (
                 "KEYMETER_HEADER_READ_TIMEOUT_SECS",
                 self.header_read_timeout_secs,

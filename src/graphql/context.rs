@@ -84,9 +84,15 @@ pub fn end_session(ctx: &Context<'_>) {
 
 /// The signed-in user, or UNAUTHENTICATED.
 pub async fn current_user<'a>(ctx: &Context<'a>) -> Result<&'a user::Model> {
-    let auth = auth(ctx);
+    signed_in_user(auth(ctx), state(ctx)).await
+}
+
+/// The user `auth` resolves to, looked up once per request.
+pub async fn signed_in_user<'a>(
+    auth: &'a RequestAuth,
+    state: &AppState,
+) -> Result<&'a user::Model> {
     let token = auth.token()?;
-    let state = state(ctx);
     auth.user
         .get_or_try_init(|| async {
             let user = state.lookups.user(SecretHash::of(token).to_vec()).await?;

@@ -1,6 +1,7 @@
 //! The GraphQL schema: types mirroring `api-contract.graphql` and thin
 //! resolvers that translate to `service` calls.
 
+mod budget;
 mod context;
 mod documents;
 mod guard;
@@ -28,18 +29,23 @@ pub use query::Query;
 /// work it makes the server do, so that the limit (500 by default) bounds
 /// a request's database and hashing work, not only its size. A field that
 /// reads memory costs 1, as async-graphql counts by default.
+///
+/// Lists that grow with an account count their items' fields once per key
+/// the account holds (`budget`), so the limit (10,000 by default) also
+/// bounds the answer: a dashboard's keys table fits for a few hundred keys,
+/// while 50 reads are what one request may do.
 mod cost {
     /// A round trip that reads (keys, an account).
-    pub const READ: usize = 10;
+    pub const READ: usize = 200;
     /// A read over every key's rollups.
-    pub const USAGE: usize = 20;
+    pub const USAGE: usize = 400;
     /// A write: a key made or revoked, a session ended.
-    pub const WRITE: usize = 10;
+    pub const WRITE: usize = 200;
     /// A charge (verifyKey): a lookup and a write, maybe a batch's wait.
-    pub const CHARGE: usize = 10;
+    pub const CHARGE: usize = 200;
     /// An Argon2 hash (signup, login): about 50 ms of a hashing thread.
     /// At most one such field per request is allowed anyway.
-    pub const PASSWORD: usize = 100;
+    pub const PASSWORD: usize = 2_000;
 }
 
 pub type KeymeterSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -57,7 +63,11 @@ pub fn schema(state: AppState, metrics: Arc<Metrics>, config: &Config) -> Keymet
         .data(state)
         .data(metrics)
         .limit_depth(config.max_query_depth)
-        .limit_complexity(config.max_query_complexity);
+        .limit_complexity(config.max_query_complexity)
+        .extension(budget::AnswerBudget {
+            max_complexity: config.max_query_complexity,
+            max_usage_points: config.max_usage_points,
+        });
     if config.introspection {
         builder.finish()
     } else {

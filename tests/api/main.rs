@@ -5,6 +5,7 @@
 #[macro_use]
 mod helpers;
 
+mod answer_bounds;
 mod attacks;
 mod browser;
 mod coalescing;
