@@ -4,6 +4,12 @@
 
 use chrono::Duration;
 
+/// Keys beyond `max_active_keys` that may still verify while rotated away:
+/// a rotation with a grace period keeps the old key working for a while, so
+/// an account at the cap can rotate, but chained rotations cannot pile up
+/// working keys past the cap plus this many.
+pub const ROTATION_GRACE_ALLOWANCE: u32 = 20;
+
 /// What a new account gets, how many keys it may hold and how long a
 /// sign-in lasts.
 #[derive(Debug, Clone)]

@@ -169,7 +169,7 @@ impl Mutation {
         let user = current_user(ctx).await?;
         let state = state(ctx);
         let now = state.clock.now();
-        let rotated = keys::rotate(&state.db, user.id, input.id, grace, now).await?;
+        let rotated = keys::rotate(&state.db, &state.policy, user.id, input.id, grace, now).await?;
         Ok(RotateKeyPayload::new(rotated, now))
     }
 

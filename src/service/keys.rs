@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::on_unique_violation;
 use crate::domain::secret::KeySecret;
-use crate::domain::{AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType};
+use crate::domain::{
+    AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType, ROTATION_GRACE_ALLOWANCE,
+};
 use crate::entity::{api_key, user};
 use crate::error::{Error, Result};
 
@@ -309,16 +311,20 @@ pub async fn rename(
 /// (see `NewKey::replacing`); the old key expires at the end of `grace`, or
 /// sooner if it already did, and with no grace is revoked now.
 ///
-/// Not subject to the active-key cap: a rotation replaces a key, and the
-/// old one stops counting once its grace ends (at most 30 days).
+/// Held to the cap only as far as keys that still verify go: a rotation
+/// replaces a key, so one at the cap is allowed, but a grace period keeps
+/// the old key verifying, so with one the user's usable keys may reach the
+/// cap plus `ROTATION_GRACE_ALLOWANCE` and no more (counted as createKey
+/// counts, taking turns with the user's other creations and rotations).
 ///
 /// Which of racing rotations of one key wins is decided by the unique index
 /// on `rotated_from_id`: the first insert commits, every other fails on it
 /// (on PostgreSQL after waiting for the first to commit) and is rolled back
 /// whole, its change to the old key included.
-#[tracing::instrument(name = "rotate_key", skip(conn))]
+#[tracing::instrument(name = "rotate_key", skip(conn, policy))]
 pub async fn rotate<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
+    policy: &AccountPolicy,
     user_id: Uuid,
     key_id: Uuid,
     grace: GracePeriod,
@@ -332,12 +338,43 @@ pub async fn rotate<C: ConnectionTrait + TransactionTrait>(
         return Err(not_rotatable("has expired"));
     }
     let txn = conn.begin().await?;
+    if !grace.revokes_at_once() {
+        check_room_for_grace(&txn, policy, user_id, now).await?;
+    }
     let previous = retire(&txn, old.clone(), grace, now).await?;
     let created = insert(&txn, user_id, NewKey::replacing(&old), now)
         .await
         .map_err(|err| on_unique_violation(err, not_rotatable("was already rotated")))?;
     txn.commit().await?;
     Ok(RotatedKey { created, previous })
+}
+
+/// A rotation with a grace period adds a key that verifies: refused once
+/// the user's usable keys reach the cap plus the allowance.
+async fn check_room_for_grace(
+    txn: &impl ConnectionTrait,
+    policy: &AccountPolicy,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let max = policy.max_active_keys;
+    if max == 0 {
+        return Ok(());
+    }
+    serialize_key_creation(txn, user_id).await?;
+    let usable = api_key::Entity::find()
+        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(usable_at(now))
+        .count(txn)
+        .await?;
+    if usable >= u64::from(max) + u64::from(ROTATION_GRACE_ALLOWANCE) {
+        return Err(Error::bad_input(format!(
+            "gracePeriodSeconds: at most {max} active keys per account, and \
+             {ROTATION_GRACE_ALLOWANCE} more while rotated keys are in their grace period; \
+             rotate with gracePeriodSeconds 0, or revoke a key"
+        )));
+    }
+    Ok(())
 }
 
 fn not_rotatable(why: &str) -> Error {

@@ -290,4 +290,72 @@ on_both_backends! {
         }
         assert_eq!(active_keys(&unlimited).await, 101);
     }
+
+    async fn chained_rotations_with_grace_stop_at_the_cap_plus_twenty(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |config| config.max_active_keys = 3).await;
+        let user = app.signup().await;
+        app.create_key(&user, "second", "DEV").await;
+        app.create_key(&user, "third", "DEV").await;
+        // At the cap, each rotation with a grace leaves one more key that
+        // verifies: twenty of them are allowed, the twenty-first is not.
+        let mut current = user.default_key_id().to_owned();
+        for round in 0..20 {
+            let rotated = rotate_raw(&app, &user, &current, 3600).await;
+            assert!(rotated.get("errors").is_none(), "rotation {round}: {rotated:#}");
+            current = rotated["data"]["rotateKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+        }
+        let refused = rotate_raw(&app, &user, &current, 3600).await;
+        assert_error(&refused, "BAD_USER_INPUT");
+        assert!(message(&refused).contains("at most 3 active keys per account, and 20 more"), "{refused:#}");
+        assert_eq!(active_keys(&app).await, 23, "the refusal changed nothing");
+        assert_eq!(verifying_keys(&app, &user).await, 23);
+        // Rotating with no grace replaces a key without adding one: still allowed.
+        let replaced = rotate_raw(&app, &user, &current, 0).await;
+        assert!(replaced.get("errors").is_none(), "{replaced:#}");
+        assert_eq!(active_keys(&app).await, 23);
+        // Once the grace periods end, the old keys stop counting.
+        app.clock.advance(chrono::Duration::seconds(3601));
+        assert_eq!(verifying_keys(&app, &user).await, 3);
+    }
+
+    async fn racing_rotations_with_grace_never_pass_the_allowance(backend: Backend) {
+        let sqlite = matches!(backend, Backend::Sqlite);
+        let app = TestApp::spawn_with(backend, |config| {
+            config.max_active_keys = 2;
+            if sqlite {
+                config.db_max_connections = Some(4);
+            }
+        })
+        .await;
+        let user = app.signup().await;
+        let mut keys = vec![user.default_key_id().to_owned()];
+        keys.push(app.create_key(&user, "second", "DEV").await["apiKey"]["id"].as_str().unwrap().to_owned());
+        // 2 + 19 keys verify: one rotation with grace is left.
+        for _ in 0..19 {
+            let rotated = rotate_raw(&app, &user, &keys.remove(0), 3600).await;
+            keys.push(rotated["data"]["rotateKey"]["apiKey"]["id"].as_str().unwrap().to_owned());
+        }
+        let racing = join_all(keys.iter().take(2).map(|id| rotate_raw(&app, &user, id, 3600))).await;
+        let made = racing.iter().filter(|r| r.get("errors").is_none()).count();
+        assert_eq!(made, 1, "{racing:#?}");
+        assert_eq!(active_keys(&app).await, 22);
+    }
+}
+
+async fn rotate_raw(app: &TestApp, user: &TestUser, id: &str, grace: i64) -> Value {
+    app.graphql(
+        "mutation($input: RotateKeyInput!) { rotateKey(input: $input) { apiKey { id } } }",
+        json!({ "input": { "id": id, "gracePeriodSeconds": grace } }),
+        Some(&user.token),
+    )
+    .await
+}
+
+/// The user's keys that verify now (status ACTIVE), as the API lists them.
+async fn verifying_keys(app: &TestApp, user: &TestUser) -> usize {
+    let data = app
+        .ok("{ keys { status } }", json!({}), Some(&user.token))
+        .await;
+    let keys = data["keys"].as_array().unwrap();
+    keys.iter().filter(|key| key["status"] == "ACTIVE").count()
 }
