@@ -86,6 +86,20 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_SIGNUP_WINDOW_SECS", default_value_t = 60 * 60)]
     pub signup_window_secs: u32,
 
+    /// Provider sign-ins (startSignIn) allowed per client address within the
+    /// sign-in window. 0 turns the limit off.
+    #[arg(long, env = "KEYMETER_SIGN_INS_PER_ADDRESS", default_value_t = 30)]
+    pub sign_ins_per_address: u32,
+
+    /// The window provider sign-ins are counted in, in seconds.
+    #[arg(long, env = "KEYMETER_SIGN_IN_WINDOW_SECS", default_value_t = 10 * 60)]
+    pub sign_in_window_secs: u32,
+
+    /// Started provider sign-ins kept at once, across every client; past it
+    /// startSignIn answers RATE_LIMITED until flows complete or expire.
+    #[arg(long, env = "KEYMETER_MAX_SIGN_IN_FLOWS", default_value_t = 10_000)]
+    pub max_sign_in_flows: u32,
+
     /// Take the client address from the last `X-Forwarded-For` entry, as set by
     /// a trusted reverse proxy, instead of the TCP peer. Only behind such a proxy.
     #[arg(long, env = "KEYMETER_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
@@ -435,6 +449,11 @@ impl Config {
             session_ttl: self.session_ttl(),
             login_limits: self.login_limits(),
             signup_limit: self.signup_limit(),
+            sign_in_limit: Limit {
+                max: self.sign_ins_per_address,
+                window: chrono::Duration::seconds(i64::from(self.sign_in_window_secs)),
+            },
+            max_sign_in_flows: self.max_sign_in_flows,
         }
     }
 

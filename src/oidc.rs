@@ -134,7 +134,10 @@ impl Providers {
         self.providers
             .iter()
             .find(|provider| provider.id == id)
-            .ok_or_else(|| Error::bad_input(format!("provider: no sign-in provider {id:?}")))
+            // Never echoed: it is the client's text, of any length.
+            .ok_or_else(|| {
+                Error::bad_input("provider: no such sign-in provider; authProviders lists them")
+            })
     }
 
     /// Exchanges the code (with the flow's PKCE verifier) and verifies the

@@ -14,6 +14,7 @@ mod m20261127_000009_create_sign_in;
 mod m20261130_000010_key_lifecycle;
 mod m20261130_000011_hourly_key_usage;
 mod m20261130_000012_daily_key_usage;
+mod m20261204_000013_count_sign_in_starts;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_key_lifecycle::Migration),
             Box::new(m20261130_000011_hourly_key_usage::Migration),
             Box::new(m20261130_000012_daily_key_usage::Migration),
+            Box::new(m20261204_000013_count_sign_in_starts::Migration),
         ]
     }
 }

@@ -21,6 +21,10 @@ pub struct AccountPolicy {
     pub session_ttl: Duration,
     pub login_limits: LoginLimits,
     pub signup_limit: Limit,
+    /// Provider sign-ins started per client address.
+    pub sign_in_limit: Limit,
+    /// Started provider sign-ins kept at once, across every client.
+    pub max_sign_in_flows: u32,
 }
 
 impl AccountPolicy {
@@ -29,6 +33,7 @@ impl AccountPolicy {
         self.login_limits
             .longest_window()
             .max(self.signup_limit.window)
+            .max(self.sign_in_limit.window)
     }
 }
 

@@ -25,8 +25,10 @@ pub const MAX_EXPANDED_FIELDS: u64 = 2_000;
 /// a chain recursively, so a long one would exhaust its stack.
 pub const MAX_FRAGMENT_CHAIN: usize = 32;
 
-/// Mutations that check a password (Argon2, deliberately slow): one per request.
-const PASSWORD_CHECKS: &[&str] = &["signup", "login", "completeSignIn"];
+/// Operations that sign someone in: those that check a password (Argon2,
+/// deliberately slow) and those that store or redeem a provider sign-in,
+/// each counted against a limit. One per request.
+const PASSWORD_CHECKS: &[&str] = &["signup", "login", "startSignIn", "completeSignIn"];
 
 /// The deepest bracket nesting of `query`, outside strings and comments,
 /// refused past `MAX_NESTING`. Linear in the text and never recursive, so
@@ -102,7 +104,7 @@ pub fn check_document(document: &ExecutableDocument) -> Result<(), &'static str>
     for (_, operation) in document.operations.iter() {
         let measure = measures.of_set(&operation.node.selection_set);
         if measure.password_checks > 1 {
-            return Err("at most one signup, login or sign-in per request");
+            return Err("at most one signup, login, startSignIn or completeSignIn per request");
         }
         expanded = expanded.saturating_add(measure.fields);
     }

@@ -116,7 +116,8 @@ impl Mutation {
     #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn start_sign_in(&self, ctx: &Context<'_>, provider: String) -> Result<SignInStart> {
         let state = state(ctx);
-        let started = sign_in::start(&state.accounts, &state.providers, &provider).await?;
+        let client = client_address(ctx);
+        let started = sign_in::start(&state.accounts, &state.providers, client, &provider).await?;
         // Lax: the cookie rides along when the callback page, on our own
         // origin, calls completeSignIn; never on another site's requests.
         let cookie = session_cookie::api_cookie(

@@ -1,6 +1,6 @@
 //! Rate limits on the expensive or guessable operations: failed logins (per
-//! email and client address, per address, per email) and signups per client
-//! address. Attempts are rows in the database, so a limit holds across every
+//! email and client address, per address, per email), and signups and
+//! provider sign-ins per client address. Attempts are rows in the database, so a limit holds across every
 //! keymeter process.
 //!
 //! An attempt is counted by the statement that decides whether it may go
@@ -45,6 +45,7 @@ fn login_bounds(limits: &LoginLimits) -> [Bound; 3] {
 enum Attempt<'a> {
     Login { email: &'a str, address: &'a str },
     Signup { address: &'a str },
+    SignIn { address: &'a str },
 }
 
 impl Attempt<'_> {
@@ -52,19 +53,22 @@ impl Attempt<'_> {
         match self {
             Self::Login { .. } => "login",
             Self::Signup { .. } => "signup",
+            Self::SignIn { .. } => "sign_in",
         }
     }
 
     fn subject(&self) -> &str {
         match self {
             Self::Login { email, .. } => email,
-            Self::Signup { address } => address,
+            Self::Signup { address } | Self::SignIn { address } => address,
         }
     }
 
     fn address(&self) -> &str {
         match self {
-            Self::Login { address, .. } | Self::Signup { address } => address,
+            Self::Login { address, .. } | Self::Signup { address } | Self::SignIn { address } => {
+                address
+            }
         }
     }
 }
@@ -117,6 +121,19 @@ pub async fn reserve_signup(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let attempt = Attempt::Signup { address };
+    reserve(db, attempt, &[Bound::new(Scope::Address, limit)], now).await?;
+    Ok(())
+}
+
+/// Counts a provider sign-in started from `address`, or refuses it when
+/// the limit is full: each start stores a flow, so it is counted before it.
+pub async fn reserve_sign_in(
+    db: &DatabaseConnection,
+    limit: Limit,
+    address: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let attempt = Attempt::SignIn { address };
     reserve(db, attempt, &[Bound::new(Scope::Address, limit)], now).await?;
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, Statement,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    IsolationLevel, QueryFilter, QueryOrder, Set, Statement, TransactionTrait,
 };
 
 use super::accounts::{self, Accounts, SignedIn, SignedUp, NO_PASSWORD};
@@ -30,27 +30,112 @@ pub struct Started {
     pub browser: BrowserBinding,
 }
 
+/// Longest provider id, code or state accepted: far above what providers
+/// issue, so that a client's megabyte goes no further than this check.
+const LONGEST_INPUT: usize = 2048;
+
+fn bounded(field: &str, value: &str) -> Result<()> {
+    match value.len() <= LONGEST_INPUT {
+        true => Ok(()),
+        false => Err(Error::bad_input(format!(
+            "{field}: at most {LONGEST_INPUT} characters"
+        ))),
+    }
+}
+
 /// Starts a sign-in with `provider`: the flow is stored so that any process
 /// can complete it, bound to a browser by the hash of a fresh cookie value.
-#[tracing::instrument(name = "start_sign_in", skip(accounts, providers))]
-pub async fn start(accounts: &Accounts, providers: &Providers, provider: &str) -> Result<Started> {
+/// Each start stores a row, so it is counted against the client address's
+/// limit before anything else, and refused while `max_sign_in_flows` live
+/// flows are stored.
+#[tracing::instrument(name = "start_sign_in", skip(accounts, providers, provider))]
+pub async fn start(
+    accounts: &Accounts,
+    providers: &Providers,
+    client: IpAddr,
+    provider: &str,
+) -> Result<Started> {
+    bounded("provider", provider)?;
+    let now = accounts.clock.now();
+    let policy = &accounts.policy;
+    limits::reserve_sign_in(&accounts.db, policy.sign_in_limit, &client.to_string(), now).await?;
     let provider = providers.get(provider)?;
     let authorization = provider.authorize();
     let browser = BrowserBinding::generate();
-    sign_in_flow::ActiveModel {
-        state: Set(authorization.state),
-        provider: Set(provider.id.clone()),
-        nonce: Set(authorization.nonce),
-        pkce_verifier: Set(authorization.pkce_verifier),
-        browser_hash: Set(browser.hash().to_vec()),
-        created_at: Set(accounts.clock.now()),
-    }
-    .insert(&accounts.db)
-    .await?;
+    let flow = sign_in_flow::Model {
+        state: authorization.state,
+        provider: provider.id.clone(),
+        nonce: authorization.nonce,
+        pkce_verifier: authorization.pkce_verifier,
+        browser_hash: browser.hash().to_vec(),
+        created_at: now,
+    };
+    store_if_room(&accounts.db, flow, policy.max_sign_in_flows).await?;
     Ok(Started {
         authorization_url: authorization.url,
         browser,
     })
+}
+
+/// Stores `flow` unless `max` live flows are stored already (then
+/// RATE_LIMITED until the oldest expires). On SQLite the one statement is
+/// the decision (one writer at a time); on PostgreSQL starts take turns on
+/// an advisory lock first, so that racing starts cannot both count `max - 1`.
+async fn store_if_room(db: &DatabaseConnection, flow: sign_in_flow::Model, max: u32) -> Result<()> {
+    const STORE: &str = "INSERT INTO sign_in_flows
+ (state, provider, nonce, pkce_verifier, browser_hash, created_at)
+ SELECT $1, $2, $3, $4, $5, $6
+ WHERE (SELECT COUNT(*) FROM sign_in_flows WHERE created_at > $7) < $8
+ RETURNING state";
+    const TAKE_TURNS: &str = "SELECT pg_advisory_xact_lock(hashtext('keymeter.sign_in_flows'))";
+    let live_since = flow.created_at - FLOW_LIFETIME;
+    let now = flow.created_at;
+    let values = vec![
+        flow.state.into(),
+        flow.provider.into(),
+        flow.nonce.into(),
+        flow.pkce_verifier.into(),
+        flow.browser_hash.into(),
+        flow.created_at.into(),
+        live_since.into(),
+        i64::from(max).into(),
+    ];
+    let backend = db.get_database_backend();
+    let store = Statement::from_sql_and_values(backend, STORE, values);
+    let stored = if backend == DbBackend::Postgres {
+        let txn = db
+            .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+            .await?;
+        txn.execute_unprepared(TAKE_TURNS).await?;
+        let stored = txn.query_one_raw(store).await?;
+        txn.commit().await?;
+        stored
+    } else {
+        db.query_one_raw(store).await?
+    };
+    match stored {
+        Some(_) => Ok(()),
+        None => Err(Error::RateLimited {
+            retry_after_secs: until_a_flow_expires(db, live_since, now).await?,
+        }),
+    }
+}
+
+/// Seconds until the oldest live flow expires and frees a place.
+async fn until_a_flow_expires(
+    db: &DatabaseConnection,
+    live_since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let oldest = sign_in_flow::Entity::find()
+        .filter(sign_in_flow::Column::CreatedAt.gt(live_since))
+        .order_by_asc(sign_in_flow::Column::CreatedAt)
+        .one(db)
+        .await?;
+    let wait = oldest.map_or(chrono::Duration::zero(), |flow| {
+        flow.created_at + FLOW_LIFETIME - now
+    });
+    Ok(u64::try_from(wait.num_seconds()).unwrap_or(0).max(1))
 }
 
 /// What the callback brought back, and the cookie of the browser bringing it.
@@ -71,15 +156,22 @@ pub async fn complete(
     client: IpAddr,
     callback: Callback<'_>,
 ) -> Result<SignedUp> {
+    for (field, value) in [
+        ("provider", callback.provider),
+        ("code", callback.code),
+        ("state", callback.state),
+    ] {
+        bounded(field, value)?;
+    }
     let provider = providers.get(callback.provider)?;
     let now = accounts.clock.now();
-    let flow = redeem(&accounts.db, callback.state).await?;
-    let browser_hash = callback.browser.map(|value| SecretHash::of(value).to_vec());
-    let valid = flow.as_ref().is_some_and(|flow| {
-        flow.provider == provider.id
-            && flow.created_at > now - FLOW_LIFETIME
-            && browser_hash.as_ref() == Some(&flow.browser_hash)
-    });
+    let Some(browser) = callback.browser else {
+        return Err(Error::InvalidCredentials);
+    };
+    let flow = redeem(&accounts.db, callback.state, SecretHash::of(browser)).await?;
+    let valid = flow
+        .as_ref()
+        .is_some_and(|flow| flow.provider == provider.id && flow.created_at > now - FLOW_LIFETIME);
     let Some(flow) = flow.filter(|_| valid) else {
         return Err(Error::InvalidCredentials);
     };
@@ -89,14 +181,21 @@ pub async fn complete(
     sign_in_as(accounts, client, &provider.id, identity, now).await
 }
 
-/// Takes the flow out of the database, so it is redeemed at most once: of
-/// two racing completions only one gets the row back. It is gone even when
-/// the checks that follow refuse it, as a used state should be.
-async fn redeem(db: &DatabaseConnection, state: &str) -> Result<Option<sign_in_flow::Model>> {
-    const REDEEM: &str = "DELETE FROM sign_in_flows WHERE state = $1 \
+/// Takes the flow out of the database if this browser started it, so it is
+/// redeemed at most once: of two racing completions only one gets the row
+/// back. A completion from another browser (someone who learnt the state)
+/// finds nothing and leaves the flow for its own browser. Once taken, the
+/// flow is gone even when the checks that follow refuse it, as a used state
+/// should be.
+async fn redeem(
+    db: &DatabaseConnection,
+    state: &str,
+    browser: SecretHash,
+) -> Result<Option<sign_in_flow::Model>> {
+    const REDEEM: &str = "DELETE FROM sign_in_flows WHERE state = $1 AND browser_hash = $2 \
          RETURNING state, provider, nonce, pkce_verifier, browser_hash, created_at";
-    let statement =
-        Statement::from_sql_and_values(db.get_database_backend(), REDEEM, [state.into()]);
+    let values = [state.into(), browser.to_vec().into()];
+    let statement = Statement::from_sql_and_values(db.get_database_backend(), REDEEM, values);
     Ok(sign_in_flow::Entity::find()
         .from_raw_sql(statement)
         .one(db)

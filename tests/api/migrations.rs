@@ -45,6 +45,32 @@ on_both_databases! {
         app.signup().await;
     }
 
+    async fn the_sign_in_limit_migration_keeps_every_counted_attempt(app: TestApp) {
+        // Counted attempts of both earlier kinds, as an older release made them.
+        let user = app.signup().await;
+        let wrong = json!({ "email": user.email, "password": "not the password" });
+        assert_error(&app.graphql(LOGIN, wrong, None).await, "INVALID_CREDENTIALS");
+        let migration = Migrator::migrations()
+            .into_iter()
+            .find(|m| m.name() == "m20261204_000013_count_sign_in_starts")
+            .expect("the migration admitting sign-in starts");
+        let manager = SchemaManager::new(&app.db);
+        let attempts = "SELECT id FROM auth_attempts ORDER BY id";
+        let before = app.query_i64(attempts).await;
+        assert_eq!(before.len(), 2, "one signup, one failed login");
+        migration.down(&manager).await.expect("undoing it");
+        let sign_in = "INSERT INTO auth_attempts (kind, subject, address, created_at) \
+                       VALUES ('sign_in', '127.0.0.1', '127.0.0.1', '2026-01-01 00:00:00+00:00')";
+        use sea_orm::ConnectionTrait;
+        assert!(app.db.execute_unprepared(sign_in).await.is_err(), "refused before");
+        migration.up(&manager).await.expect("applying it again");
+        assert_eq!(app.query_i64(attempts).await, before, "the same rows, the same ids");
+        app.execute(sign_in).await;
+        // New attempts still number after the old ones: forgiving a login relies on it.
+        let ids = app.query_i64(attempts).await;
+        assert!(ids[2] > ids[1], "{ids:?}");
+    }
+
     async fn undoing_the_lifecycle_migration_keeps_keys_and_who_had_a_default_key(app: TestApp) {
         let user = app.signup().await;
         let rotation = "mutation($id: UUID!) { rotateKey(input: { id: $id, gracePeriodSeconds: 60 }) { secret } }";

@@ -275,4 +275,91 @@ on_both_backends! {
         keymeter::service::sign_in::forget_expired_flows(&db, later).await.unwrap();
         assert_eq!(app.query_i64(flows).await, [0]);
     }
+
+    async fn a_completion_from_another_browser_leaves_the_flow_for_its_own(backend: Backend) {
+        let Some(app) = spawn(backend, |_| {}).await else { return };
+        let (sub, _) = new_subject().await;
+        let dance = app.dance("mock", &sub).await;
+        // Someone who learnt the state tries it from their own browser, or none.
+        let thief = app.dance("mock", &sub).await.cookie;
+        let stolen = app.complete_sign_in_at(app.addr, "mock", &dance, Some(&thief)).await;
+        assert_error(&stolen, "INVALID_CREDENTIALS");
+        let bare = app.complete_sign_in_at(app.addr, "mock", &dance, None).await;
+        assert_error(&bare, "INVALID_CREDENTIALS");
+        // The browser that started it still completes it.
+        let own = app.complete_sign_in("mock", &dance).await;
+        assert!(own.get("errors").is_none(), "{own:#}");
+    }
+
+    async fn sign_in_starts_are_limited_per_client_address_across_processes(backend: Backend) {
+        let Some(app) = spawn(backend, |config| config.sign_ins_per_address = 3).await else { return };
+        let other = app.spawn_second_server().await;
+        app.start_sign_in(app.addr, "mock").await;
+        app.start_sign_in(app.addr, "mock").await;
+        app.start_sign_in(other, "mock").await;
+        for addr in [app.addr, other] {
+            let refused = start_raw(&app, addr, "mock").await;
+            assert_error(&refused, "RATE_LIMITED");
+            assert!(refused["errors"][0]["extensions"]["retryAfterSeconds"].as_u64().unwrap() >= 1);
+        }
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM sign_in_flows").await, [3]);
+        // Unknown providers are counted too: the count comes before any work.
+        app.clock.advance(chrono::Duration::minutes(11));
+        for _ in 0..3 {
+            assert_error(&start_raw(&app, app.addr, "nobody").await, "BAD_USER_INPUT");
+        }
+        assert_error(&start_raw(&app, app.addr, "mock").await, "RATE_LIMITED");
+    }
+
+    async fn the_flows_stored_at_once_are_capped(backend: Backend) {
+        let Some(app) = spawn(backend, |config| {
+            config.max_sign_in_flows = 2;
+            config.sign_ins_per_address = 0;
+        })
+        .await else { return };
+        let racing = join_all((0..6).map(|_| start_raw(&app, app.addr, "mock"))).await;
+        let stored = racing.iter().filter(|answer| answer.get("errors").is_none()).count();
+        let limited = racing.iter().filter(|answer| error_code(answer) == Some("RATE_LIMITED")).count();
+        assert_eq!((stored, limited), (2, 4), "{racing:#?}");
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM sign_in_flows").await, [2]);
+        // Expired flows free their places, swept or not.
+        app.clock.advance(chrono::Duration::minutes(11));
+        app.start_sign_in(app.addr, "mock").await;
+    }
+
+    async fn one_request_starts_at_most_one_sign_in_and_never_echoes_the_provider(backend: Backend) {
+        let Some(app) = spawn(backend, |_| {}).await else { return };
+        let two = r#"mutation { a: startSignIn(provider: "mock") { authorizationUrl } b: startSignIn(provider: "mock") { authorizationUrl } }"#;
+        let answer = start_query(&app, two, json!({})).await;
+        assert_error(&answer, "BAD_USER_INPUT");
+        assert!(answer["data"].is_null(), "{answer:#}");
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM sign_in_flows").await, [0]);
+        // An unknown provider id of any length is refused without being echoed.
+        for provider in ["x".repeat(100_000), format!("nobody-{}", "y".repeat(40))] {
+            let answer = start_raw(&app, app.addr, &provider).await;
+            assert_error(&answer, "BAD_USER_INPUT");
+            let text = answer.to_string();
+            assert!(text.len() < 1_000 && !text.contains("yyyy") && !text.contains("xxxx"), "{text}");
+        }
+    }
+}
+
+async fn start_query(
+    app: &TestApp,
+    query: &str,
+    variables: serde_json::Value,
+) -> serde_json::Value {
+    app.graphql(query, variables, None).await
+}
+
+/// startSignIn at `addr`, its answer as it is.
+async fn start_raw(app: &TestApp, addr: std::net::SocketAddr, provider: &str) -> serde_json::Value {
+    let query =
+        "mutation($provider: String!) { startSignIn(provider: $provider) { authorizationUrl } }";
+    send_graphql(
+        app.http
+            .post(format!("http://{addr}/graphql"))
+            .json(&json!({ "query": query, "variables": { "provider": provider } })),
+    )
+    .await
 }
