@@ -20,7 +20,12 @@ use crate::domain::VerifyCode;
 
 /// Distinct operation names labelled at most: names are chosen by clients,
 /// and each label value is a series kept forever. Later ones are "other".
+/// Only an operation that validated and ran may name a label at all.
 const MAX_OPERATIONS: usize = 100;
+
+/// The one label of every request that ran nothing: unparsable, invalid, or
+/// naming an operation its document does not hold.
+const NOT_RUN: &str = "not_run";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
@@ -110,8 +115,15 @@ impl Metrics {
         self.charge_batch_size.observe(calls as f64);
     }
 
-    pub fn graphql_request(&self, operation: Option<&str>, took: Duration) {
-        let operation = self.operation_label(operation);
+    /// One request's duration, labelled by the operation it ran: `ran` is
+    /// None when nothing was executed (the document did not parse or
+    /// validate, or named no operation it holds), Some(None) for an
+    /// anonymous operation.
+    pub fn graphql_request(&self, ran: Option<Option<&str>>, took: Duration) {
+        let operation = match ran {
+            None => NOT_RUN.to_owned(),
+            Some(name) => self.operation_label(name),
+        };
         self.request_duration
             .get_or_create(&OperationLabel { operation })
             .observe(took.as_secs_f64());
@@ -182,6 +194,22 @@ fn pool_counts(db: &DatabaseConnection) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_that_ran_nothing_share_one_label() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.graphql_request(None, Duration::from_millis(1));
+        }
+        metrics.graphql_request(Some(Some("Keys")), Duration::from_millis(1));
+        let text = {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
+            text
+        };
+        assert!(text.contains("operation=\"not_run\"} 3"), "{text}");
+        assert!(text.contains("operation=\"Keys\"} 1"), "{text}");
+    }
 
     #[test]
     fn operation_names_are_bounded_and_plain() {

@@ -6,6 +6,7 @@ mod context;
 mod documents;
 mod guard;
 mod mutation;
+mod operation;
 mod points;
 mod query;
 mod scalars;
@@ -16,6 +17,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 pub use context::{ClientAddress, RequestAuth, SignInBrowser};
 pub use documents::Documents;
+pub use operation::RanOperation;
 
 use std::sync::Arc;
 
@@ -64,6 +66,7 @@ pub fn schema(state: AppState, metrics: Arc<Metrics>, config: &Config) -> Keymet
         .data(metrics)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
+        .extension(operation::RecordOperation)
         .extension(budget::AnswerBudget {
             max_complexity: config.max_query_complexity,
             max_usage_points: config.max_usage_points,

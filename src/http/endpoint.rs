@@ -17,7 +17,9 @@ use tracing::Instrument as _;
 
 use super::refusal::Refusal;
 use crate::graphql::session_cookie::{PageRequest, SESSION_COOKIE};
-use crate::graphql::{ClientAddress, Documents, KeymeterSchema, RequestAuth, SignInBrowser};
+use crate::graphql::{
+    ClientAddress, Documents, KeymeterSchema, RanOperation, RequestAuth, SignInBrowser,
+};
 use crate::metrics::{is_plain_name, Metrics};
 use crate::service::sign_in::BROWSER_COOKIE;
 
@@ -83,10 +85,11 @@ impl Endpoint {
             .data(page)
             .data(ClientAddress(client))
             .data(SignInBrowser(cookie(&parts.headers, BROWSER_COOKIE)));
+        let ran = RanOperation::default();
+        let request = request.data(ran.clone());
         let started = Instant::now();
         let mut response = self.schema.execute(request).instrument(span).await;
-        self.metrics
-            .graphql_request(operation.as_deref(), started.elapsed());
+        self.metrics.graphql_request(ran.get(), started.elapsed());
         for error in &mut response.errors {
             default_error_code(error);
         }

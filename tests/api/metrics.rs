@@ -63,6 +63,32 @@ on_both_databases! {
         let charged = sample(&text, "keymeter_charge_batch_size_sum");
         assert_eq!(charged, 6.0, "{text}");
     }
+
+    async fn only_operations_that_ran_name_a_label(app: TestApp) {
+        // 120 names the documents do not hold, 30 documents that do not
+        // validate: once these took every one of the 100 label values.
+        for i in 0..120 {
+            let body = json!({ "query": "{ __typename }", "operationName": format!("Forged{i}") });
+            let answer = send_graphql(app.http.post(app.url("/graphql")).json(&body)).await;
+            assert_error(&answer, "BAD_USER_INPUT");
+        }
+        for i in 0..30 {
+            let body = json!({ "query": format!("query Invalid{i} {{ noSuchField }}") });
+            let answer = send_graphql(app.http.post(app.url("/graphql")).json(&body)).await;
+            assert_error(&answer, "BAD_USER_INPUT");
+        }
+        let user = app.signup().await;
+        assert_eq!(named_verify(&app, user.default_secret(), 1).await, "VALID");
+        let text = scrape(&app).await;
+        let count = |operation: &str| {
+            let name = format!("keymeter_graphql_request_duration_seconds_count{{operation=\"{operation}\"}}");
+            sample(&text, &name)
+        };
+        assert_eq!(count("not_run"), 150.0, "{text}");
+        assert_eq!(count("Verify"), 1.0, "{text}");
+        assert_eq!(count("Signup"), 1.0, "{text}");
+        assert!(!text.contains("Forged") && !text.contains("Invalid"), "{text}");
+    }
 }
 
 on_both_backends! {
