@@ -1,24 +1,31 @@
-//! What one request will make the server produce, bounded before it runs.
+//! What one request will make the server produce, bounded by what it will
+//! hold, not by how it is spelled.
 //!
 //! async-graphql's complexity counts a list's children once, whatever the
 //! list holds, so twenty aliased HOUR series over a large account once
-//! answered 38 MB. Here the answer is measured by what it will hold: a
-//! usageSeries renders buckets × (its keys + the total) points, and the
-//! lists that grow with an account (`keys`, `keysUsage.keys`, a series'
-//! `keys`) cost their items' fields once per key the account really has.
-//! Both are refused (BAD_USER_INPUT, saying the limit) before any resolver
-//! runs, so a refused request does no work but one count of the user's keys.
+//! answered 38 MB. Here:
 //!
-//! The measure runs after validation, on the operation about to execute
-//! (fragments expanded, aliases counted, `@skip`/`@include` applied), so it
-//! follows no fragment cycle, and the guard has already bounded the
-//! expanded document to `guard::MAX_EXPANDED_FIELDS` fields.
+//! - usage points: a usageSeries renders buckets × (its keys + the total)
+//!   points. They are measured on the operation about to execute (after
+//!   validation: fragments expanded, aliases counted, `@skip`/`@include`
+//!   applied, so no fragment cycle is followed) and refused (BAD_USER_INPUT,
+//!   saying the limit) before any resolver runs; a series without keyIds
+//!   is counted with every key that was usable in its range (one indexed
+//!   count, made only for such documents).
+//! - lists that grow with an account (`keys`, `keysUsage.keys`, a series'
+//!   `keys`) cost their items' fields once per key they really hold, in the
+//!   same budget as the complexity validation counted (`RequestCost`). A
+//!   series' lists are charged with its points, before it runs; `keys` and
+//!   `keysUsage` charge theirs as soon as they have read the rows, before a
+//!   single one is rendered, so they cost no query of their own. A list
+//!   that would pass the limit answers BAD_USER_INPUT in place of its rows.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextValidation,
 };
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Field, FragmentDefinition, OperationDefinition,
@@ -26,8 +33,8 @@ use async_graphql::parser::types::{
 };
 use async_graphql::parser::Positioned;
 use async_graphql::{
-    ErrorExtensions, Name, Response, ServerError, ServerResult, ValidationResult,
-    Value as ConstValue, Variables,
+    Context, ErrorExtensions, Name, Request, Response, SelectionField, ServerError, ServerResult,
+    ValidationResult, Value as ConstValue, Variables,
 };
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
@@ -35,7 +42,7 @@ use std::collections::{HashMap, HashSet};
 use super::context::{signed_in_user, RequestAuth};
 use crate::domain::{instant, Interval, SeriesRange};
 use crate::error::{Error, Result};
-use crate::service::keys::{self, KeyCounts};
+use crate::service::keys;
 use crate::state::AppState;
 
 /// The limits one request is held to.
@@ -52,21 +59,78 @@ impl ExtensionFactory for AnswerBudget {
         Arc::new(BudgetCheck {
             budget: *self,
             captured: Mutex::default(),
-            complexity: AtomicUsize::new(0),
+            cost: Arc::new(RequestCost {
+                limit: self.max_complexity as u64,
+                spent: AtomicU64::new(0),
+            }),
         })
     }
 }
 
-/// One request's check: the document kept from parsing when it selects a
-/// list that grows with an account, and the complexity validation counted.
+/// One request's complexity: what validation counted, plus what its lists
+/// turned out to hold. Shared by the extension and the resolvers (it is
+/// the request's data).
+pub struct RequestCost {
+    limit: u64,
+    spent: AtomicU64,
+}
+
+impl RequestCost {
+    /// Adds `cost`, or refuses it when the request would pass the limit
+    /// (the cost is then not kept, so another list may still fit).
+    fn take(&self, cost: u64, with_keys: u64) -> Result<()> {
+        let before = self.spent.fetch_add(cost, Ordering::Relaxed);
+        let after = before.saturating_add(cost);
+        if after <= self.limit {
+            return Ok(());
+        }
+        self.spent.fetch_sub(cost, Ordering::Relaxed);
+        Err(Error::bad_input(format!(
+            "Query is too complex: with this account's {with_keys} keys it costs {after}, and at \
+             most {} is allowed; select fewer fields or aliases of its key lists",
+            self.limit
+        )))
+    }
+}
+
+/// Charges a list of `rows` keys whose items select `item_fields` fields
+/// (validation counted one item already), before it is rendered.
+pub fn charge_key_list(ctx: &Context<'_>, rows: usize, item_fields: u64) -> Result<()> {
+    let Some(cost) = ctx.data_opt::<Arc<RequestCost>>() else {
+        return Ok(());
+    };
+    let extra = (rows as u64).saturating_sub(1).saturating_mul(item_fields);
+    cost.take(extra, rows as u64)
+}
+
+/// Fields selected under `field`, at every depth: what async-graphql's
+/// complexity counts for one item of the list `field` answers.
+pub fn item_fields(field: SelectionField<'_>) -> u64 {
+    field
+        .selection_set()
+        .map(|child| 1 + item_fields(child))
+        .sum()
+}
+
+/// One request's check: the document kept from parsing when it asks a
+/// usageSeries, and the request's complexity.
 struct BudgetCheck {
     budget: AnswerBudget,
     captured: Mutex<Option<(ExecutableDocument, Variables)>>,
-    complexity: AtomicUsize,
+    cost: Arc<RequestCost>,
 }
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for BudgetCheck {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        next.run(ctx, request.data(self.cost.clone())).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -75,8 +139,8 @@ impl Extension for BudgetCheck {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        // Most requests (verifyKey, me) select no such list: no copy for them.
-        if selects_account_sized_lists(&document) {
+        // Most requests (verifyKey, me, keys) ask no series: no copy for them.
+        if asks_usage_series(&document) {
             let mut captured = self.captured.lock().unwrap_or_else(|p| p.into_inner());
             *captured = Some((document.clone(), variables.clone()));
         }
@@ -89,7 +153,9 @@ impl Extension for BudgetCheck {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
-        self.complexity.store(result.complexity, Ordering::Relaxed);
+        self.cost
+            .spent
+            .store(result.complexity as u64, Ordering::Relaxed);
         Ok(result)
     }
 
@@ -142,9 +208,11 @@ impl BudgetCheck {
         let Ok(user) = signed_in_user(auth, state).await else {
             return Ok(());
         };
-        let counts = keys::counts(&state.db, user.id, demand.series_window()).await?;
-        let static_complexity = self.complexity.load(Ordering::Relaxed);
-        demand.within(&self.budget, static_complexity, &counts)
+        let usable = match demand.series_window() {
+            Some((from, to)) => keys::usable_within(&state.db, user.id, from, to).await?,
+            None => 0,
+        };
+        demand.within(&self.budget, &self.cost, usable)
     }
 }
 
@@ -159,17 +227,13 @@ fn operation<'a>(
     }
 }
 
-/// The root fields whose answers grow with the account.
-const ACCOUNT_SIZED: [&str; 3] = ["keys", "keysUsage", "usageSeries"];
-
-/// Whether any selection anywhere in the document names such a field: a
+/// Whether any selection anywhere in the document names `usageSeries`: a
 /// walk of each definition once, spreads not followed.
-fn selects_account_sized_lists(document: &ExecutableDocument) -> bool {
+fn asks_usage_series(document: &ExecutableDocument) -> bool {
     fn any(set: &SelectionSet) -> bool {
         set.items.iter().any(|item| match &item.node {
             Selection::Field(field) => {
-                ACCOUNT_SIZED.contains(&field.node.name.node.as_str())
-                    || any(&field.node.selection_set.node)
+                field.node.name.node == "usageSeries" || any(&field.node.selection_set.node)
             }
             Selection::InlineFragment(inline) => any(&inline.node.selection_set.node),
             Selection::FragmentSpread(_) => false,
@@ -288,22 +352,19 @@ impl<'a> Inputs<'a> {
     }
 }
 
-/// Which of the account's keys a list holds at most.
+/// Which keys a series lists at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeysListed {
-    All,
-    Unrevoked,
     /// Keys that could have usage within the request's series window.
     UsableInWindow,
     Given(u64),
 }
 
 impl KeysListed {
-    fn count(self, counts: &KeyCounts) -> u64 {
+    /// At most how many keys, with `usable` keys in the request's window.
+    fn count(self, usable: u64) -> u64 {
         match self {
-            Self::All => counts.all,
-            Self::Unrevoked => counts.unrevoked,
-            Self::UsableInWindow => counts.usable_in_window,
+            Self::UsableInWindow => usable,
             Self::Given(n) => n,
         }
     }
@@ -344,29 +405,8 @@ const DEFAULT_FROM_REACH: Duration = Duration::days(32);
 impl Demand {
     fn of<'a>(inputs: &Inputs<'a>, root: &'a Positioned<SelectionSet>, now: DateTime<Utc>) -> Self {
         let mut demand = Self::default();
-        for field in inputs.fields(root) {
-            match field.name.node.as_str() {
-                "keys" => {
-                    let revoked = inputs.argument(field, "includeRevoked");
-                    demand.lists.push(KeyList {
-                        keys: match revoked {
-                            Some(ConstValue::Boolean(true)) => KeysListed::All,
-                            _ => KeysListed::Unrevoked,
-                        },
-                        item_fields: inputs.size(&field.selection_set),
-                    });
-                }
-                "keysUsage" => {
-                    for keys in named(inputs, &field.selection_set, "keys") {
-                        demand.lists.push(KeyList {
-                            keys: KeysListed::All,
-                            item_fields: inputs.size(&keys.selection_set),
-                        });
-                    }
-                }
-                "usageSeries" => demand.add_series(inputs, field, now),
-                _ => {}
-            }
+        for field in named(inputs, root, "usageSeries") {
+            demand.add_series(inputs, field, now);
         }
         demand
     }
@@ -443,11 +483,11 @@ impl Demand {
         })
     }
 
-    fn usage_points(&self, counts: &KeyCounts) -> u64 {
+    fn usage_points(&self, usable: u64) -> u64 {
         self.series
             .iter()
             .map(|series| {
-                let keys = series.keys.count(counts);
+                let keys = series.keys.count(usable);
                 let per_bucket = series
                     .totals
                     .saturating_add(series.points_per_key.saturating_mul(keys));
@@ -456,26 +496,17 @@ impl Demand {
             .fold(0, u64::saturating_add)
     }
 
-    /// async-graphql's complexity counted each list's item once; here each
-    /// counts once per key the list holds.
-    fn complexity(&self, static_complexity: usize, counts: &KeyCounts) -> u64 {
-        self.lists
-            .iter()
-            .fold(static_complexity as u64, |total, list| {
-                let items = list.keys.count(counts);
-                total
-                    .saturating_sub(list.item_fields)
-                    .saturating_add(items.saturating_mul(list.item_fields))
-            })
+    /// What the series' key lists add to the complexity validation counted
+    /// (one item each), at the account's size.
+    fn lists_cost(&self, usable: u64) -> u64 {
+        self.lists.iter().fold(0, |total, list| {
+            let extra = list.keys.count(usable).saturating_sub(1);
+            total.saturating_add(extra.saturating_mul(list.item_fields))
+        })
     }
 
-    fn within(
-        &self,
-        budget: &AnswerBudget,
-        static_complexity: usize,
-        counts: &KeyCounts,
-    ) -> Result<()> {
-        let points = self.usage_points(counts);
+    fn within(&self, budget: &AnswerBudget, cost: &RequestCost, usable: u64) -> Result<()> {
+        let points = self.usage_points(usable);
         if points > budget.max_usage_points {
             return Err(Error::bad_input(format!(
                 "usageSeries: at most {} usage points per request (buckets × (keys + total), over \
@@ -484,15 +515,7 @@ impl Demand {
                 budget.max_usage_points
             )));
         }
-        let complexity = self.complexity(static_complexity, counts);
-        if complexity > budget.max_complexity as u64 {
-            return Err(Error::bad_input(format!(
-                "Query is too complex: with this account's keys it costs {complexity}, and at \
-                 most {} is allowed; select fewer fields or aliases of its key lists",
-                budget.max_complexity
-            )));
-        }
-        Ok(())
+        cost.take(self.lists_cost(usable), usable)
     }
 }
 
@@ -522,14 +545,6 @@ mod tests {
         Demand::of(&inputs, &operation.node.selection_set, now)
     }
 
-    fn counts(all: u64) -> KeyCounts {
-        KeyCounts {
-            all,
-            unrevoked: all,
-            usable_in_window: all,
-        }
-    }
-
     #[test]
     fn points_count_buckets_times_keys_and_total_over_aliases_and_fragments() {
         let query = r#"
@@ -546,7 +561,7 @@ mod tests {
         assert_eq!(demand.series.len(), 2);
         assert_eq!(demand.series[0].buckets, 168);
         // a: 168 × (1 + 10); b: 168 × (1 + 2 × 10).
-        assert_eq!(demand.usage_points(&counts(10)), 168 * 11 + 168 * 21);
+        assert_eq!(demand.usage_points(10), 168 * 11 + 168 * 21);
     }
 
     #[test]
@@ -559,20 +574,30 @@ mod tests {
         assert_eq!(demand.series[0].keys, KeysListed::Given(2));
         // From 32 days back, widened to whole days, to today's end.
         assert_eq!(demand.series[0].buckets, 33);
-        assert_eq!(demand.usage_points(&counts(1_000)), 33 * 2 + 33);
+        assert_eq!(demand.usage_points(1_000), 33 * 2 + 33);
     }
 
     #[test]
-    fn lists_cost_their_fields_per_key() {
-        let query = "{ keys(includeRevoked: true) { id name } keysUsage { keys { credits apiKey { id } } } }";
+    fn a_series_key_list_costs_its_fields_per_key() {
+        let query = r#"{ usageSeries(keyIds: ["a", "b", "c"]) { keys { apiKey { id name } } } }"#;
         let demand = demand(query, serde_json::json!({}));
-        assert_eq!(demand.lists.len(), 2);
-        // Validation counted one item of each: 2 and 3 fields.
+        // apiKey, id and name: 3 fields, counted once by validation.
+        assert_eq!(demand.lists_cost(0), 2 * 3);
+        let cost = RequestCost {
+            limit: 10,
+            spent: AtomicU64::new(5),
+        };
+        assert!(cost.take(5, 3).is_ok());
+        assert!(cost
+            .take(1, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("too complex"));
         assert_eq!(
-            demand.complexity(100, &counts(50)),
-            100 - 2 - 3 + 50 * 2 + 50 * 3
+            cost.spent.load(Ordering::Relaxed),
+            10,
+            "a refused cost is not kept"
         );
-        assert_eq!(demand.complexity(100, &counts(0)), 95);
     }
 
     #[test]
@@ -585,8 +610,12 @@ mod tests {
             max_complexity: 10_000,
             max_usage_points: 25_000,
         };
-        assert!(demand.within(&budget, 10, &counts(100)).is_ok());
-        let err = demand.within(&budget, 10, &counts(200)).unwrap_err();
+        let cost = RequestCost {
+            limit: 10_000,
+            spent: AtomicU64::new(10),
+        };
+        assert!(demand.within(&budget, &cost, 100).is_ok());
+        let err = demand.within(&budget, &cost, 200).unwrap_err();
         assert_eq!(err.code(), "BAD_USER_INPUT");
         assert!(err.to_string().contains("25000"), "{err}");
     }

@@ -2,9 +2,9 @@ use async_graphql::{Context, Object};
 use uuid::Uuid;
 
 use super::context::{current_user, state};
-use super::cost;
 use super::scalars::DateTime;
 use super::types::{ApiKey, AuthProvider, KeysUsage, UsageSeries, User};
+use super::{budget, cost};
 use crate::domain::Interval;
 use crate::error::Result;
 use crate::metering::SeriesAsk;
@@ -32,6 +32,7 @@ impl Query {
         // Reading the account provisions it if signup could not.
         accounts::billing_account(&state.db, &state.policy, user.id, now).await?;
         let keys = keys::list(&state.db, user.id, include_revoked.unwrap_or(false)).await?;
+        budget::charge_key_list(ctx, keys.len(), budget::item_fields(ctx.field()))?;
         Ok(keys.into_iter().map(|key| ApiKey::new(key, now)).collect())
     }
 
@@ -39,7 +40,15 @@ impl Query {
     #[graphql(complexity = "cost::USAGE + child_complexity")]
     async fn keys_usage(&self, ctx: &Context<'_>) -> Result<KeysUsage> {
         let user = current_user(ctx).await?;
-        Ok(state(ctx).metering.keys_usage(user.id).await?.into())
+        let usage = state(ctx).metering.keys_usage(user.id).await?;
+        let item_fields = ctx
+            .field()
+            .selection_set()
+            .filter(|field| field.name() == "keys")
+            .map(budget::item_fields)
+            .sum();
+        budget::charge_key_list(ctx, usage.keys.len(), item_fields)?;
+        Ok(usage.into())
     }
 
     /// v2: charged credits and requests of the signed-in user's keys over time. Defaults: from

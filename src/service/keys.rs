@@ -205,51 +205,32 @@ pub async fn list(
         .await?)
 }
 
-/// How many keys a user's lists can hold: every key, the unrevoked ones,
-/// and those that were usable at some instant of a window (so could have
-/// been charged in it: made before its end, neither revoked nor expired
-/// before its start).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct KeyCounts {
-    pub all: u64,
-    pub unrevoked: u64,
-    pub usable_in_window: u64,
-}
-
-/// The user's `KeyCounts`, in one indexed read (the window's count is 0
-/// without a window).
-pub async fn counts(
+/// How many of the user's keys were usable at some instant of [from, to),
+/// so could have been charged in it: made before its end, neither revoked
+/// nor expired before its start. One indexed count: what a usage series
+/// over that range can list at most.
+pub async fn usable_within(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
-    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
-) -> Result<KeyCounts> {
-    const COUNTS: &str = "SELECT COUNT(*),
- COALESCE(SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0),
- COALESCE(SUM(CASE WHEN $2 AND created_at < $4
-   AND (revoked_at IS NULL OR revoked_at > $3)
-   AND (expires_at IS NULL OR expires_at > $3) THEN 1 ELSE 0 END), 0)
- FROM api_keys WHERE user_id = $1";
-    let (from, to) = window.unwrap_or((DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH));
-    let values = [
-        user_id.into(),
-        window.is_some().into(),
-        from.into(),
-        to.into(),
-    ];
-    let backend = conn.get_database_backend();
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(backend, COUNTS, values))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("COUNT(*) answered no row"))?;
-    let count = |index| -> Result<u64> {
-        let n: i64 = row.try_get_by_index(index)?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    };
-    Ok(KeyCounts {
-        all: count(0)?,
-        unrevoked: count(1)?,
-        usable_in_window: count(2)?,
-    })
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<u64> {
+    let count = api_key::Entity::find()
+        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::CreatedAt.lt(to))
+        .filter(
+            Condition::any()
+                .add(api_key::Column::RevokedAt.is_null())
+                .add(api_key::Column::RevokedAt.gt(from)),
+        )
+        .filter(
+            Condition::any()
+                .add(api_key::Column::ExpiresAt.is_null())
+                .add(api_key::Column::ExpiresAt.gt(from)),
+        )
+        .count(conn)
+        .await?;
+    Ok(count)
 }
 
 fn owned_by(user_id: Uuid, key_id: Uuid) -> Condition {
