@@ -15,6 +15,7 @@ mod m20261130_000010_key_lifecycle;
 mod m20261130_000011_hourly_key_usage;
 mod m20261130_000012_daily_key_usage;
 mod m20261204_000013_count_sign_in_starts;
+mod m20261204_000014_refunds;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_hourly_key_usage::Migration),
             Box::new(m20261130_000012_daily_key_usage::Migration),
             Box::new(m20261204_000013_count_sign_in_starts::Migration),
+            Box::new(m20261204_000014_refunds::Migration),
         ]
     }
 }

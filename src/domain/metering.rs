@@ -75,17 +75,7 @@ impl Charge {
             }
         }
         if let Some(request_id) = &request_id {
-            if !(1..=Self::MAX_REQUEST_ID_CHARS).contains(&request_id.chars().count()) {
-                return Err(Error::bad_input("requestId: 1 to 128 characters"));
-            }
-            // It is stored and compared as given: an invisible character
-            // would make two ids that look the same different, and a NUL
-            // cannot be stored in PostgreSQL text at all.
-            if !is_printable(request_id) {
-                return Err(Error::bad_input(
-                    "requestId: must not contain control, format or bidi characters",
-                ));
-            }
+            Self::check_request_id(request_id)?;
         }
         Ok(Self {
             credits,
@@ -93,6 +83,46 @@ impl Charge {
             request_id,
         })
     }
+
+    /// A requestId as verifyKey and refundUsage take it.
+    pub fn check_request_id(request_id: &str) -> Result<()> {
+        if !(1..=Self::MAX_REQUEST_ID_CHARS).contains(&request_id.chars().count()) {
+            return Err(Error::bad_input("requestId: 1 to 128 characters"));
+        }
+        // It is stored and compared as given: an invisible character
+        // would make two ids that look the same different, and a NUL
+        // cannot be stored in PostgreSQL text at all.
+        if !is_printable(request_id) {
+            return Err(Error::bad_input(
+                "requestId: must not contain control, format or bidi characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What refundUsage did with a charged call (contract v3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum RefundCode {
+    /// The call's credits and request were taken back.
+    Refunded,
+    /// An earlier refund already took it back; nothing changed.
+    AlreadyRefunded,
+    /// No charged call with this requestId for this key in the last 24
+    /// hours (a free check, a refused call, an unknown key or requestId).
+    NotFound,
+    /// The charge belongs to a billing cycle that has ended; nothing changed.
+    CycleEnded,
+}
+
+/// refundUsage's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refund {
+    pub code: RefundCode,
+    /// Credits given back (0 unless REFUNDED).
+    pub credits: i64,
+    /// The account's remaining credits after it; None for an unknown key.
+    pub remaining_credits: Option<i64>,
 }
 
 #[cfg(test)]

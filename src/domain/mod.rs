@@ -20,7 +20,7 @@ mod properties;
 pub use cycle::Cycle;
 pub use email::Email;
 pub use key::{GracePeriod, KeyExpiry, KeyName, KeyStatus, KeyType};
-pub use metering::{Charge, VerifyCode};
+pub use metering::{Charge, Refund, RefundCode, VerifyCode};
 pub use password::Password;
 pub use policy::{AccountPolicy, Limit, LoginLimits, ROTATION_GRACE_ALLOWANCE};
 pub use secret::{BrowserBinding, SecretHash, SessionToken};

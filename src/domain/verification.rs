@@ -18,8 +18,13 @@ pub struct KeyRef {
 pub struct Verification {
     pub code: VerifyCode,
     pub key: Option<KeyRef>,
+    /// The key's account.
+    pub account_id: Option<Uuid>,
     pub remaining_credits: Option<i64>,
     pub cycle_end: Option<DateTime<Utc>>,
+    /// Set as the answer leaves metering (`answered_at`): with
+    /// USAGE_EXCEEDED, seconds until the cycle ends, rounded up, at least 1.
+    pub retry_after_secs: Option<i64>,
 }
 
 impl Verification {
@@ -27,8 +32,10 @@ impl Verification {
         Self {
             code: VerifyCode::NotFound,
             key: None,
+            account_id: None,
             remaining_credits: None,
             cycle_end: None,
+            retry_after_secs: None,
         }
     }
 
@@ -37,16 +44,33 @@ impl Verification {
     pub fn for_key(
         code: VerifyCode,
         key: KeyRef,
-        monthly_credits: i64,
+        account: &AccountPricing,
         used: i64,
         cycle: &Cycle,
     ) -> Self {
         Self {
             code,
             key: Some(key),
-            remaining_credits: Some((monthly_credits - used).max(0)),
+            account_id: Some(account.account_id),
+            remaining_credits: Some((account.monthly_credits - used).max(0)),
             cycle_end: Some(cycle.end),
+            retry_after_secs: None,
         }
+    }
+
+    /// The answer as given at `now`, with the seconds a refused call should
+    /// wait before it can succeed: with USAGE_EXCEEDED, until the cycle
+    /// ends and the credits renew (the same cycle arithmetic as cycleEnd),
+    /// rounded up and at least 1.
+    pub fn answered_at(mut self, now: DateTime<Utc>) -> Self {
+        self.retry_after_secs = match (self.code, self.cycle_end) {
+            (VerifyCode::UsageExceeded, Some(end)) => {
+                let millis = (end - now).num_milliseconds().max(0);
+                Some((millis.saturating_add(999) / 1000).max(1))
+            }
+            _ => None,
+        };
+        self
     }
 }
 

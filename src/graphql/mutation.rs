@@ -8,8 +8,8 @@ use super::cost;
 use super::session_cookie;
 use super::types::{
     ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
-    RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput, SignupPayload, User,
-    VerifyKeyInput, VerifyKeyResult,
+    RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput,
+    SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
 use crate::domain::{Charge, GracePeriod, KeyExpiry, KeyName, KeyType};
 use crate::error::Result;
@@ -109,6 +109,22 @@ impl Mutation {
         let verification = state(ctx).metering.verify(&input.key, charge).await?;
         metrics(ctx).verify_answered(verification.code);
         Ok(verification.into())
+    }
+
+    /// v3: gives back the credits of one charged call, found by its key and requestId, so that a
+    /// gateway charges only calls its upstream served. Needs no token: the secret is the credential,
+    /// as for verifyKey. Racing and repeated refunds of one call give back its credits once.
+    #[graphql(complexity = "cost::CHARGE + child_complexity")]
+    async fn refund_usage(
+        &self,
+        ctx: &Context<'_>,
+        input: RefundUsageInput,
+    ) -> Result<RefundResult> {
+        let refund = state(ctx)
+            .metering
+            .refund(&input.key, &input.request_id)
+            .await?;
+        Ok(refund.into())
     }
 
     /// v2: starts signing in with a configured provider (OpenID Connect authorization code flow

@@ -7,7 +7,7 @@ use super::context::state;
 use super::cost;
 use super::points::UsagePoints;
 use super::scalars::{saturating_i32, DateTime};
-use crate::domain::{Cycle, KeyStatus, KeyType, VerifyCode};
+use crate::domain::{Cycle, KeyStatus, KeyType, Refund, RefundCode, VerifyCode};
 use crate::domain::{Interval, Verification};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
@@ -228,6 +228,11 @@ pub struct VerifyKeyResult {
     /// When the account's current cycle ends and its credits renew; null when the key is unknown.
     /// Lets a gateway answer USAGE_EXCEEDED with a Retry-After.
     cycle_end: Option<DateTime>,
+    /// v3: the key's account; null when the key is unknown.
+    account_id: Option<Uuid>,
+    /// v3: with RATE_LIMITED, seconds until the window frees (at least 1); with USAGE_EXCEEDED,
+    /// seconds until cycleEnd (at least 1); null otherwise.
+    retry_after_seconds: Option<i32>,
 }
 
 impl From<Verification> for VerifyKeyResult {
@@ -239,8 +244,39 @@ impl From<Verification> for VerifyKeyResult {
             key_type: v.key.map(|key| key.key_type),
             remaining_credits: v.remaining_credits.map(saturating_i32),
             cycle_end: v.cycle_end.map(Into::into),
+            account_id: v.account_id,
+            retry_after_seconds: v.retry_after_secs.map(saturating_i32),
         }
     }
+}
+
+/// v3
+#[derive(SimpleObject)]
+pub struct RefundResult {
+    code: RefundCode,
+    /// Credits given back by this refund (0 unless REFUNDED).
+    credits: i32,
+    /// The account's remaining credits after it; null when the key is unknown.
+    remaining_credits: Option<i32>,
+}
+
+impl From<Refund> for RefundResult {
+    fn from(refund: Refund) -> Self {
+        Self {
+            code: refund.code,
+            credits: saturating_i32(refund.credits),
+            remaining_credits: refund.remaining_credits.map(saturating_i32),
+        }
+    }
+}
+
+/// v3
+#[derive(InputObject)]
+pub struct RefundUsageInput {
+    /// The secret the charged call presented.
+    pub key: String,
+    /// The requestId the charged call carried.
+    pub request_id: String,
 }
 
 #[derive(SimpleObject)]

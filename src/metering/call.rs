@@ -50,13 +50,7 @@ impl<'a> Call<'a> {
     }
 
     pub fn answer(&self, code: VerifyCode, used: i64) -> Verification {
-        Verification::for_key(
-            code,
-            self.key,
-            self.account.monthly_credits,
-            used,
-            &self.cycle,
-        )
+        Verification::for_key(code, self.key, &self.account, used, &self.cycle)
     }
 
     pub fn request_id(&self) -> Option<&str> {

@@ -34,7 +34,7 @@ pub async fn check(
     Ok(Verification::for_key(
         code,
         key.key_ref(),
-        account.monthly_credits,
+        &account,
         used,
         &cycle,
     ))

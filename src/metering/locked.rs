@@ -248,11 +248,16 @@ async fn record(
 }
 
 fn answer_values(call: &Call, answer: &Verification, now: DateTime<Utc>) -> Vec<Value> {
+    let charged = match answer.code {
+        VerifyCode::Valid => call.credits(),
+        _ => 0,
+    };
     vec![
         call.key.id.into(),
         call.request_id().map(str::to_owned).into(),
         answer.code.as_str().into(),
         answer.remaining_credits.unwrap_or(0).into(),
         answer.cycle_end.unwrap_or(now).into(),
+        charged.into(),
     ]
 }

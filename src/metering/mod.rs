@@ -7,6 +7,7 @@
 //!   → `isolate` (a failure stays with its call) → `one_statement`
 //!   (PostgreSQL, calls that fit as read) or `locked` (claim, lock, admit,
 //!   record) → `writes` (the write model) → `store` (the SQL);
+//! - a refund: `refund`, one short transaction taking a charge back;
 //! - keysUsage: `usage`, one query over rollups; usageSeries: `series`,
 //!   one query over hourly or daily rollups.
 //!
@@ -25,6 +26,7 @@ mod isolate;
 mod known_keys;
 mod locked;
 mod one_statement;
+mod refund;
 mod series;
 mod usage;
 mod writes;
@@ -36,7 +38,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::{AccountPolicy, Charge, SecretHash, Verification};
+use crate::domain::{AccountPolicy, Charge, Refund, SecretHash, Verification};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::service::lookups::Lookups;
@@ -86,10 +88,20 @@ impl Metering {
     #[tracing::instrument(name = "verify", skip_all, fields(credits = charge.credits, request_id = charge.request_id.is_some()))]
     pub async fn verify(&self, secret: &str, charge: Charge) -> Result<Verification> {
         let hash = SecretHash::of(secret).to_vec();
-        if charge.credits == 0 {
-            return check::check(&self.db, &self.policy, &self.lookups, hash, self.now()).await;
-        }
-        self.charger.charge(ChargeRequest { hash, charge }).await
+        let verification = if charge.credits == 0 {
+            check::check(&self.db, &self.policy, &self.lookups, hash, self.now()).await?
+        } else {
+            self.charger.charge(ChargeRequest { hash, charge }).await?
+        };
+        Ok(verification.answered_at(self.now()))
+    }
+
+    /// Gives back the credits of the call `secret` was charged with
+    /// `request_id`, once however many refunds race.
+    #[tracing::instrument(name = "refund", skip_all)]
+    pub async fn refund(&self, secret: &str, request_id: &str) -> Result<Refund> {
+        let hash = SecretHash::of(secret).to_vec();
+        refund::refund(&self.db, &self.lookups, hash, request_id, self.now()).await
     }
 
     #[tracing::instrument(name = "keys_usage", skip(self))]

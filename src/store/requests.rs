@@ -1,7 +1,9 @@
 //! requestId idempotency, in one place: how long an answer is remembered,
 //! the claim that decides which call of several with one id is charged,
-//! the answer it records, reading a remembered answer, and forgetting old
-//! ones. The locked charging path (`metering::locked`) is its only writer.
+//! the answer it records, reading a remembered answer, taking a charge back
+//! (refunds), and forgetting old ones. The locked charging path
+//! (`metering::locked`) writes claims and answers; `metering::refund` marks
+//! refunds.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
@@ -21,7 +23,8 @@ pub fn claim_request_ids(rows: usize) -> String {
          VALUES {}
          ON CONFLICT (api_key_id, request_id) DO UPDATE
             SET created_at = excluded.created_at, code = excluded.code,
-                remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end
+                remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end,
+                credits = 0, refunded_at = NULL
           WHERE verify_requests.created_at <= ${}
          RETURNING api_key_id, request_id",
         placeholders(rows, 6, 1),
@@ -37,9 +40,10 @@ pub struct Claimed {
 }
 
 /// Records the answer of a claimed (key, requestId): $1 key, $2 id, $3
-/// code, $4 remaining credits, $5 cycle end.
+/// code, $4 remaining credits, $5 cycle end, $6 the credits charged (0
+/// unless VALID), which a refund gives back.
 pub const ANSWER_REQUEST_ID: &str =
-    "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5
+    "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5, credits = $6
             WHERE api_key_id = $1 AND request_id = $2";
 
 #[derive(FromQueryResult)]
@@ -48,6 +52,7 @@ struct AnswerRow {
     remaining_credits: i64,
     cycle_end: DateTime<Utc>,
     key_type: KeyType,
+    account_id: Option<Uuid>,
 }
 
 /// The answer first given to `request_id` for this key, if within the TTL.
@@ -58,8 +63,9 @@ pub async fn remembered_answer(
     now: DateTime<Utc>,
 ) -> Result<Option<Verification>, DbErr> {
     const FIND: &str = "
-SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type
+SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type, b.id AS account_id
   FROM verify_requests r JOIN api_keys k ON k.id = r.api_key_id
+  LEFT JOIN billing_accounts b ON b.user_id = k.user_id
  WHERE r.api_key_id = $1 AND r.request_id = $2 AND r.created_at > $3";
     let values = vec![
         key_id.into(),
@@ -80,8 +86,10 @@ SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type
             id: key_id,
             key_type: row.key_type,
         }),
+        account_id: row.account_id,
         remaining_credits: Some(row.remaining_credits),
         cycle_end: Some(row.cycle_end),
+        retry_after_secs: None,
     }))
 }
 

@@ -30,6 +30,7 @@ mod outage;
 mod plans;
 mod process;
 mod rate_limits;
+mod refunds;
 mod refusals;
 mod series;
 mod server_process;
