@@ -54,7 +54,14 @@ impl Application {
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
         Ok(Self {
             listener,
-            router: http::router(schema, db, metrics, config, listening)?,
+            router: http::router(
+                schema,
+                state.metering.clone(),
+                db,
+                metrics,
+                config,
+                listening,
+            )?,
             state,
             limits: server_limits(config),
         })

@@ -55,13 +55,20 @@ impl From<anyhow::Error> for Error {
     }
 }
 
-impl ErrorExtensions for Error {
-    fn extend(&self) -> async_graphql::Error {
+impl Error {
+    /// Logs an internal error's cause; the client is told nothing of it.
+    /// The one place internal errors are logged: every answer made from an
+    /// `Error` (GraphQL's, the gateway's) passes here.
+    pub fn log_if_internal(&self) {
         if let Self::Internal(source) = self {
-            // The only place internal errors are logged: the client gets
-            // "internal server error" and nothing of the cause.
             tracing::error!(error = format!("{source:#}"), "request failed");
         }
+    }
+}
+
+impl ErrorExtensions for Error {
+    fn extend(&self) -> async_graphql::Error {
+        self.log_if_internal();
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());
             if let Self::RateLimited { retry_after_secs } = self {

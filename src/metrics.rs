@@ -100,14 +100,7 @@ impl Metrics {
     }
 
     pub fn verify_answered(&self, code: VerifyCode) {
-        // As the contract spells the code.
-        let code = match code {
-            VerifyCode::Valid => "VALID",
-            VerifyCode::NotFound => "NOT_FOUND",
-            VerifyCode::Revoked => "REVOKED",
-            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
-            VerifyCode::Expired => "EXPIRED",
-        };
+        let code = code.name();
         self.verify_total.get_or_create(&CodeLabel { code }).inc();
     }
 

@@ -1,8 +1,9 @@
 //! The GraphQL schema, checked against the documents clients rely on:
 //! `schema.graphql`, the server's schema as checked in, and the contracts
 //! dashboards and gateways are written against, `contract/api-contract.graphql`
-//! (v1) and `contract/api-contract-v2.graphql` (v2, a superset of v1), each
-//! vendored from `../shared/`.
+//! (v1), `contract/api-contract-v2.graphql` (v2, a superset of v1) and
+//! `contract/api-contract-v3.graphql` (v3, a superset of v2, served but for
+//! the parts still to come), each vendored from `../shared/`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -18,6 +19,61 @@ use async_graphql::Positioned;
 const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
 const CONTRACT_V1: &str = "api-contract.graphql";
 const CONTRACT_V2: &str = "api-contract-v2.graphql";
+const CONTRACT_V3: &str = "api-contract-v3.graphql";
+
+/// The parts of contract v3 still to come (teams and the audit log, usage
+/// alerts and webhooks, rate limits), each left out by the differences it
+/// causes, exactly; the gateway and refund parts are served whole. An entry
+/// the server comes to serve fails the test until it is taken off.
+const V3_NOT_YET: &[&str] = &[
+    // Accounts shared by members, invitations and the audit log.
+    "ApiKey.accountId: missing on the server",
+    "ApiKey.createdBy: missing on the server",
+    "CreateKeyInput.accountId: missing on the server",
+    "MemberRole: type missing on the server",
+    "MemberUser: type missing on the server",
+    "Member: type missing on the server",
+    "Invitation: type missing on the server",
+    "CreateInvitationPayload: type missing on the server",
+    "ActorType: type missing on the server",
+    "AuditActor: type missing on the server",
+    "AuditEvent: type missing on the server",
+    "AuditLogPage: type missing on the server",
+    "Account: type missing on the server",
+    "CreateInvitationInput: type missing on the server",
+    "Query.keys(accountId): missing on the server",
+    "Query.keysUsage(accountId): missing on the server",
+    "Query.usageSeries(accountId): missing on the server",
+    "Query.accounts: missing on the server",
+    "Query.account: missing on the server",
+    "Mutation.createAccount: missing on the server",
+    "Mutation.renameAccount: missing on the server",
+    "Mutation.createInvitation: missing on the server",
+    "Mutation.revokeInvitation: missing on the server",
+    "Mutation.acceptInvitation: missing on the server",
+    "Mutation.setMemberRole: missing on the server",
+    "Mutation.removeMember: missing on the server",
+    // Usage alerts and webhooks.
+    "WebhookEndpoint: type missing on the server",
+    "CreateWebhookEndpointPayload: type missing on the server",
+    "DeliveryStatus: type missing on the server",
+    "WebhookDelivery: type missing on the server",
+    "CreateWebhookEndpointInput: type missing on the server",
+    "Mutation.setUsageAlerts: missing on the server",
+    "Mutation.createWebhookEndpoint: missing on the server",
+    "Mutation.deleteWebhookEndpoint: missing on the server",
+    "Mutation.sendTestWebhook: missing on the server",
+    "Mutation.redeliverWebhook: missing on the server",
+    // Per-key rate limits.
+    "VerifyCode.RATE_LIMITED: enum value missing on the server",
+    "ApiKey.rateLimit: missing on the server",
+    "VerifyKeyResult.rateLimit: missing on the server",
+    "CreateKeyInput.rateLimit: missing on the server",
+    "RateLimit: type missing on the server",
+    "RateLimitState: type missing on the server",
+    "RateLimitInput: type missing on the server",
+    "Mutation.setKeyRateLimit: missing on the server",
+];
 
 /// The vendored copy of a contract, which the tests read: CI runs on a
 /// clean clone, where the canonical `../shared/` may be absent.
@@ -63,6 +119,37 @@ fn server_schema_contains_the_whole_v2_contract() {
     );
 }
 
+#[test]
+fn server_schema_contains_contract_v3_but_the_parts_still_to_come() {
+    let path = vendored(CONTRACT_V3);
+    let contract = parse(&read(&path), &path);
+    let server = parse(&keymeter::graphql::sdl(), "the server's schema");
+
+    let problems = contract_differences(&contract, &server);
+    let unexpected: Vec<&String> = problems
+        .iter()
+        .filter(|problem| !V3_NOT_YET.contains(&problem.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{} problem(s) between the server's schema and contract v3:\n  {}",
+        unexpected.len(),
+        unexpected
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+    );
+    let served: Vec<&&str> = V3_NOT_YET
+        .iter()
+        .filter(|left_out| !problems.iter().any(|problem| problem == *left_out))
+        .collect();
+    assert!(
+        served.is_empty(),
+        "now served, take them off V3_NOT_YET: {served:?}"
+    );
+}
+
 /// v2 is a superset of v1, so this holds as long as the v2 test does; it is
 /// kept because v1 clients must never break, whatever v2 becomes.
 #[test]
@@ -82,7 +169,7 @@ fn server_schema_contains_the_whole_v1_contract() {
 
 #[test]
 fn vendored_contracts_are_current() {
-    for file in [CONTRACT_V1, CONTRACT_V2] {
+    for file in [CONTRACT_V1, CONTRACT_V2, CONTRACT_V3] {
         let shared = match fs::read(shared(file)) {
             Ok(bytes) => bytes,
             // Not there on a clean clone (CI): the vendored copy is all we have.

@@ -1,8 +1,9 @@
-//! The instants a client may send (the `DateTime` scalar): RFC 3339, within
-//! the range every part of keymeter computes with and both databases store
-//! alike, and never a leap second.
+//! Instants as clients send and read them (the `DateTime` scalar, the
+//! gateway's headers): RFC 3339, accepted within the range every part of
+//! keymeter computes with and both databases store alike, never a leap
+//! second, and written one way.
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 
 /// The earliest instant accepted: nothing keymeter keeps is older.
 pub const EARLIEST: &str = "1970-01-01T00:00:00Z";
@@ -24,6 +25,13 @@ pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
         return Err(range());
     }
     Ok(at)
+}
+
+/// An instant as keymeter writes it everywhere (the `DateTime` scalar, the
+/// gateway's headers): RFC 3339 in UTC with a `Z`, fractional seconds only
+/// when there are any.
+pub fn render(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 fn bound(text: &str) -> DateTime<Utc> {

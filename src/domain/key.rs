@@ -18,6 +18,14 @@ pub enum KeyType {
 }
 
 impl KeyType {
+    /// The kind as the contract spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dev => "DEV",
+            Self::Prod => "PROD",
+        }
+    }
+
     /// The start of every secret of this kind.
     pub fn secret_prefix(self) -> &'static str {
         match self {

@@ -15,6 +15,17 @@ pub enum VerifyCode {
 }
 
 impl VerifyCode {
+    /// The code as the contract spells it (GraphQL, the gateway's headers).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Valid => "VALID",
+            Self::NotFound => "NOT_FOUND",
+            Self::Revoked => "REVOKED",
+            Self::UsageExceeded => "USAGE_EXCEEDED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
     /// How the code is stored with a remembered answer.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -113,6 +124,18 @@ pub enum RefundCode {
     NotFound,
     /// The charge belongs to a billing cycle that has ended; nothing changed.
     CycleEnded,
+}
+
+impl RefundCode {
+    /// The code as the contract spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Refunded => "REFUNDED",
+            Self::AlreadyRefunded => "ALREADY_REFUNDED",
+            Self::NotFound => "NOT_FOUND",
+            Self::CycleEnded => "CYCLE_ENDED",
+        }
+    }
 }
 
 /// refundUsage's answer.

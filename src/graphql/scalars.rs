@@ -1,5 +1,5 @@
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 
 use crate::domain::instant;
 
@@ -21,7 +21,7 @@ impl ScalarType for DateTime {
     }
 
     fn to_value(&self) -> Value {
-        Value::String(self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        Value::String(instant::render(self.0))
     }
 }
 

@@ -172,6 +172,14 @@ fn require_json(headers: &HeaderMap) -> Result<(), Refusal> {
 }
 
 fn parse_request(body: &[u8]) -> Result<async_graphql::Request, Refusal> {
+    // JSON text is UTF-8 (RFC 8259 §8.1), in an ignored field too, which
+    // serde would otherwise skip over unchecked.
+    if std::str::from_utf8(body).is_err() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON: it is not UTF-8",
+        ));
+    }
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,

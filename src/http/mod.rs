@@ -4,6 +4,7 @@
 
 mod assets;
 mod endpoint;
+mod gateway;
 mod headers;
 mod pages;
 mod refusal;
@@ -16,7 +17,7 @@ use anyhow::Context as _;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -24,17 +25,24 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::graphql::KeymeterSchema;
+use crate::metering::Metering;
 use crate::metrics::Metrics;
 use endpoint::Endpoint;
+use gateway::Gateway;
 
 /// Every route, behind the layers every request passes.
 pub fn router(
     schema: KeymeterSchema,
+    metering: Metering,
     db: DatabaseConnection,
     metrics: Arc<Metrics>,
     config: &Config,
     listening: std::net::SocketAddr,
 ) -> anyhow::Result<Router> {
+    let gateway = Gateway {
+        metering,
+        metrics: metrics.clone(),
+    };
     let endpoint = Endpoint {
         schema,
         metrics: metrics.clone(),
@@ -56,6 +64,13 @@ pub fn router(
             graphql_route.fallback(refusal::method_not_allowed),
         )
         .with_state(endpoint)
+        .route("/gateway/verify", any(gateway::verify_root))
+        .route("/gateway/verify/{*path}", any(gateway::verify_path))
+        .route(
+            "/gateway/refund",
+            post(gateway::refund).fallback(refusal::post_only),
+        )
+        .with_state(gateway)
         .route("/health", get(health).with_state(db.clone()))
         .route("/", get(pages::index))
         .route("/auth/callback", get(pages::callback))

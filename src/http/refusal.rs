@@ -2,13 +2,18 @@
 //! contract code, whatever was wrong, and never an echo of the input or a
 //! Rust type's Debug text.
 
+use std::borrow::Cow;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 #[derive(Debug)]
 pub struct Refusal {
     status: StatusCode,
-    message: &'static str,
+    message: Cow<'static, str>,
+    /// The contract's code: BAD_USER_INPUT, or INTERNAL_SERVER_ERROR when
+    /// keymeter, not the request, is at fault.
+    code: &'static str,
     /// The connection cannot carry another request (its body was not read).
     close: bool,
 }
@@ -17,7 +22,27 @@ impl Refusal {
     pub const fn new(status: StatusCode, message: &'static str) -> Self {
         Self {
             status,
-            message,
+            message: Cow::Borrowed(message),
+            code: "BAD_USER_INPUT",
+            close: false,
+        }
+    }
+
+    /// A refusal whose message is made for the request: it must say what
+    /// was wrong without echoing what was sent.
+    pub fn owned(status: StatusCode, message: String) -> Self {
+        Self {
+            message: Cow::Owned(message),
+            ..Self::new(status, "")
+        }
+    }
+
+    /// 503: keymeter cannot decide now (its database is out of reach).
+    pub const fn unavailable(message: &'static str) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: Cow::Borrowed(message),
+            code: "INTERNAL_SERVER_ERROR",
             close: false,
         }
     }
@@ -27,7 +52,8 @@ impl Refusal {
     pub const fn closing(status: StatusCode, message: &'static str) -> Self {
         Self {
             status,
-            message,
+            message: Cow::Borrowed(message),
+            code: "BAD_USER_INPUT",
             close: true,
         }
     }
@@ -38,7 +64,7 @@ impl IntoResponse for Refusal {
         let body = serde_json::json!({
             "errors": [{
                 "message": self.message,
-                "extensions": { "code": "BAD_USER_INPUT" },
+                "extensions": { "code": self.code },
             }]
         });
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -70,4 +96,11 @@ pub async fn not_found() -> Refusal {
 
 pub async fn method_not_allowed() -> Refusal {
     METHOD_NOT_ALLOWED
+}
+
+pub async fn post_only() -> Refusal {
+    Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: POST only",
+    )
 }

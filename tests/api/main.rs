@@ -12,6 +12,7 @@ mod coalescing;
 mod connections;
 mod cookies;
 mod dashboard;
+mod gateway;
 mod http;
 mod inputs;
 mod instants;

@@ -103,9 +103,12 @@ fn random_input_to_every_operation_is_handled() {
 
 on_both_databases! {
     async fn bodies_that_are_not_utf8_or_not_json_are_4xx(app: TestApp) {
-        let bodies: [&[u8]; 5] = [
+        let bodies: [&[u8]; 7] = [
             b"\xff\xfe{\"query\": \"{ __typename }\"}",
             b"{\"query\": \"{ __typename }\", \"variables\": {\"a\": \"\xc3\x28\"}}",
+            // Invalid UTF-8 in a field nobody reads, and in an object key.
+            b"{\"query\": \"{ __typename }\", \"ignored\": \"\xc3\x28\"}",
+            b"{\"query\": \"{ __typename }\", \"\xff\": 1}",
             b"{\"query\": \"\\ud800\"}",
             b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
             b"",
@@ -119,7 +122,12 @@ on_both_databases! {
                 .send()
                 .await
                 .unwrap();
-            assert!(response.status().is_client_error(), "{:?}: {}", String::from_utf8_lossy(body), response.status());
+            let status = response.status();
+            assert!(status.is_client_error(), "{:?}: {status}", String::from_utf8_lossy(body));
+            if status == 400 {
+                let answer: Value = response.json().await.expect("one JSON error");
+                assert_error(&answer, "BAD_USER_INPUT");
+            }
         }
         let no_query = app.graphql("", json!({}), None).await;
         assert_error(&no_query, "BAD_USER_INPUT");

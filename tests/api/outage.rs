@@ -134,6 +134,18 @@ async fn a_lost_database_is_reported_fails_fast_and_recovers_without_restart() {
         assert_error(&response, "INTERNAL_SERVER_ERROR");
         assert_eq!(response["errors"][0]["message"], "internal server error");
     }
+    // A gateway is told to try later, never that the key is bad.
+    let gateway = app
+        .http
+        .get(app.url("/gateway/verify"))
+        .bearer_auth(user.default_secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gateway.status(), 503);
+    assert!(gateway.headers().get("x-keymeter-code").is_none());
+    let body: Value = gateway.json().await.unwrap();
+    assert_error(&body, "INTERNAL_SERVER_ERROR");
     // Bounded by the pool's acquire timeout (1 s here), not by TCP's.
     assert!(
         started.elapsed() < Duration::from_secs(8),

@@ -30,6 +30,15 @@ on_both_backends! {
             server.verify(&http, json!({ "key": key, "credits": 3, "requestId": "r1" })).await;
         }
         server.verify(&http, json!({ "key": format!("{secret}-forged"), "credits": 1 })).await;
+        // Through the gateway: a charge, a refund, refusals, a malformed call.
+        let gateway = format!("http://{}/gateway/verify/v1/search", server.addr);
+        for (name, value) in [("authorization", format!("Bearer {secret}")), ("x-api-key", secret.clone())] {
+            http.get(&gateway).header(name, &value).header("x-request-id", "g1").send().await.unwrap();
+            http.get(&gateway).header(name, &value).header("x-keymeter-cost", "nope").send().await.unwrap();
+        }
+        http.get(&gateway).header("x-api-key", format!("{default_secret}x")).send().await.unwrap();
+        let refund = format!("http://{}/gateway/refund", server.addr);
+        http.post(&refund).bearer_auth(&secret).header("x-request-id", "g1").send().await.unwrap();
         server.graphql(&http, ME, json!({}), Some(&token)).await;
         server.graphql(&http, "mutation { logout }", json!({}), Some(&signup_token)).await;
         server.graphql(&http, ME, json!({}), Some(&signup_token)).await;
