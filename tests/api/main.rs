@@ -12,6 +12,8 @@ mod coalescing;
 mod connections;
 mod cookies;
 mod dashboard;
+mod gateway_harness;
+mod gateways;
 mod http;
 mod inputs;
 mod instants;
