@@ -5,7 +5,9 @@
 //! away before it. No database; the harness is for the real endpoint's tests
 //! too.
 
+use std::fs;
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -109,6 +111,23 @@ async fn caddy_lets_a_good_key_through_and_passes_refusals_on() {
 
     an_api_failure_reaches_the_client(&caddy, &upstream).await;
     stopping_leaves_nothing_behind(caddy);
+}
+
+/// The README shows the files these tests run, each whole in a fenced block,
+/// so that what a reader copies is what was tested.
+#[test]
+fn the_readme_shows_the_gateway_files_as_they_are() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).expect("reading README.md");
+    for (file, language) in [("nginx.conf", "nginx"), ("Caddyfile", "caddyfile")] {
+        let text =
+            fs::read_to_string(root.join("deploy").join(file)).expect("reading a deploy/ file");
+        let block = format!("```{language}\n{text}```\n");
+        assert!(
+            readme.contains(&block),
+            "README.md does not show deploy/{file} as it is"
+        );
+    }
 }
 
 /// A good key presented with forgeries beside it reaches the API with
