@@ -28,4 +28,10 @@ if ! scripts/browser.sh && [ "${CI:-}" = "true" ]; then
     exit 1
 fi
 
+# The gateway tests run real nginx and Caddy in front of keymeter.
+if ! scripts/gateways.sh && [ "${CI:-}" = "true" ]; then
+    echo "test.sh: nginx and caddy are required in CI and could not be installed" >&2
+    exit 1
+fi
+
 cargo test --workspace "$@"

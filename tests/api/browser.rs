@@ -24,7 +24,8 @@ pub struct Browser {
     profile: PathBuf,
 }
 
-fn find(program: &str) -> Option<PathBuf> {
+/// The program on the PATH, if any.
+pub fn find(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')

@@ -13,6 +13,8 @@ mod connections;
 mod cookies;
 mod dashboard;
 mod gateway;
+mod gateway_harness;
+mod gateways;
 mod http;
 mod inputs;
 mod instants;
