@@ -334,6 +334,38 @@ end
     )
 }
 
+/// A wrk script for the gateway endpoint (contract v3): `request_lua`
+/// defines `request()`; every answer but a 200 counts as an error.
+fn gateway_script(secret: &str, request_lua: &str) -> String {
+    format!(
+        r#"
+local threads = {{}}
+local next_id = 0
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("id", next_id)
+  table.insert(threads, thread)
+end
+function init(args)
+  errors = 0
+  counter = 0
+  run = tostring(os.time()) .. "-" .. tostring(args[1]) .. "-" .. tostring(id)
+  auth = {{ ["Authorization"] = "Bearer {secret}" }}
+end
+{request_lua}
+function response(status, headers, body)
+  if status ~= 200 then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  local e = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  for _, t in ipairs(threads) do e = e + t:get("errors") end
+  io.write(string.format("KM_RESULT %d %d %f %f %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e))
+end
+"#
+    )
+}
+
 fn fixed_body(body: &Value) -> String {
     let body = body.to_string().replace('\\', "\\\\").replace('\'', "\\'");
     format!("wrk.body = '{body}'")
@@ -397,6 +429,54 @@ end"#;
         Self::new("signup", script(body, None))
     }
 
+    /// The gateway endpoint charging 1 credit, as nginx's auth_request
+    /// calls it: a bodiless GET with the secret and the original URI.
+    fn gateway_verify(seed: &Seed) -> Self {
+        let request = r#"
+function request()
+  local headers = { ["Authorization"] = auth["Authorization"], ["X-Original-URI"] = "/v1/search?q=1" }
+  return wrk.format("GET", "/gateway/verify", headers, nil)
+end"#;
+        Self::new(
+            "gateway verify credits=1",
+            gateway_script(&seed.hot_secret, request),
+        )
+    }
+
+    /// verifyKey credits=1 with a fresh requestId per call: the charge a
+    /// refund can take back, which runs the locked path.
+    fn verify_with_request_ids(seed: &Seed) -> Self {
+        let body = format!(
+            r#"
+function request()
+  counter = counter + 1
+  local body = string.format('{{"query":"mutation($i: VerifyKeyInput!) {{ verifyKey(input: $i) {{ valid code remainingCredits }} }}","variables":{{"i":{{"key":"{}","credits":1,"requestId":"v%s-%d"}}}}}}', run, counter)
+  return wrk.format(nil, nil, nil, body)
+end"#,
+            seed.hot_secret
+        );
+        Self::new("verifyKey credits=1 with requestId", script(&body, None))
+    }
+
+    /// The gateway charging a call with a requestId, then refunding it: each
+    /// connection alternates, so every refund follows its charge.
+    fn gateway_charge_and_refund(seed: &Seed) -> Self {
+        let request = r#"
+function request()
+  counter = counter + 1
+  local id = string.format("g%s-%d", run, math.floor((counter + 1) / 2))
+  local headers = { ["Authorization"] = auth["Authorization"], ["X-Request-Id"] = id }
+  if counter % 2 == 1 then
+    return wrk.format("GET", "/gateway/verify", headers, nil)
+  end
+  return wrk.format("POST", "/gateway/refund", headers, nil)
+end"#;
+        Self::new(
+            "gateway charge then refund (requestId)",
+            gateway_script(&seed.hot_secret, request),
+        )
+    }
+
     pub fn all(seed: &Seed) -> Vec<Scenario> {
         let verify1 = || script(&verify_body(&seed.hot_secret, 1), None);
         let mut during =
@@ -404,6 +484,9 @@ end"#;
         during.alongside = Some(Box::new(Scenario::signups().with_connections(16)));
         vec![
             Scenario::new("verifyKey credits=1", verify1()),
+            Scenario::gateway_verify(seed),
+            Scenario::verify_with_request_ids(seed),
+            Scenario::gateway_charge_and_refund(seed),
             Scenario::new("verifyKey credits=1 (1 conn)", verify1()).with_connections(1),
             Scenario::new(
                 "verifyKey credits=0",

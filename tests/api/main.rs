@@ -7,6 +7,7 @@ mod helpers;
 
 mod answer_bounds;
 mod attacks;
+mod behind_gateways;
 mod browser;
 mod coalescing;
 mod connections;
