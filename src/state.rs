@@ -16,23 +16,31 @@ use crate::metering::{Grouping, Metering};
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
 use crate::service::accounts::Accounts;
+use crate::service::keys::Keys;
 use crate::service::lookups::Lookups;
 use crate::service::passwords::PasswordHasher;
+use crate::service::sessions::Sessions;
+use crate::service::sign_in::SignIn;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub db: DatabaseConnection,
+    /// For the times statuses are computed at (a key's ACTIVE or EXPIRED).
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
-    /// Signing up, in and provisioning.
+    /// Signing up, logging in and provisioning.
     pub accounts: Accounts,
-    /// verifyKey and keysUsage.
+    /// Signing in with a provider.
+    pub sign_in: SignIn,
+    /// Ending sessions.
+    pub sessions: Sessions,
+    /// API keys: create, list, rename, rotate, revoke.
+    pub keys: Keys,
+    /// verifyKey, refunds, keysUsage and usageSeries.
     pub metering: Metering,
     pub lookups: Lookups,
-    /// The sign-in providers, discovered at start.
-    pub providers: Providers,
 }
 
 impl AppState {
@@ -70,14 +78,25 @@ impl AppState {
             hasher: PasswordHasher::new(config.hashing_concurrency()),
             policy: policy.clone(),
         };
+        let keys = Keys {
+            db: db.clone(),
+            clock: clock.clone(),
+            policy: policy.clone(),
+        };
+        let sessions = Sessions {
+            db: db.clone(),
+            clock: clock.clone(),
+        };
         Self(Arc::new(Inner {
+            sign_in: SignIn::new(accounts.clone(), providers),
             db,
             clock,
             policy,
             accounts,
+            sessions,
+            keys,
             metering,
             lookups,
-            providers,
         }))
     }
 }

@@ -42,7 +42,6 @@ use std::collections::{HashMap, HashSet};
 use super::context::{signed_in_user, RequestAuth};
 use crate::domain::{instant, Interval, SeriesRange};
 use crate::error::{Error, Result};
-use crate::service::keys;
 use crate::state::AppState;
 
 /// The limits one request is held to.
@@ -209,7 +208,7 @@ impl BudgetCheck {
             return Ok(());
         };
         let usable = match demand.series_window() {
-            Some((from, to)) => keys::usable_within(&state.db, user.id, from, to).await?,
+            Some((from, to)) => state.keys.usable_within(user.id, from, to).await?,
             None => 0,
         };
         demand.within(&self.budget, &self.cost, usable)

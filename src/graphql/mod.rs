@@ -1,5 +1,8 @@
-//! The GraphQL schema: types mirroring `api-contract.graphql` and thin
-//! resolvers that translate to `service` calls.
+//! The GraphQL schema: types mirroring the contract and thin resolvers that
+//! read the request (its user, its client address), call one service of
+//! `AppState` (`accounts`, `sign_in`, `sessions`, `keys`, `metering`) and
+//! convert the answer; the clock is read only for the instant statuses are
+//! shown at.
 
 mod budget;
 mod context;

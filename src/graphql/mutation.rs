@@ -11,12 +11,10 @@ use super::types::{
     RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput,
     SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
-use crate::domain::{Charge, GracePeriod, KeyExpiry, KeyName, KeyType};
+use crate::domain::{Charge, GracePeriod, KeyName, KeyType};
 use crate::error::Result;
 use crate::service::accounts::SignedUp;
-use crate::service::keys::NewKey;
 use crate::service::sign_in::{self, Callback, BROWSER_COOKIE};
-use crate::service::{accounts, keys, sessions};
 
 pub struct Mutation;
 
@@ -25,31 +23,21 @@ impl Mutation {
     /// Creates the user, a billing account and a default DEV key, and signs in.
     #[graphql(complexity = "cost::PASSWORD + child_complexity")]
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<SignupPayload> {
-        let signed_up = accounts::signup(
-            &state(ctx).accounts,
-            client_address(ctx),
-            &input.email,
-            &input.password,
-        )
-        .await?;
-        session_cookie::set(
-            ctx,
-            &signed_up.signed_in.token,
-            state(ctx).policy.session_ttl,
-        );
+        let accounts = &state(ctx).accounts;
+        let signed_up = accounts
+            .signup(client_address(ctx), &input.email, &input.password)
+            .await?;
+        session_cookie::set(ctx, &signed_up.signed_in.token, accounts.session_ttl());
         Ok(signup_payload(signed_up, state(ctx).clock.now()))
     }
 
     #[graphql(complexity = "cost::PASSWORD + child_complexity")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        let signed_in = accounts::login(
-            &state(ctx).accounts,
-            client_address(ctx),
-            &input.email,
-            &input.password,
-        )
-        .await?;
-        session_cookie::set(ctx, &signed_in.token, state(ctx).policy.session_ttl);
+        let accounts = &state(ctx).accounts;
+        let signed_in = accounts
+            .login(client_address(ctx), &input.email, &input.password)
+            .await?;
+        session_cookie::set(ctx, &signed_in.token, accounts.session_ttl());
         Ok(AuthPayload {
             token: signed_in.token,
             user: User::new(signed_in.user, None),
@@ -62,8 +50,7 @@ impl Mutation {
         // Cleared first: a browser whose session already ended must still
         // lose the cookie, though the answer is UNAUTHENTICATED.
         session_cookie::clear(ctx);
-        let state = state(ctx);
-        sessions::end(&state.db, bearer_token(ctx)?, state.clock.now()).await?;
+        state(ctx).sessions.end(bearer_token(ctx)?).await?;
         end_session(ctx);
         Ok(true)
     }
@@ -77,14 +64,13 @@ impl Mutation {
         let name = KeyName::parse(&input.name)?;
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let now = state.clock.now();
-        let expiry = input
-            .expires_at
-            .map(|at| KeyExpiry::parse(at.0, now))
-            .transpose()?;
-        let new = NewKey::new(name, input.key_type.unwrap_or(KeyType::Dev), expiry);
-        let created = keys::create(&state.db, &state.policy, user.id, new, now).await?;
-        Ok(CreateKeyPayload::new(created, now))
+        let key_type = input.key_type.unwrap_or(KeyType::Dev);
+        let expires_at = input.expires_at.map(|at| at.0);
+        let created = state
+            .keys
+            .create(user.id, name, key_type, expires_at)
+            .await?;
+        Ok(CreateKeyPayload::new(created, state.clock.now()))
     }
 
     /// Revokes one of the signed-in user's keys; revoking twice returns the same key.
@@ -92,9 +78,8 @@ impl Mutation {
     async fn revoke_key(&self, ctx: &Context<'_>, id: Uuid) -> Result<ApiKey> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let now = state.clock.now();
-        let key = keys::revoke(&state.db, user.id, id, now).await?;
-        Ok(ApiKey::new(key, now))
+        let key = state.keys.revoke(user.id, id).await?;
+        Ok(ApiKey::new(key, state.clock.now()))
     }
 
     /// Used by API gateways: checks a presented secret and, when valid and within the
@@ -131,9 +116,8 @@ impl Mutation {
     /// with PKCE). Unknown provider: BAD_USER_INPUT.
     #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn start_sign_in(&self, ctx: &Context<'_>, provider: String) -> Result<SignInStart> {
-        let state = state(ctx);
-        let client = client_address(ctx);
-        let started = sign_in::start(&state.accounts, &state.providers, client, &provider).await?;
+        let sign_in = &state(ctx).sign_in;
+        let started = sign_in.start(client_address(ctx), &provider).await?;
         // Lax: the cookie rides along when the callback page, on our own
         // origin, calls completeSignIn; never on another site's requests.
         let cookie = session_cookie::api_cookie(
@@ -141,7 +125,7 @@ impl Mutation {
             started.browser.expose(),
             sign_in::FLOW_LIFETIME.num_seconds(),
             "Lax",
-            state.providers.secure_cookies(),
+            sign_in.providers().secure_cookies(),
         );
         ctx.append_http_header("set-cookie", cookie);
         Ok(SignInStart {
@@ -163,14 +147,15 @@ impl Mutation {
             browser: sign_in_browser(ctx),
         };
         let state = state(ctx);
-        let signed_up = sign_in::complete(
-            &state.accounts,
-            &state.providers,
-            client_address(ctx),
-            callback,
-        )
-        .await?;
-        session_cookie::set(ctx, &signed_up.signed_in.token, state.policy.session_ttl);
+        let signed_up = state
+            .sign_in
+            .complete(client_address(ctx), callback)
+            .await?;
+        session_cookie::set(
+            ctx,
+            &signed_up.signed_in.token,
+            state.accounts.session_ttl(),
+        );
         Ok(signup_payload(signed_up, state.clock.now()))
     }
 
@@ -185,9 +170,8 @@ impl Mutation {
         let grace = GracePeriod::parse(input.grace_period_seconds.unwrap_or(0))?;
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let now = state.clock.now();
-        let rotated = keys::rotate(&state.db, &state.policy, user.id, input.id, grace, now).await?;
-        Ok(RotateKeyPayload::new(rotated, now))
+        let rotated = state.keys.rotate(user.id, input.id, grace).await?;
+        Ok(RotateKeyPayload::new(rotated, state.clock.now()))
     }
 
     /// v2: renames one of the user's keys (same rules as createKey's name).
@@ -196,7 +180,7 @@ impl Mutation {
         let name = KeyName::parse(&name)?;
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let key = keys::rename(&state.db, user.id, id, name).await?;
+        let key = state.keys.rename(user.id, id, name).await?;
         Ok(ApiKey::new(key, state.clock.now()))
     }
 
@@ -207,7 +191,7 @@ impl Mutation {
     async fn ensure_default_key(&self, ctx: &Context<'_>) -> Result<Option<CreateKeyPayload>> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let created = accounts::ensure_default_key(&state.accounts, user).await?;
+        let created = state.accounts.ensure_default_key(user).await?;
         let now = state.clock.now();
         Ok(created.map(|created| CreateKeyPayload::new(created, now)))
     }

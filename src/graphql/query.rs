@@ -8,7 +8,6 @@ use super::{budget, cost};
 use crate::domain::Interval;
 use crate::error::Result;
 use crate::metering::SeriesAsk;
-use crate::service::{accounts, keys};
 
 pub struct Query;
 
@@ -28,11 +27,12 @@ impl Query {
     ) -> Result<Vec<ApiKey>> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let now = state.clock.now();
-        // Reading the account provisions it if signup could not.
-        accounts::billing_account(&state.db, &state.policy, user.id, now).await?;
-        let keys = keys::list(&state.db, user.id, include_revoked.unwrap_or(false)).await?;
+        let keys = state
+            .keys
+            .list(user.id, include_revoked.unwrap_or(false))
+            .await?;
         budget::charge_key_list(ctx, keys.len(), budget::item_fields(ctx.field()))?;
+        let now = state.clock.now();
         Ok(keys.into_iter().map(|key| ApiKey::new(key, now)).collect())
     }
 
@@ -77,7 +77,8 @@ impl Query {
     /// v2: the sign-in providers this server is configured with; empty by default. Needs no token.
     async fn auth_providers(&self, ctx: &Context<'_>) -> Vec<AuthProvider> {
         state(ctx)
-            .providers
+            .sign_in
+            .providers()
             .list()
             .iter()
             .map(|provider| AuthProvider {

@@ -12,7 +12,6 @@ use crate::domain::{Interval, Verification};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
 use crate::metering;
-use crate::service::accounts;
 use crate::service::keys::{CreatedKey, RotatedKey};
 
 type Now = chrono::DateTime<chrono::Utc>;
@@ -49,12 +48,11 @@ impl User {
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn billing_account(&self, ctx: &Context<'_>) -> Result<BillingAccount> {
         let state = state(ctx);
-        let now = state.clock.now();
         let account = match &self.billing_account {
             Some(account) => account.clone(),
-            None => accounts::billing_account(&state.db, &state.policy, self.user.id, now).await?,
+            None => state.accounts.billing_account(self.user.id).await?,
         };
-        Ok(BillingAccount::new(account, now))
+        Ok(BillingAccount::new(account, state.clock.now()))
     }
 }
 

@@ -42,32 +42,6 @@ pub struct SignedUp {
     pub default_key: Option<CreatedKey>,
 }
 
-/// Creates the user and a session, and provisions a billing account and a
-/// default DEV key, all in one transaction (see `open_account`); a failed
-/// provisioning is redone lazily by `billing_account` on the next read.
-#[tracing::instrument(name = "signup", skip_all)]
-pub async fn signup(
-    accounts: &Accounts,
-    client: IpAddr,
-    email: &str,
-    password: &str,
-) -> Result<SignedUp> {
-    let email = Email::parse(email)?;
-    let password = Password::parse(password)?;
-    let now = accounts.clock.now();
-    // Counted before hashing, in the statement that admits it, so that a
-    // flood is refused before it costs anything, however many race.
-    let client = client.to_string();
-    limits::reserve_signup(&accounts.db, accounts.policy.signup_limit, &client, now).await?;
-    let password_hash = accounts.hasher.hash(&password).await?;
-
-    let txn = accounts.db.begin().await?;
-    let user = insert_user(&txn, &email, password_hash, now).await?;
-    let signed_up = open_account(&txn, accounts, user, now).await?;
-    txn.commit().await?;
-    Ok(signed_up)
-}
-
 /// What a user without a password stores as its hash: nothing Argon2 can
 /// match, so `login` treats it as no user at all (same error, same time).
 /// An empty string rather than NULL: SQLite cannot drop the NOT NULL of
@@ -152,72 +126,98 @@ async fn provision_in_savepoint(
     }
 }
 
-/// ensureDefaultKey: the signed-in user's default key, made now with its
-/// secret if they have never had one (signup's provisioning failed, or they
-/// arrived another way); None otherwise, also when it was revoked since.
-/// Provisions the billing account too if it is missing.
-#[tracing::instrument(name = "ensure_default_key", skip_all, fields(user_id = %user.id))]
-pub async fn ensure_default_key(
-    accounts: &Accounts,
-    user: &user::Model,
-) -> Result<Option<CreatedKey>> {
-    let now = accounts.clock.now();
-    billing_account(&accounts.db, &accounts.policy, user.id, now).await?;
-    // Read with the session, so most calls write nothing; a user read as
-    // never having had one is still decided by `create_default`'s claim.
-    if user.default_key_at.is_some() {
-        return Ok(None);
-    }
-    keys::create_default(&accounts.db, &accounts.policy, user.id, now).await
-}
+impl Accounts {
+    /// Creates the user and a session, and provisions a billing account and a
+    /// default DEV key, all in one transaction (see `open_account`); a failed
+    /// provisioning is redone lazily by `billing_account` on the next read.
+    #[tracing::instrument(name = "signup", skip_all)]
+    pub async fn signup(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedUp> {
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let now = self.clock.now();
+        // Counted before hashing, in the statement that admits it, so that a
+        // flood is refused before it costs anything, however many race.
+        let client = client.to_string();
+        limits::reserve_signup(&self.db, self.policy.signup_limit, &client, now).await?;
+        let password_hash = self.hasher.hash(&password).await?;
 
-/// Signs in with email and password. A wrong email and a wrong password are
-/// indistinguishable: same error, same message, one Argon2 verification each.
-#[tracing::instrument(name = "login", skip_all)]
-pub async fn login(
-    accounts: &Accounts,
-    client: IpAddr,
-    email: &str,
-    password: &str,
-) -> Result<SignedIn> {
-    // Format rules are public, so checking them first reveals nothing about
-    // which accounts exist, and keeps huge passwords away from Argon2.
-    let email = Email::parse(email)?;
-    let password = Password::parse(password)?;
-    let now = accounts.clock.now();
-    // Counted as a failure before the password is checked, by the statement
-    // that decides whether it may be checked at all: however many guesses
-    // race, no more than a limit allows are ever verified. Past a limit even
-    // the right password is refused, so guessing stops paying off until the
-    // window moves on.
-    let client = client.to_string();
-    let reservation = limits::reserve_login(
-        &accounts.db,
-        &accounts.policy.login_limits,
-        email.as_str(),
-        &client,
-        now,
-    )
-    .await?;
-    let user = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .one(&accounts.db)
+        let txn = self.db.begin().await?;
+        let user = insert_user(&txn, &email, password_hash, now).await?;
+        let signed_up = open_account(&txn, self, user, now).await?;
+        txn.commit().await?;
+        Ok(signed_up)
+    }
+
+    /// ensureDefaultKey: the signed-in user's default key, made now with its
+    /// secret if they have never had one (signup's provisioning failed, or they
+    /// arrived another way); None otherwise, also when it was revoked since.
+    /// Provisions the billing account too if it is missing.
+    #[tracing::instrument(name = "ensure_default_key", skip_all, fields(user_id = %user.id))]
+    pub async fn ensure_default_key(&self, user: &user::Model) -> Result<Option<CreatedKey>> {
+        let now = self.clock.now();
+        billing_account(&self.db, &self.policy, user.id, now).await?;
+        // Read with the session, so most calls write nothing; a user read as
+        // never having had one is still decided by `create_default`'s claim.
+        if user.default_key_at.is_some() {
+            return Ok(None);
+        }
+        keys::create_default(&self.db, &self.policy, user.id, now).await
+    }
+
+    /// Signs in with email and password. A wrong email and a wrong password are
+    /// indistinguishable: same error, same message, one Argon2 verification each.
+    #[tracing::instrument(name = "login", skip_all)]
+    pub async fn login(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedIn> {
+        // Format rules are public, so checking them first reveals nothing about
+        // which accounts exist, and keeps huge passwords away from Argon2.
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let now = self.clock.now();
+        // Counted as a failure before the password is checked, by the statement
+        // that decides whether it may be checked at all: however many guesses
+        // race, no more than a limit allows are ever verified. Past a limit even
+        // the right password is refused, so guessing stops paying off until the
+        // window moves on.
+        let client = client.to_string();
+        let reservation = limits::reserve_login(
+            &self.db,
+            &self.policy.login_limits,
+            email.as_str(),
+            &client,
+            now,
+        )
         .await?;
-    let stored_hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .filter(|hash| hash != NO_PASSWORD);
-    // Verified even when no user has this email, so both failures take as long.
-    let verified = accounts.hasher.verify(&password, stored_hash).await?;
-    let user = match user {
-        Some(user) if verified => user,
-        // The reservation stays, as the failure it was counted as.
-        _ => return Err(Error::InvalidCredentials),
-    };
-    limits::forgive_login(&accounts.db, email.as_str(), &client, reservation).await?;
-    sessions::purge_expired(&accounts.db, user.id, now).await?;
-    let token = sessions::start(&accounts.db, user.id, now, accounts.policy.session_ttl).await?;
-    Ok(SignedIn { token, user })
+        let user = user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .one(&self.db)
+            .await?;
+        let stored_hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .filter(|hash| hash != NO_PASSWORD);
+        // Verified even when no user has this email, so both failures take as long.
+        let verified = self.hasher.verify(&password, stored_hash).await?;
+        let user = match user {
+            Some(user) if verified => user,
+            // The reservation stays, as the failure it was counted as.
+            _ => return Err(Error::InvalidCredentials),
+        };
+        limits::forgive_login(&self.db, email.as_str(), &client, reservation).await?;
+        sessions::purge_expired(&self.db, user.id, now).await?;
+        let token = sessions::start(&self.db, user.id, now, self.policy.session_ttl).await?;
+        Ok(SignedIn { token, user })
+    }
+
+    /// The user's billing account, provisioned now if it is missing: the
+    /// one way every read of an account gets it (see `billing_account`).
+    pub async fn billing_account(&self, user_id: Uuid) -> Result<billing_account::Model> {
+        billing_account(&self.db, &self.policy, user_id, self.clock.now()).await
+    }
+
+    /// How long a session made now lasts (the cookie's max-age).
+    pub fn session_ttl(&self) -> chrono::Duration {
+        self.policy.session_ttl
+    }
 }
 
 /// The user's billing account, provisioned now if it is missing (a signup

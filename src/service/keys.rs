@@ -2,15 +2,19 @@
 //! hash; at most `max_active_keys` active per user), the default key,
 //! listing, renaming, rotation and revocation, always scoped to their owner.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, Statement,
+    TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::on_unique_violation;
+use super::{accounts, on_unique_violation};
+use crate::clock::Clock;
 use crate::domain::secret::KeySecret;
 use crate::domain::{
     AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType, ROTATION_GRACE_ALLOWANCE,
@@ -67,8 +71,7 @@ impl NewKey {
 /// `policy.max_active_keys` active keys (then BAD_USER_INPUT). Runs in its
 /// own transaction (a savepoint inside signup's), in which the user's key
 /// creations are serialized, so racing calls at the cap make exactly one key.
-#[tracing::instrument(name = "create_key", skip_all, fields(%user_id))]
-pub async fn create<C: ConnectionTrait + TransactionTrait>(
+pub(super) async fn create_capped<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     policy: &AccountPolicy,
     user_id: Uuid,
@@ -94,6 +97,151 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
     let created = insert(&txn, user_id, new, now).await?;
     txn.commit().await?;
     Ok(created)
+}
+
+/// API keys as the API manages them, scoped to their owner; owns what it
+/// needs (the pool, the clock, the policy), so a resolver calls it with the
+/// request's data only.
+#[derive(Clone)]
+pub struct Keys {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    pub policy: AccountPolicy,
+}
+
+impl Keys {
+    /// Makes a key for `user_id` (see `create_capped` for the cap); an
+    /// expiry is checked against now.
+    #[tracing::instrument(name = "create_key", skip_all, fields(%user_id))]
+    pub async fn create(
+        &self,
+        user_id: Uuid,
+        name: KeyName,
+        key_type: KeyType,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<CreatedKey> {
+        let now = self.clock.now();
+        let expiry = expires_at.map(|at| KeyExpiry::parse(at, now)).transpose()?;
+        let new = NewKey::new(name, key_type, expiry);
+        create_capped(&self.db, &self.policy, user_id, new, now).await
+    }
+
+    /// The user's keys, newest first; expired ones included (they show as
+    /// EXPIRED), revoked ones only when asked for. Reading them provisions
+    /// the user's billing account if signup could not.
+    pub async fn list(&self, user_id: Uuid, include_revoked: bool) -> Result<Vec<api_key::Model>> {
+        accounts::billing_account(&self.db, &self.policy, user_id, self.clock.now()).await?;
+        let mut query = api_key::Entity::find().filter(api_key::Column::UserId.eq(user_id));
+        if !include_revoked {
+            query = query.filter(api_key::Column::RevokedAt.is_null());
+        }
+        Ok(query
+            .order_by_desc(api_key::Column::CreatedAt)
+            .order_by_desc(api_key::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Revokes one of the user's keys. Revoking again changes nothing and
+    /// returns the key as it is; another user's key is NOT_FOUND, like a missing one.
+    #[tracing::instrument(name = "revoke_key", skip(self))]
+    pub async fn revoke(&self, user_id: Uuid, key_id: Uuid) -> Result<api_key::Model> {
+        let now = self.clock.now();
+        // Only a key not yet revoked is touched, so racing revokes agree on the
+        // first one's timestamp.
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+            .filter(owned_by(user_id, key_id))
+            .filter(api_key::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        find_owned(&self.db, user_id, key_id).await
+    }
+
+    /// Renames one of the user's keys, whatever its status: a name is only a label.
+    #[tracing::instrument(name = "rename_key", skip(self, name))]
+    pub async fn rename(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        name: KeyName,
+    ) -> Result<api_key::Model> {
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::Name, Expr::value(name.into_inner()))
+            .filter(owned_by(user_id, key_id))
+            .exec(&self.db)
+            .await?;
+        find_owned(&self.db, user_id, key_id).await
+    }
+
+    /// Replaces one of the user's active keys by a new one with a new secret
+    /// (see `NewKey::replacing`); the old key expires at the end of `grace`, or
+    /// sooner if it already did, and with no grace is revoked now.
+    ///
+    /// Held to the cap only as far as keys that still verify go: a rotation
+    /// replaces a key, so one at the cap is allowed, but a grace period keeps
+    /// the old key verifying, so with one the user's usable keys may reach the
+    /// cap plus `ROTATION_GRACE_ALLOWANCE` and no more (counted as createKey
+    /// counts, taking turns with the user's other creations and rotations).
+    ///
+    /// Which of racing rotations of one key wins is decided by the unique index
+    /// on `rotated_from_id`: the first insert commits, every other fails on it
+    /// (on PostgreSQL after waiting for the first to commit) and is rolled back
+    /// whole, its change to the old key included.
+    #[tracing::instrument(name = "rotate_key", skip(self))]
+    pub async fn rotate(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        grace: GracePeriod,
+    ) -> Result<RotatedKey> {
+        let now = self.clock.now();
+        let old = find_owned(&self.db, user_id, key_id).await?;
+        if old.revoked_at.is_some() {
+            return Err(not_rotatable("is revoked"));
+        }
+        if old.expires_at.is_some_and(|at| at <= now) {
+            return Err(not_rotatable("has expired"));
+        }
+        let txn = self.db.begin().await?;
+        if !grace.revokes_at_once() {
+            check_room_for_grace(&txn, &self.policy, user_id, now).await?;
+        }
+        let previous = retire(&txn, old.clone(), grace, now).await?;
+        let created = insert(&txn, user_id, NewKey::replacing(&old), now)
+            .await
+            .map_err(|err| on_unique_violation(err, not_rotatable("was already rotated")))?;
+        txn.commit().await?;
+        Ok(RotatedKey { created, previous })
+    }
+
+    /// How many of the user's keys were usable at some instant of [from, to),
+    /// so could have been charged in it: made before its end, neither revoked
+    /// nor expired before its start. One indexed count: what a usage series
+    /// over that range can list at most.
+    pub async fn usable_within(
+        &self,
+        user_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64> {
+        let count = api_key::Entity::find()
+            .filter(api_key::Column::UserId.eq(user_id))
+            .filter(api_key::Column::CreatedAt.lt(to))
+            .filter(
+                Condition::any()
+                    .add(api_key::Column::RevokedAt.is_null())
+                    .add(api_key::Column::RevokedAt.gt(from)),
+            )
+            .filter(
+                Condition::any()
+                    .add(api_key::Column::ExpiresAt.is_null())
+                    .add(api_key::Column::ExpiresAt.gt(from)),
+            )
+            .count(&self.db)
+            .await?;
+        Ok(count)
+    }
 }
 
 /// Neither revoked nor expired at `now`.
@@ -182,55 +330,9 @@ pub async fn create_default<C: ConnectionTrait + TransactionTrait>(
     }
     let name = KeyName::parse(DEFAULT_KEY_NAME)?;
     let new = NewKey::new(name, KeyType::Dev, None);
-    let created = create(&txn, policy, user_id, new, now).await?;
+    let created = create_capped(&txn, policy, user_id, new, now).await?;
     txn.commit().await?;
     Ok(Some(created))
-}
-
-/// The user's keys, newest first; expired ones included (they show as
-/// EXPIRED), revoked ones only when asked for.
-pub async fn list(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-    include_revoked: bool,
-) -> Result<Vec<api_key::Model>> {
-    let mut query = api_key::Entity::find().filter(api_key::Column::UserId.eq(user_id));
-    if !include_revoked {
-        query = query.filter(api_key::Column::RevokedAt.is_null());
-    }
-    Ok(query
-        .order_by_desc(api_key::Column::CreatedAt)
-        .order_by_desc(api_key::Column::Id)
-        .all(conn)
-        .await?)
-}
-
-/// How many of the user's keys were usable at some instant of [from, to),
-/// so could have been charged in it: made before its end, neither revoked
-/// nor expired before its start. One indexed count: what a usage series
-/// over that range can list at most.
-pub async fn usable_within(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<u64> {
-    let count = api_key::Entity::find()
-        .filter(api_key::Column::UserId.eq(user_id))
-        .filter(api_key::Column::CreatedAt.lt(to))
-        .filter(
-            Condition::any()
-                .add(api_key::Column::RevokedAt.is_null())
-                .add(api_key::Column::RevokedAt.gt(from)),
-        )
-        .filter(
-            Condition::any()
-                .add(api_key::Column::ExpiresAt.is_null())
-                .add(api_key::Column::ExpiresAt.gt(from)),
-        )
-        .count(conn)
-        .await?;
-    Ok(count)
 }
 
 fn owned_by(user_id: Uuid, key_id: Uuid) -> Condition {
@@ -250,84 +352,6 @@ async fn find_owned(
         .one(conn)
         .await?
         .ok_or(Error::NotFound)
-}
-
-/// Revokes one of the user's keys. Revoking again changes nothing and
-/// returns the key as it is; another user's key is NOT_FOUND, like a missing one.
-#[tracing::instrument(name = "revoke_key", skip(conn))]
-pub async fn revoke(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-    key_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<api_key::Model> {
-    // Only a key not yet revoked is touched, so racing revokes agree on the
-    // first one's timestamp.
-    api_key::Entity::update_many()
-        .col_expr(api_key::Column::RevokedAt, Expr::value(now))
-        .filter(owned_by(user_id, key_id))
-        .filter(api_key::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
-    find_owned(conn, user_id, key_id).await
-}
-
-/// Renames one of the user's keys, whatever its status: a name is only a label.
-#[tracing::instrument(name = "rename_key", skip(conn, name))]
-pub async fn rename(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-    key_id: Uuid,
-    name: KeyName,
-) -> Result<api_key::Model> {
-    api_key::Entity::update_many()
-        .col_expr(api_key::Column::Name, Expr::value(name.into_inner()))
-        .filter(owned_by(user_id, key_id))
-        .exec(conn)
-        .await?;
-    find_owned(conn, user_id, key_id).await
-}
-
-/// Replaces one of the user's active keys by a new one with a new secret
-/// (see `NewKey::replacing`); the old key expires at the end of `grace`, or
-/// sooner if it already did, and with no grace is revoked now.
-///
-/// Held to the cap only as far as keys that still verify go: a rotation
-/// replaces a key, so one at the cap is allowed, but a grace period keeps
-/// the old key verifying, so with one the user's usable keys may reach the
-/// cap plus `ROTATION_GRACE_ALLOWANCE` and no more (counted as createKey
-/// counts, taking turns with the user's other creations and rotations).
-///
-/// Which of racing rotations of one key wins is decided by the unique index
-/// on `rotated_from_id`: the first insert commits, every other fails on it
-/// (on PostgreSQL after waiting for the first to commit) and is rolled back
-/// whole, its change to the old key included.
-#[tracing::instrument(name = "rotate_key", skip(conn, policy))]
-pub async fn rotate<C: ConnectionTrait + TransactionTrait>(
-    conn: &C,
-    policy: &AccountPolicy,
-    user_id: Uuid,
-    key_id: Uuid,
-    grace: GracePeriod,
-    now: DateTime<Utc>,
-) -> Result<RotatedKey> {
-    let old = find_owned(conn, user_id, key_id).await?;
-    if old.revoked_at.is_some() {
-        return Err(not_rotatable("is revoked"));
-    }
-    if old.expires_at.is_some_and(|at| at <= now) {
-        return Err(not_rotatable("has expired"));
-    }
-    let txn = conn.begin().await?;
-    if !grace.revokes_at_once() {
-        check_room_for_grace(&txn, policy, user_id, now).await?;
-    }
-    let previous = retire(&txn, old.clone(), grace, now).await?;
-    let created = insert(&txn, user_id, NewKey::replacing(&old), now)
-        .await
-        .map_err(|err| on_unique_violation(err, not_rotatable("was already rotated")))?;
-    txn.commit().await?;
-    Ok(RotatedKey { created, previous })
 }
 
 /// A rotation with a grace period adds a key that verifies: refused once

@@ -1,4 +1,10 @@
-//! The rules that touch the database. Resolvers call these and nothing else.
+//! The rules that touch the database. Each service is a value that owns its
+//! parts (the pool, the clock, the policy), built once in `state.rs`:
+//! `Accounts`, `SignIn`, `Sessions`, `Keys` (and `metering::Metering`
+//! beside them), so every resolver calls one the same way, with the
+//! request's data only. Provisioning a missing billing account happens in
+//! one place, `accounts::billing_account`, which the services that read an
+//! account call.
 
 pub mod accounts;
 pub mod keys;

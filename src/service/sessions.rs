@@ -2,11 +2,16 @@
 //! valid until it expires or its session is ended by logout.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set,
+};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::domain::{SecretHash, SessionToken};
 use crate::entity::{session, user};
 use crate::error::{Error, Result};
@@ -49,17 +54,26 @@ pub async fn users_of(
         .collect())
 }
 
-/// Ends the session of `token`. An unknown or expired token is UNAUTHENTICATED.
-pub async fn end(conn: &impl ConnectionTrait, token: &str, now: DateTime<Utc>) -> Result<()> {
-    let deleted = session::Entity::delete_many()
-        .filter(session::Column::TokenHash.eq(SecretHash::of(token).to_vec()))
-        .filter(session::Column::ExpiresAt.gt(now))
-        .exec(conn)
-        .await?;
-    if deleted.rows_affected == 0 {
-        return Err(Error::Unauthenticated);
+/// Sessions as the API ends them; owns the pool and the clock.
+#[derive(Clone)]
+pub struct Sessions {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Sessions {
+    /// Ends the session of `token`. An unknown or expired token is UNAUTHENTICATED.
+    pub async fn end(&self, token: &str) -> Result<()> {
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::TokenHash.eq(SecretHash::of(token).to_vec()))
+            .filter(session::Column::ExpiresAt.gt(self.clock.now()))
+            .exec(&self.db)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Deletes a user's expired sessions; run at login so that the table does

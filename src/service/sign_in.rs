@@ -3,6 +3,7 @@
 //! provider account signs in as (made, and provisioned, on its first sign-in).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -41,40 +42,6 @@ fn bounded(field: &str, value: &str) -> Result<()> {
             "{field}: at most {LONGEST_INPUT} characters"
         ))),
     }
-}
-
-/// Starts a sign-in with `provider`: the flow is stored so that any process
-/// can complete it, bound to a browser by the hash of a fresh cookie value.
-/// Each start stores a row, so it is counted against the client address's
-/// limit before anything else, and refused while `max_sign_in_flows` live
-/// flows are stored.
-#[tracing::instrument(name = "start_sign_in", skip(accounts, providers, provider))]
-pub async fn start(
-    accounts: &Accounts,
-    providers: &Providers,
-    client: IpAddr,
-    provider: &str,
-) -> Result<Started> {
-    bounded("provider", provider)?;
-    let now = accounts.clock.now();
-    let policy = &accounts.policy;
-    limits::reserve_sign_in(&accounts.db, policy.sign_in_limit, &client.to_string(), now).await?;
-    let provider = providers.get(provider)?;
-    let authorization = provider.authorize();
-    let browser = BrowserBinding::generate();
-    let flow = sign_in_flow::Model {
-        state: authorization.state,
-        provider: provider.id.clone(),
-        nonce: authorization.nonce,
-        pkce_verifier: authorization.pkce_verifier,
-        browser_hash: browser.hash().to_vec(),
-        created_at: now,
-    };
-    store_if_room(&accounts.db, flow, policy.max_sign_in_flows).await?;
-    Ok(Started {
-        authorization_url: authorization.url,
-        browser,
-    })
 }
 
 /// Stores `flow` unless `max` live flows are stored already (then
@@ -138,47 +105,97 @@ async fn until_a_flow_expires(
     Ok(u64::try_from(wait.num_seconds()).unwrap_or(0).max(1))
 }
 
+/// Signing in with a provider: the accounts service it signs users into
+/// and the providers it signs them in with, owned, so a resolver calls it
+/// with the request's data only.
+#[derive(Clone)]
+pub struct SignIn {
+    accounts: Accounts,
+    providers: Arc<Providers>,
+}
+
+impl SignIn {
+    pub fn new(accounts: Accounts, providers: Providers) -> Self {
+        Self {
+            accounts,
+            providers: Arc::new(providers),
+        }
+    }
+
+    /// The providers configured, discovered at start.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// Starts a sign-in with `provider`: the flow is stored so that any process
+    /// can complete it, bound to a browser by the hash of a fresh cookie value.
+    /// Each start stores a row, so it is counted against the client address's
+    /// limit before anything else, and refused while `max_sign_in_flows` live
+    /// flows are stored.
+    #[tracing::instrument(name = "start_sign_in", skip(self, provider))]
+    pub async fn start(&self, client: IpAddr, provider: &str) -> Result<Started> {
+        let accounts = &self.accounts;
+        bounded("provider", provider)?;
+        let now = accounts.clock.now();
+        let policy = &accounts.policy;
+        limits::reserve_sign_in(&accounts.db, policy.sign_in_limit, &client.to_string(), now)
+            .await?;
+        let provider = self.providers.get(provider)?;
+        let authorization = provider.authorize();
+        let browser = BrowserBinding::generate();
+        let flow = sign_in_flow::Model {
+            state: authorization.state,
+            provider: provider.id.clone(),
+            nonce: authorization.nonce,
+            pkce_verifier: authorization.pkce_verifier,
+            browser_hash: browser.hash().to_vec(),
+            created_at: now,
+        };
+        store_if_room(&accounts.db, flow, policy.max_sign_in_flows).await?;
+        Ok(Started {
+            authorization_url: authorization.url,
+            browser,
+        })
+    }
+
+    /// Completes a sign-in: redeems its flow, has the provider vouch for the
+    /// code, and signs the provider account in, making its user on the first
+    /// sign-in (`default_key` set then, and only then).
+    #[tracing::instrument(name = "complete_sign_in", skip_all, fields(provider = callback.provider))]
+    pub async fn complete(&self, client: IpAddr, callback: Callback<'_>) -> Result<SignedUp> {
+        let (accounts, providers) = (&self.accounts, &*self.providers);
+        for (field, value) in [
+            ("provider", callback.provider),
+            ("code", callback.code),
+            ("state", callback.state),
+        ] {
+            bounded(field, value)?;
+        }
+        let provider = providers.get(callback.provider)?;
+        let now = accounts.clock.now();
+        let Some(browser) = callback.browser else {
+            return Err(Error::InvalidCredentials);
+        };
+        let flow = redeem(&accounts.db, callback.state, SecretHash::of(browser)).await?;
+        let valid = flow.as_ref().is_some_and(|flow| {
+            flow.provider == provider.id && flow.created_at > now - FLOW_LIFETIME
+        });
+        let Some(flow) = flow.filter(|_| valid) else {
+            return Err(Error::InvalidCredentials);
+        };
+        let identity = providers
+            .redeem(provider, callback.code, &flow.pkce_verifier, &flow.nonce)
+            .await?;
+        sign_in_as(accounts, client, &provider.id, identity, now).await
+    }
+}
+
 /// What the callback brought back, and the cookie of the browser bringing it.
 pub struct Callback<'a> {
     pub provider: &'a str,
     pub code: &'a str,
     pub state: &'a str,
     pub browser: Option<&'a str>,
-}
-
-/// Completes a sign-in: redeems its flow, has the provider vouch for the
-/// code, and signs the provider account in, making its user on the first
-/// sign-in (`default_key` set then, and only then).
-#[tracing::instrument(name = "complete_sign_in", skip_all, fields(provider = callback.provider))]
-pub async fn complete(
-    accounts: &Accounts,
-    providers: &Providers,
-    client: IpAddr,
-    callback: Callback<'_>,
-) -> Result<SignedUp> {
-    for (field, value) in [
-        ("provider", callback.provider),
-        ("code", callback.code),
-        ("state", callback.state),
-    ] {
-        bounded(field, value)?;
-    }
-    let provider = providers.get(callback.provider)?;
-    let now = accounts.clock.now();
-    let Some(browser) = callback.browser else {
-        return Err(Error::InvalidCredentials);
-    };
-    let flow = redeem(&accounts.db, callback.state, SecretHash::of(browser)).await?;
-    let valid = flow
-        .as_ref()
-        .is_some_and(|flow| flow.provider == provider.id && flow.created_at > now - FLOW_LIFETIME);
-    let Some(flow) = flow.filter(|_| valid) else {
-        return Err(Error::InvalidCredentials);
-    };
-    let identity = providers
-        .redeem(provider, callback.code, &flow.pkce_verifier, &flow.nonce)
-        .await?;
-    sign_in_as(accounts, client, &provider.id, identity, now).await
 }
 
 /// Takes the flow out of the database if this browser started it, so it is
