@@ -184,6 +184,16 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
         let database = TestDatabase::create(&backend).await;
+        Self::spawn_on(database, Utc::now(), configure).await
+    }
+
+    /// A server on `database` as it is (say, made by an earlier release),
+    /// its clock at `now`; it migrates the database as it starts.
+    pub async fn spawn_on(
+        database: TestDatabase,
+        now: chrono::DateTime<Utc>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::from_defaults();
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.database_url = database.url.clone();
@@ -192,7 +202,7 @@ impl TestApp {
         config.db_min_connections = Some(0);
         configure(&mut config);
 
-        let clock = ManualClock::new(Utc::now());
+        let clock = ManualClock::new(now);
         let app = Application::build_with_clock(&config, Arc::new(clock.clone()))
             .await
             .expect("building the application");

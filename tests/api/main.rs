@@ -41,4 +41,5 @@ mod server_process;
 mod sessions;
 mod sign_in;
 mod signup;
+mod upgrade;
 mod usage;
