@@ -194,12 +194,7 @@ fn installed(program: &str) -> Option<PathBuf> {
     let sbin = Path::new("/usr/sbin").join(program);
     let found = crate::browser::find(program).or_else(|| sbin.is_file().then_some(sbin));
     if found.is_none() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but {program} is missing (scripts/gateways.sh)"
-        );
-        eprintln!("skipped: run scripts/gateways.sh to install nginx and caddy");
+        crate::helpers::skip(&format!("{program} is missing (scripts/gateways.sh)"));
     }
     found
 }

@@ -23,7 +23,12 @@ pub struct MockProvider {
 /// oidc-provider-mock is not installed, except with CI=true: then a failure.
 pub fn provider() -> Option<&'static MockProvider> {
     static PROVIDER: OnceLock<Option<MockProvider>> = OnceLock::new();
-    PROVIDER.get_or_init(start).as_ref()
+    let provider = PROVIDER.get_or_init(start).as_ref();
+    if provider.is_none() {
+        // Said by every test it skips, not only the first.
+        crate::helpers::skip("oidc-provider-mock is not installed (scripts/oidc-provider.sh)");
+    }
+    provider
 }
 
 fn start() -> Option<MockProvider> {
@@ -33,12 +38,6 @@ fn start() -> Option<MockProvider> {
         .status()
         .is_ok_and(|status| status.success());
     if !installed {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but oidc-provider-mock is not installed (scripts/oidc-provider.sh)"
-        );
-        eprintln!("skipped: run scripts/oidc-provider.sh to run the sign-in tests");
         return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -70,19 +70,6 @@ async fn health(app: &TestApp) -> u16 {
         .as_u16()
 }
 
-/// Polls `probe` until it returns true, for at most `limit`.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    limit: Duration,
-    mut probe: impl FnMut() -> F,
-) -> Duration {
-    let started = Instant::now();
-    while !probe().await {
-        assert!(started.elapsed() < limit, "not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    started.elapsed()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_database_is_reported_fails_fast_and_recovers_without_restart() {
     let Some(backend) = Backend::postgres() else {
