@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's nginx and Caddy, which the gateway tests (tests/api/gateways.rs)
+# Installs Debian's nginx and Caddy, which the gateway tests (tests/api/support/gateways.rs)
 # run in front of keymeter with deploy/nginx.conf and deploy/Caddyfile, when they
 # are missing. As root only: elsewhere it says what to install. The tests skip
 # without them, except with CI=true.

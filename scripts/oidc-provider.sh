@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs oidc-provider-mock (PyPI), the OpenID Connect provider the sign-in
 # tests run against, when it is missing; then says how to start it by hand.
-# The tests start their own (tests/api/oidc.rs); with CI=true a missing one
+# The tests start their own (tests/api/support/oidc.rs); with CI=true a missing one
 # fails them instead of skipping.
 set -euo pipefail
 python=${PYTHON:-python3}

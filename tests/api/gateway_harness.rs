@@ -1,4 +1,4 @@
-//! The gateway harness (tests/api/gateways.rs) proved on real nginx and Caddy
+//! The gateway harness (tests/api/support/gateways.rs) proved on real nginx and Caddy
 //! with the README's files, in front of a stub keymeter that answers
 //! /gateway/verify by the contract: a good key reaches the API with keymeter's
 //! headers and none of the client's forgeries, a bad or exhausted key is turned

@@ -3,19 +3,20 @@
 //! test on SQLite and, when KEYMETER_TEST_DATABASE_URL is set, on PostgreSQL.
 
 #[macro_use]
-mod helpers;
+mod support;
+
+// The harness, under the names every test module imports it by.
+use support::{browser, gateways, helpers, oidc, server_process};
 
 mod answer_bounds;
 mod attacks;
 mod behind_gateways;
-mod browser;
 mod coalescing;
 mod connections;
 mod cookies;
 mod dashboard;
 mod gateway;
 mod gateway_harness;
-mod gateways;
 mod http;
 mod inputs;
 mod instants;
@@ -29,7 +30,6 @@ mod metering_failures;
 mod metrics;
 mod migrations;
 mod multiprocess;
-mod oidc;
 mod outage;
 mod plans;
 mod process;
@@ -37,7 +37,6 @@ mod rate_limits;
 mod refunds;
 mod refusals;
 mod series;
-mod server_process;
 mod sessions;
 mod sign_in;
 mod signup;
