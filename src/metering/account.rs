@@ -1,5 +1,5 @@
 //! The billing account a key's charge is priced against, provisioned on the
-//! spot when signup could not (through `accounts::billing_account`, the one
+//! spot when signup could not (through `billing::billing_account`, the one
 //! home of lazy provisioning).
 
 use chrono::{DateTime, Utc};
@@ -7,7 +7,7 @@ use sea_orm::ConnectionTrait;
 
 use crate::domain::{AccountPolicy, AccountPricing, KeyAccount};
 use crate::error::Result;
-use crate::service::accounts;
+use crate::service::billing;
 
 /// `key`'s account, as read with it or provisioned now; `key` keeps it.
 pub async fn priced_account(
@@ -19,7 +19,7 @@ pub async fn priced_account(
     if let Some(account) = &key.account {
         return Ok(account.clone());
     }
-    let account = accounts::billing_account(conn, policy, key.user_id, now).await?;
+    let account = billing::billing_account(conn, policy, key.user_id, now).await?;
     let pricing = AccountPricing {
         account_id: account.id,
         monthly_credits: account.monthly_credits,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::{AccountPolicy, Cycle, Interval, SeriesRange};
 use crate::entity::api_key;
 use crate::error::{Error, Result};
-use crate::service::accounts;
+use crate::service::billing;
 use crate::store::series::{keys_with_usage, KeyBuckets};
 
 /// What a series is asked for; `None`s take the defaults: the current
@@ -75,7 +75,7 @@ async fn resolve_range(
     let from = match ask.from {
         Some(from) => from,
         None => {
-            let account = accounts::billing_account(db, policy, user_id, now).await?;
+            let account = billing::billing_account(db, policy, user_id, now).await?;
             Cycle::current(account.billing_cycle_start, now).start
         }
     };

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::domain::{AccountPolicy, Counter, Cycle, KeyStatus};
 use crate::entity::api_key;
 use crate::error::Result;
-use crate::service::accounts;
+use crate::service::billing;
 use crate::store::usage::{read_keys_usage, AccountUsage, KeyRollup};
 
 pub struct KeysUsage {
@@ -38,7 +38,7 @@ pub async fn keys_usage(
     let read = match read_keys_usage(db, user_id).await? {
         Some(read) => read,
         None => {
-            accounts::billing_account(db, policy, user_id, now).await?;
+            billing::billing_account(db, policy, user_id, now).await?;
             read_keys_usage(db, user_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("billing account of {user_id} missing"))?

@@ -4,13 +4,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
+use super::billing;
 use super::keys::{self, CreatedKey};
 use super::limits;
 use super::passwords::PasswordHasher;
@@ -107,7 +107,7 @@ async fn provision_in_savepoint(
 ) -> anyhow::Result<(billing_account::Model, CreatedKey)> {
     let savepoint = txn.begin().await?;
     let provisioned = async {
-        let account = billing_account(&savepoint, policy, user_id, now).await?;
+        let account = billing::billing_account(&savepoint, policy, user_id, now).await?;
         let key = keys::create_default(&savepoint, policy, user_id, now)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a new user {user_id} already had a default key"))?;
@@ -155,7 +155,7 @@ impl Accounts {
     #[tracing::instrument(name = "ensure_default_key", skip_all, fields(user_id = %user.id))]
     pub async fn ensure_default_key(&self, user: &user::Model) -> Result<Option<CreatedKey>> {
         let now = self.clock.now();
-        billing_account(&self.db, &self.policy, user.id, now).await?;
+        billing::billing_account(&self.db, &self.policy, user.id, now).await?;
         // Read with the session, so most calls write nothing; a user read as
         // never having had one is still decided by `create_default`'s claim.
         if user.default_key_at.is_some() {
@@ -211,55 +211,11 @@ impl Accounts {
     /// The user's billing account, provisioned now if it is missing: the
     /// one way every read of an account gets it (see `billing_account`).
     pub async fn billing_account(&self, user_id: Uuid) -> Result<billing_account::Model> {
-        billing_account(&self.db, &self.policy, user_id, self.clock.now()).await
+        billing::billing_account(&self.db, &self.policy, user_id, self.clock.now()).await
     }
 
     /// How long a session made now lasts (the cookie's max-age).
     pub fn session_ttl(&self) -> chrono::Duration {
         self.policy.session_ttl
     }
-}
-
-/// The user's billing account, provisioned now if it is missing (a signup
-/// whose provisioning failed, or a user who arrived another way). Safe under
-/// concurrent first reads: the insert yields to the unique index on user_id,
-/// so a user never gets two accounts.
-pub async fn billing_account(
-    conn: &impl ConnectionTrait,
-    policy: &AccountPolicy,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<billing_account::Model> {
-    if let Some(account) = find_billing_account(conn, user_id).await? {
-        return Ok(account);
-    }
-    let account = billing_account::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        user_id: Set(user_id),
-        plan: Set(policy.plan.clone()),
-        monthly_credits: Set(policy.monthly_credits),
-        billing_cycle_start: Set(now),
-        created_at: Set(now),
-    };
-    billing_account::Entity::insert(account)
-        .on_conflict(
-            OnConflict::column(billing_account::Column::UserId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    find_billing_account(conn, user_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("billing account of {user_id} missing after insert").into())
-}
-
-async fn find_billing_account(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-) -> Result<Option<billing_account::Model>> {
-    Ok(billing_account::Entity::find()
-        .filter(billing_account::Column::UserId.eq(user_id))
-        .one(conn)
-        .await?)
 }

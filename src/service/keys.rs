@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{accounts, on_unique_violation};
+use super::{billing, on_unique_violation};
 use crate::clock::Clock;
 use crate::domain::secret::KeySecret;
 use crate::domain::{
@@ -130,7 +130,7 @@ impl Keys {
     /// EXPIRED), revoked ones only when asked for. Reading them provisions
     /// the user's billing account if signup could not.
     pub async fn list(&self, user_id: Uuid, include_revoked: bool) -> Result<Vec<api_key::Model>> {
-        accounts::billing_account(&self.db, &self.policy, user_id, self.clock.now()).await?;
+        billing::billing_account(&self.db, &self.policy, user_id, self.clock.now()).await?;
         let mut query = api_key::Entity::find().filter(api_key::Column::UserId.eq(user_id));
         if !include_revoked {
             query = query.filter(api_key::Column::RevokedAt.is_null());

@@ -3,10 +3,11 @@
 //! `Accounts`, `SignIn`, `Sessions`, `Keys` (and `metering::Metering`
 //! beside them), so every resolver calls one the same way, with the
 //! request's data only. Provisioning a missing billing account happens in
-//! one place, `accounts::billing_account`, which the services that read an
+//! one place, `billing::billing_account`, which the services that read an
 //! account call.
 
 pub mod accounts;
+pub mod billing;
 pub mod keys;
 pub mod limits;
 pub mod lookups;

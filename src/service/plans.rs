@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::accounts;
+use super::billing;
 use crate::domain::text::is_printable;
 use crate::domain::{AccountPolicy, Counter, Cycle, Email};
 use crate::entity::{billing_account, user};
@@ -87,7 +87,7 @@ pub async fn show(
     now: DateTime<Utc>,
 ) -> Result<AccountReport> {
     let user = find_user(db, email).await?;
-    let account = accounts::billing_account(db, policy, user.id, now).await?;
+    let account = billing::billing_account(db, policy, user.id, now).await?;
     report(db, user, account, now).await
 }
 
@@ -101,7 +101,7 @@ pub async fn set_plan(
     now: DateTime<Utc>,
 ) -> Result<AccountReport> {
     let user = find_user(db, email).await?;
-    let account = accounts::billing_account(db, policy, user.id, now).await?;
+    let account = billing::billing_account(db, policy, user.id, now).await?;
     billing_account::Entity::update_many()
         .col_expr(billing_account::Column::Plan, Expr::value(change.plan))
         .col_expr(
