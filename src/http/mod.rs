@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -56,12 +57,12 @@ pub fn router(
             graphql_route.fallback(refusal::method_not_allowed),
         )
         .with_state(endpoint)
-        .route("/health", get(health).with_state(db.clone()))
-        .route("/", get(pages::index))
-        .route("/auth/callback", get(pages::callback))
-        .route("/assets/{*path}", get(assets::serve));
+        .route("/health", get_only(health).with_state(db.clone()))
+        .route("/", get_only(pages::index))
+        .route("/auth/callback", get_only(pages::callback))
+        .route("/assets/{*path}", get_only(assets::serve));
     if config.metrics {
-        router = router.route("/metrics", get(scrape).with_state((metrics, db)));
+        router = router.route("/metrics", get_only(scrape).with_state((metrics, db)));
     }
     Ok(router
         .fallback(refusal::not_found)
@@ -72,6 +73,17 @@ pub fn router(
         ))
         .layer(axum::middleware::map_response(headers::secure))
         .layer(TraceLayer::new_for_http()))
+}
+
+/// A route that is only read: GET and HEAD, and any other method refused
+/// as JSON like every refusal (axum keeps adding `Allow: GET,HEAD`).
+fn get_only<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    get(handler).fallback(refusal::get_only)
 }
 
 /// Browsers may call the API only from the configured dashboard origins.

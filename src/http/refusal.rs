@@ -59,6 +59,13 @@ pub const METHOD_NOT_ALLOWED: Refusal = Refusal::new(
     StatusCode::METHOD_NOT_ALLOWED,
     "method not allowed: send GraphQL requests as POST /graphql",
 );
+/// For every route but `/graphql`: keymeter's pages, assets, health and
+/// metrics are only ever read. (axum adds `Allow: GET,HEAD`.)
+pub const GET_ONLY: Refusal = Refusal::new(
+    StatusCode::METHOD_NOT_ALLOWED,
+    "method not allowed: GET only",
+);
+pub const NO_SUCH_ASSET: Refusal = Refusal::new(StatusCode::NOT_FOUND, "no such asset");
 pub const HEADERS_TOO_LARGE: Refusal = Refusal::closing(
     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     "the request's headers are too large",
@@ -70,4 +77,8 @@ pub async fn not_found() -> Refusal {
 
 pub async fn method_not_allowed() -> Refusal {
     METHOD_NOT_ALLOWED
+}
+
+pub async fn get_only() -> Refusal {
+    GET_ONLY
 }
