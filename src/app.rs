@@ -15,7 +15,7 @@ use sea_orm::{
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, PublicOrigin};
 use crate::http::server;
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
@@ -48,13 +48,16 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.bind))?;
         let listening = listener.local_addr()?;
-        let providers = discover_providers(config, listening).await?;
+        let public = config
+            .public_origin(listening)
+            .map_err(anyhow::Error::msg)?;
+        let providers = discover_providers(config, &public).await?;
         let metrics = Arc::new(Metrics::new());
         let state = AppState::new(db.clone(), clock, metrics.clone(), config, providers);
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
         Ok(Self {
             listener,
-            router: http::router(schema, db, metrics, config, listening)?,
+            router: http::router(schema, db, metrics, config, &public, listening)?,
             state,
             limits: server_limits(config),
         })
@@ -88,12 +91,12 @@ impl Application {
 
 /// Every configured sign-in provider, discovered now: a provider that
 /// cannot be reached or is misconfigured stops the start with its name.
-async fn discover_providers(config: &Config, listening: SocketAddr) -> anyhow::Result<Providers> {
+async fn discover_providers(config: &Config, public: &PublicOrigin) -> anyhow::Result<Providers> {
     let ids: Vec<String> = config.provider_ids().map(str::to_owned).collect();
     if ids.is_empty() {
         return Ok(Providers::none());
     }
-    let redirect_uri = format!("{}/auth/callback", config.public_url(listening));
+    let redirect_uri = format!("{}/auth/callback", public.as_str());
     Providers::discover(&config.oidc, &ids, &redirect_uri).await
 }
 

@@ -23,7 +23,7 @@ use sea_orm::DatabaseConnection;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Config;
+use crate::config::{Config, PublicOrigin};
 use crate::graphql::KeymeterSchema;
 use crate::metrics::Metrics;
 use endpoint::Endpoint;
@@ -34,6 +34,7 @@ pub fn router(
     db: DatabaseConnection,
     metrics: Arc<Metrics>,
     config: &Config,
+    public: &PublicOrigin,
     listening: std::net::SocketAddr,
 ) -> anyhow::Result<Router> {
     let endpoint = Endpoint {
@@ -43,8 +44,8 @@ pub fn router(
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
         body_timeout: Duration::from_secs(config.request_timeout_secs),
-        page_origins: config.page_origins(listening).into(),
-        secure_cookies: config.public_url(listening).starts_with("https://"),
+        page_origins: config.page_origins(public, listening).into(),
+        secure_cookies: public.is_https(),
     };
     let graphql_route = if config.graphiql {
         get(headers::graphiql).post(endpoint::post)

@@ -191,4 +191,21 @@ on_both_backends! {
         // With a public URL, the loopback address is not one of our pages.
         assert_eq!(login_from(&app, &user, &app.own_origin()).await, None);
     }
+
+    async fn a_public_url_in_capitals_with_its_default_port_matches_the_browsers_origin(backend: Backend) {
+        for public_url in ["http://Keys.Example.TEST:80", "HTTP://KEYS.EXAMPLE.TEST:80/"] {
+            let app = TestApp::spawn_with(backend.clone(), |config| {
+                config.public_url = Some(public_url.into());
+            })
+            .await;
+            let user = app.signup().await;
+            // What a browser sends from that page: lower case, no default port.
+            let origin = "http://keys.example.test";
+            let set_cookie = login_from(&app, &user, origin).await.expect(public_url);
+            let cookie = set_cookie.split(';').next().unwrap();
+            let page = Browser { origin: Some(origin), csrf: true, cookie: Some(cookie) };
+            let (_, body) = app.post_as(&page, ME_EMAIL, json!({})).await;
+            assert_eq!(body["data"]["me"]["email"], user.email.as_str(), "{public_url}: {body:#}");
+        }
+    }
 }
