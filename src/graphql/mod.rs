@@ -2,13 +2,13 @@
 //! resolvers that translate to `service` calls.
 
 mod context;
+pub mod cookies;
 mod documents;
 mod guard;
 mod mutation;
 mod points;
 mod query;
 mod scalars;
-pub mod session_cookie;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};

@@ -4,8 +4,8 @@ use uuid::Uuid;
 use super::context::{
     bearer_token, client_address, current_user, end_session, metrics, sign_in_browser, state,
 };
+use super::cookies;
 use super::cost;
-use super::session_cookie;
 use super::types::{
     ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
     RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput, SignupPayload, User,
@@ -15,7 +15,7 @@ use crate::domain::{Charge, GracePeriod, KeyExpiry, KeyName, KeyType};
 use crate::error::Result;
 use crate::service::accounts::SignedUp;
 use crate::service::keys::NewKey;
-use crate::service::sign_in::{self, Callback, BROWSER_COOKIE};
+use crate::service::sign_in::{self, Callback};
 use crate::service::{accounts, keys, sessions};
 
 pub struct Mutation;
@@ -32,7 +32,7 @@ impl Mutation {
             &input.password,
         )
         .await?;
-        session_cookie::set(
+        cookies::set_session(
             ctx,
             &signed_up.signed_in.token,
             state(ctx).policy.session_ttl,
@@ -49,7 +49,7 @@ impl Mutation {
             &input.password,
         )
         .await?;
-        session_cookie::set(ctx, &signed_in.token, state(ctx).policy.session_ttl);
+        cookies::set_session(ctx, &signed_in.token, state(ctx).policy.session_ttl);
         Ok(AuthPayload {
             token: signed_in.token,
             user: User::new(signed_in.user, None),
@@ -61,7 +61,7 @@ impl Mutation {
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         // Cleared first: a browser whose session already ended must still
         // lose the cookie, though the answer is UNAUTHENTICATED.
-        session_cookie::clear(ctx);
+        cookies::clear_session(ctx);
         let state = state(ctx);
         sessions::end(&state.db, bearer_token(ctx)?, state.clock.now()).await?;
         end_session(ctx);
@@ -117,16 +117,7 @@ impl Mutation {
     async fn start_sign_in(&self, ctx: &Context<'_>, provider: String) -> Result<SignInStart> {
         let state = state(ctx);
         let started = sign_in::start(&state.accounts, &state.providers, &provider).await?;
-        // Lax: the cookie rides along when the callback page, on our own
-        // origin, calls completeSignIn; never on another site's requests.
-        let cookie = session_cookie::api_cookie(
-            BROWSER_COOKIE,
-            started.browser.expose(),
-            sign_in::FLOW_LIFETIME.num_seconds(),
-            "Lax",
-            state.providers.secure_cookies(),
-        );
-        ctx.append_http_header("set-cookie", cookie);
+        cookies::set_sign_in(ctx, started.browser.expose());
         Ok(SignInStart {
             authorization_url: started.authorization_url,
         })
@@ -153,7 +144,7 @@ impl Mutation {
             callback,
         )
         .await?;
-        session_cookie::set(ctx, &signed_up.signed_in.token, state.policy.session_ttl);
+        cookies::set_session(ctx, &signed_up.signed_in.token, state.policy.session_ttl);
         Ok(signup_payload(signed_up, state.clock.now()))
     }
 
