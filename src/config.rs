@@ -177,6 +177,12 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics: bool,
 
+    /// Serve `/metrics` only on this address, e.g. `127.0.0.1:9100`, and not
+    /// on the API's (which then answers 404 for it): the production setting,
+    /// so that the internet never reads the metrics. Unset: on the API port.
+    #[arg(long, env = "KEYMETER_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Log every SQL statement (target `sqlx::query`, without its values).
     #[arg(long, env = "KEYMETER_LOG_QUERIES", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_queries: bool,
@@ -274,6 +280,9 @@ impl Config {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(format!("{name} must be at least 1"));
+        }
+        if self.metrics_bind == Some(self.bind) && self.bind.port() != 0 {
+            return Err("KEYMETER_METRICS_BIND must differ from KEYMETER_BIND".into());
         }
         if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
             return Err("KEYMETER_MAX_HEADER_BYTES must be between 1024 and 1048576".into());
@@ -625,6 +634,7 @@ mod tests {
         assert!(refused(|c| c.monthly_credits = -1).contains("KEYMETER_MONTHLY_CREDITS"));
         assert!(refused(|c| c.request_timeout_secs = 0).contains("KEYMETER_REQUEST_TIMEOUT_SECS"));
         assert!(refused(|c| c.max_header_bytes = 10).contains("KEYMETER_MAX_HEADER_BYTES"));
+        assert!(refused(|c| c.metrics_bind = Some(c.bind)).contains("KEYMETER_METRICS_BIND"));
         let mut fine = Config::from_defaults();
         fine.cors_origins = vec![
             " https://dashboard.example.com ".into(),

@@ -62,7 +62,8 @@ pub fn router(
         .route("/", get_only(pages::index))
         .route("/auth/callback", get_only(pages::callback))
         .route("/assets/{*path}", get_only(assets::serve));
-    if config.metrics {
+    // With an address of their own, the metrics are not on the API's.
+    if config.metrics && config.metrics_bind.is_none() {
         router = router.route("/metrics", get_only(scrape).with_state((metrics, db)));
     }
     Ok(router
@@ -74,6 +75,16 @@ pub fn router(
         ))
         .layer(axum::middleware::map_response(headers::secure))
         .layer(TraceLayer::new_for_http()))
+}
+
+/// The routes of the metrics address (`KEYMETER_METRICS_BIND`): `/metrics`
+/// and nothing else, so the scraper's network reaches no more than that.
+pub fn metrics_router(metrics: Arc<Metrics>, db: DatabaseConnection) -> Router {
+    Router::new()
+        .route("/metrics", get_only(scrape).with_state((metrics, db)))
+        .fallback(refusal::not_metrics)
+        .layer(axum::middleware::map_response(headers::secure))
+        .layer(TraceLayer::new_for_http())
 }
 
 /// A route that is only read: GET and HEAD, and any other method refused

@@ -55,6 +55,10 @@ pub const NOT_FOUND: Refusal = Refusal::new(
     StatusCode::NOT_FOUND,
     "no such path: the API is POST /graphql",
 );
+pub const NOT_METRICS: Refusal = Refusal::new(
+    StatusCode::NOT_FOUND,
+    "no such path: this address serves GET /metrics only",
+);
 pub const METHOD_NOT_ALLOWED: Refusal = Refusal::new(
     StatusCode::METHOD_NOT_ALLOWED,
     "method not allowed: send GraphQL requests as POST /graphql",
@@ -73,6 +77,10 @@ pub const HEADERS_TOO_LARGE: Refusal = Refusal::closing(
 
 pub async fn not_found() -> Refusal {
     NOT_FOUND
+}
+
+pub async fn not_metrics() -> Refusal {
+    NOT_METRICS
 }
 
 pub async fn method_not_allowed() -> Refusal {
