@@ -13,9 +13,10 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
 };
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, PublicOrigin};
 use crate::http::server;
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
@@ -27,6 +28,8 @@ use crate::{graphql, http};
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on an address of its own (`KEYMETER_METRICS_BIND`), if set.
+    metrics: Option<(TcpListener, Router)>,
     state: AppState,
     limits: server::Limits,
 }
@@ -48,18 +51,24 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.bind))?;
         let listening = listener.local_addr()?;
-        let providers = discover_providers(config, listening).await?;
+        let public = config
+            .public_origin(listening)
+            .map_err(anyhow::Error::msg)?;
+        let providers = discover_providers(config, &public).await?;
         let metrics = Arc::new(Metrics::new());
         let state = AppState::new(db.clone(), clock, metrics.clone(), config, providers);
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
+        let metrics_listener = bind_metrics(config, &metrics, &db).await?;
         Ok(Self {
             listener,
+            metrics: metrics_listener,
             router: http::router(
                 schema,
                 state.metering.clone(),
                 db,
                 metrics,
                 config,
+                &public,
                 listening,
             )?,
             state,
@@ -73,15 +82,45 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.metrics.as_ref()?;
+        Some(
+            listener
+                .local_addr()
+                .expect("a bound listener has an address"),
+        )
+    }
+
     /// Serves until `shutdown` resolves, lets in-flight requests finish
-    /// within the shutdown deadline, then closes the pool.
+    /// within the shutdown deadline, then closes the pool. The metrics
+    /// address, if any, is served and stopped along with the API's.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "keymeter listening");
+        if let Some(addr) = self.metrics_addr() {
+            tracing::info!(%addr, "metrics listening");
+        }
         let sweeper = tokio::spawn(sweep_expired(self.state.clone()));
-        server::serve(self.listener, self.router, self.limits, shutdown).await;
+        let (stop, stopping) = watch::channel(false);
+        let api = server::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            stopped(stopping.clone()),
+        );
+        let metrics = async {
+            if let Some((listener, router)) = self.metrics {
+                server::serve(listener, router, self.limits, stopped(stopping)).await;
+            }
+        };
+        let signal = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(signal, api, metrics);
         sweeper.abort();
         // A connection still busy past the deadline must not hold the exit.
         let closed = tokio::time::timeout(self.limits.shutdown, self.state.db.clone().close());
@@ -95,13 +134,37 @@ impl Application {
 
 /// Every configured sign-in provider, discovered now: a provider that
 /// cannot be reached or is misconfigured stops the start with its name.
-async fn discover_providers(config: &Config, listening: SocketAddr) -> anyhow::Result<Providers> {
+async fn discover_providers(config: &Config, public: &PublicOrigin) -> anyhow::Result<Providers> {
     let ids: Vec<String> = config.provider_ids().map(str::to_owned).collect();
     if ids.is_empty() {
         return Ok(Providers::none());
     }
-    let redirect_uri = format!("{}/auth/callback", config.public_url(listening));
+    let redirect_uri = format!("{}/auth/callback", public.as_str());
     Providers::discover(&config.oidc, &ids, &redirect_uri).await
+}
+
+/// Resolves once `stopping` says so (or its sender is gone): one shutdown
+/// signal, seen by every listener.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// The metrics address's listener and routes, when `/metrics` has one.
+async fn bind_metrics(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    db: &DatabaseConnection,
+) -> anyhow::Result<Option<(TcpListener, Router)>> {
+    let Some(addr) = config.metrics_bind.filter(|_| config.metrics) else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding KEYMETER_METRICS_BIND {addr}"))?;
+    Ok(Some((
+        listener,
+        http::metrics_router(metrics.clone(), db.clone()),
+    )))
 }
 
 fn server_limits(config: &Config) -> server::Limits {

@@ -199,6 +199,12 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics: bool,
 
+    /// Serve `/metrics` only on this address, e.g. `127.0.0.1:9100`, and not
+    /// on the API's (which then answers 404 for it): the production setting,
+    /// so that the internet never reads the metrics. Unset: on the API port.
+    #[arg(long, env = "KEYMETER_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Log every SQL statement (target `sqlx::query`, without its values).
     #[arg(long, env = "KEYMETER_LOG_QUERIES", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_queries: bool,
@@ -207,9 +213,10 @@ pub struct Config {
     #[arg(long, env = "KEYMETER_LOG", default_value = "info")]
     pub log: String,
 
-    /// The address browsers reach keymeter at, e.g. `https://keys.example.com`;
-    /// sign-in providers send them back to `{this}/auth/callback`. Defaults
-    /// to `http://` and the address the server listens on.
+    /// The origin browsers reach keymeter at, e.g. `https://keys.example.com`
+    /// (no path: keymeter is served at the root); sign-in providers send them
+    /// back to `{this}/auth/callback`. Defaults to `http://` and the address
+    /// the server listens on.
     #[arg(long, env = "KEYMETER_PUBLIC_URL")]
     pub public_url: Option<String>,
 
@@ -297,6 +304,9 @@ impl Config {
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(format!("{name} must be at least 1"));
         }
+        if self.metrics_bind == Some(self.bind) && self.bind.port() != 0 {
+            return Err("KEYMETER_METRICS_BIND must differ from KEYMETER_BIND".into());
+        }
         if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
             return Err("KEYMETER_MAX_HEADER_BYTES must be between 1024 and 1048576".into());
         }
@@ -312,13 +322,7 @@ impl Config {
     }
 
     fn validate_sign_in(&self) -> Result<(), String> {
-        if let Some(url) = self.public_url.as_deref().filter(|url| !url.is_empty()) {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(format!(
-                    "KEYMETER_PUBLIC_URL: {url:?} is not an http(s) URL such as https://keys.example.com"
-                ));
-            }
-        }
+        self.public_origin(self.bind)?;
         for id in self.provider_ids() {
             check_provider_id(id)?;
             let var = provider_var(id, "");
@@ -367,27 +371,27 @@ impl Config {
         }
     }
 
-    /// Where browsers reach this server, given the address it listens on.
-    pub fn public_url(&self, listening: SocketAddr) -> String {
-        match self.public_url.as_deref().filter(|url| !url.is_empty()) {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{listening}"),
+    /// Where browsers reach this server, given the address it listens on:
+    /// the configured public URL as an origin, or `http://` and that address.
+    pub fn public_origin(&self, listening: SocketAddr) -> Result<PublicOrigin, String> {
+        match self.configured_public_url() {
+            Some(raw) => PublicOrigin::parse(raw),
+            None => Ok(PublicOrigin(format!("http://{listening}"))),
         }
     }
 
-    /// The origins keymeter's own pages are served from: the public URL's,
-    /// and, when none is configured and keymeter listens on loopback, the
-    /// same port under the other loopback names a person might type
+    fn configured_public_url(&self) -> Option<&str> {
+        self.public_url.as_deref().filter(|url| !url.is_empty())
+    }
+
+    /// The origins keymeter's own pages are served from: `public`, and,
+    /// when no public URL is configured and keymeter listens on loopback,
+    /// the same port under the other loopback names a person might type
     /// (`localhost`, `127.0.0.1`, `[::1]`). A request carrying the session
     /// cookie must come from one of them (see `http::endpoint`).
-    pub fn page_origins(&self, listening: SocketAddr) -> Vec<String> {
-        let public = self.public_url(listening);
-        let mut origins = vec![origin_of(&public).to_owned()];
-        let configured = self
-            .public_url
-            .as_deref()
-            .is_some_and(|url| !url.is_empty());
-        if !configured && listening.ip().is_loopback() {
+    pub fn page_origins(&self, public: &PublicOrigin, listening: SocketAddr) -> Vec<String> {
+        let mut origins = vec![public.as_str().to_owned()];
+        if self.configured_public_url().is_none() && listening.ip().is_loopback() {
             let port = listening.port();
             for host in ["localhost", "127.0.0.1", "[::1]"] {
                 let origin = format!("http://{host}:{port}");
@@ -542,12 +546,51 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
     }
 }
 
-/// `scheme://host[:port]` of a URL: what browsers send as `Origin`.
-fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |at| at + 3);
-    match url[after_scheme..].find(['/', '?', '#']) {
-        Some(end) => &url[..after_scheme + end],
-        None => url,
+/// Where browsers reach keymeter, spelled exactly as they send it in
+/// `Origin`: `scheme://host[:port]`, scheme and host lower-case, no default
+/// port. Compared byte for byte with that header, so
+/// `HTTPS://Keys.Example.COM:443` must become `https://keys.example.com`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicOrigin(String);
+
+impl PublicOrigin {
+    /// Parses `KEYMETER_PUBLIC_URL`. Only an origin is accepted (a path of
+    /// `/` at most): keymeter's pages, API and callback live at the root,
+    /// and a browser's `Origin` carries no path, query, fragment or user.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        const EXAMPLE: &str = "an origin such as https://keys.example.com";
+        let refuse = |why: &str| Err(format!("KEYMETER_PUBLIC_URL: {raw:?} {why}"));
+        let Ok(url) = url::Url::parse(raw) else {
+            return refuse(&format!("is not {EXAMPLE}"));
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return refuse(&format!("is not http or https; give {EXAMPLE}"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Not echoed: what follows the scheme may be a password.
+            return Err(format!(
+                "KEYMETER_PUBLIC_URL must not carry a user name or password; give {EXAMPLE}"
+            ));
+        }
+        let extra = [
+            (url.path() != "/", "a path"),
+            (url.query().is_some(), "a query"),
+            (url.fragment().is_some(), "a fragment"),
+        ];
+        if let Some((_, what)) = extra.iter().find(|(present, _)| *present) {
+            return refuse(&format!(
+                "has {what}; keymeter is served at the root: give {EXAMPLE}"
+            ));
+        }
+        Ok(Self(url.origin().ascii_serialization()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
     }
 }
 
@@ -619,6 +662,7 @@ mod tests {
         assert!(refused(|c| c.monthly_credits = -1).contains("KEYMETER_MONTHLY_CREDITS"));
         assert!(refused(|c| c.request_timeout_secs = 0).contains("KEYMETER_REQUEST_TIMEOUT_SECS"));
         assert!(refused(|c| c.max_header_bytes = 10).contains("KEYMETER_MAX_HEADER_BYTES"));
+        assert!(refused(|c| c.metrics_bind = Some(c.bind)).contains("KEYMETER_METRICS_BIND"));
         let mut fine = Config::from_defaults();
         fine.cors_origins = vec![
             " https://dashboard.example.com ".into(),
@@ -717,15 +761,66 @@ mod tests {
     fn page_origins_are_the_public_urls_or_the_loopback_names() {
         let mut config = Config::from_defaults();
         let listening: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let origins = |config: &Config| {
+            let public = config.public_origin(listening).unwrap();
+            config.page_origins(&public, listening)
+        };
         assert_eq!(
-            config.page_origins(listening),
+            origins(&config),
             [
                 "http://127.0.0.1:8000",
                 "http://localhost:8000",
                 "http://[::1]:8000"
             ]
         );
-        config.public_url = Some("https://keys.example.com/base/".into());
-        assert_eq!(config.page_origins(listening), ["https://keys.example.com"]);
+        config.public_url = Some("HTTPS://Keys.Example.COM:443/".into());
+        assert_eq!(origins(&config), ["https://keys.example.com"]);
+    }
+
+    #[test]
+    fn the_public_url_becomes_the_origin_browsers_send() {
+        let origin = |raw: &str| PublicOrigin::parse(raw).map(|o| o.as_str().to_owned());
+        for (raw, sent) in [
+            ("HTTPS://Keys.Example.COM:443", "https://keys.example.com"),
+            ("https://keys.example.com/", "https://keys.example.com"),
+            ("HTTP://LOCALHOST:80/", "http://localhost"),
+            (
+                "http://Keys.Example.com:8443",
+                "http://keys.example.com:8443",
+            ),
+            ("https://keys.example.com:80", "https://keys.example.com:80"),
+            ("http://[::1]:8000", "http://[::1]:8000"),
+            ("https://Bücher.example", "https://xn--bcher-kva.example"),
+        ] {
+            assert_eq!(origin(raw).as_deref(), Ok(sent), "{raw}");
+        }
+        assert!(PublicOrigin::parse("https://k.example").unwrap().is_https());
+        assert!(!PublicOrigin::parse("HTTP://k.example").unwrap().is_https());
+    }
+
+    #[test]
+    fn a_public_url_that_is_not_an_origin_is_refused() {
+        for (raw, says) in [
+            ("https://keys.example.com/base/", "has a path"),
+            ("https://keys.example.com/auth/callback", "has a path"),
+            ("https://keys.example.com/?tenant=a", "has a query"),
+            ("https://keys.example.com/#top", "has a fragment"),
+            ("ftp://keys.example.com", "is not http or https"),
+            ("keys.example.com", "is not an origin"),
+            ("https://", "is not an origin"),
+        ] {
+            let refused = PublicOrigin::parse(raw).unwrap_err();
+            assert!(refused.starts_with("KEYMETER_PUBLIC_URL"), "{refused}");
+            assert!(refused.contains(says), "{raw}: {refused}");
+            assert!(!refused.contains('\n'), "one line: {refused}");
+        }
+        let refused = PublicOrigin::parse("https://ops:hunter2@keys.example.com").unwrap_err();
+        assert!(refused.contains("user name or password") && !refused.contains("hunter2"));
+        let mut config = Config::from_defaults();
+        config.public_url = Some("https://keys.example.com/base".into());
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .contains("KEYMETER_PUBLIC_URL"));
     }
 }

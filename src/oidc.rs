@@ -52,8 +52,6 @@ const REDISCOVER_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 pub struct Providers {
     http: reqwest::Client,
     providers: Vec<Provider>,
-    /// Browsers reach us over https: cookies go only over https too.
-    secure_cookies: bool,
 }
 
 /// What `startSignIn` must remember for `completeSignIn`.
@@ -106,23 +104,14 @@ impl Providers {
                 discovered_at: Mutex::new(Instant::now()),
             });
         }
-        Ok(Self {
-            http,
-            providers,
-            secure_cookies: redirect_uri.starts_with("https://"),
-        })
+        Ok(Self { http, providers })
     }
 
     pub fn none() -> Self {
         Self {
             http: reqwest::Client::new(),
             providers: Vec::new(),
-            secure_cookies: false,
         }
-    }
-
-    pub fn secure_cookies(&self) -> bool {
-        self.secure_cookies
     }
 
     pub fn list(&self) -> &[Provider] {

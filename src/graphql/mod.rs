@@ -6,6 +6,7 @@
 
 mod budget;
 mod context;
+pub mod cookies;
 mod documents;
 mod guard;
 mod mutation;
@@ -13,7 +14,6 @@ mod operation;
 mod points;
 mod query;
 mod scalars;
-pub mod session_cookie;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};

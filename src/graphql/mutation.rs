@@ -4,8 +4,8 @@ use uuid::Uuid;
 use super::context::{
     bearer_token, client_address, current_user, end_session, metrics, sign_in_browser, state,
 };
+use super::cookies;
 use super::cost;
-use super::session_cookie;
 use super::types::{
     ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
     RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput,
@@ -14,7 +14,7 @@ use super::types::{
 use crate::domain::{Charge, GracePeriod, KeyName, KeyType};
 use crate::error::Result;
 use crate::service::accounts::SignedUp;
-use crate::service::sign_in::{self, Callback, BROWSER_COOKIE};
+use crate::service::sign_in::Callback;
 
 pub struct Mutation;
 
@@ -27,7 +27,7 @@ impl Mutation {
         let signed_up = accounts
             .signup(client_address(ctx), &input.email, &input.password)
             .await?;
-        session_cookie::set(ctx, &signed_up.signed_in.token, accounts.session_ttl());
+        cookies::set_session(ctx, &signed_up.signed_in.token, accounts.session_ttl());
         Ok(signup_payload(signed_up, state(ctx).clock.now()))
     }
 
@@ -37,7 +37,7 @@ impl Mutation {
         let signed_in = accounts
             .login(client_address(ctx), &input.email, &input.password)
             .await?;
-        session_cookie::set(ctx, &signed_in.token, accounts.session_ttl());
+        cookies::set_session(ctx, &signed_in.token, accounts.session_ttl());
         Ok(AuthPayload {
             token: signed_in.token,
             user: User::new(signed_in.user, None),
@@ -49,7 +49,7 @@ impl Mutation {
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         // Cleared first: a browser whose session already ended must still
         // lose the cookie, though the answer is UNAUTHENTICATED.
-        session_cookie::clear(ctx);
+        cookies::clear_session(ctx);
         state(ctx).sessions.end(bearer_token(ctx)?).await?;
         end_session(ctx);
         Ok(true)
@@ -116,18 +116,11 @@ impl Mutation {
     /// with PKCE). Unknown provider: BAD_USER_INPUT.
     #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn start_sign_in(&self, ctx: &Context<'_>, provider: String) -> Result<SignInStart> {
-        let sign_in = &state(ctx).sign_in;
-        let started = sign_in.start(client_address(ctx), &provider).await?;
-        // Lax: the cookie rides along when the callback page, on our own
-        // origin, calls completeSignIn; never on another site's requests.
-        let cookie = session_cookie::api_cookie(
-            BROWSER_COOKIE,
-            started.browser.expose(),
-            sign_in::FLOW_LIFETIME.num_seconds(),
-            "Lax",
-            sign_in.providers().secure_cookies(),
-        );
-        ctx.append_http_header("set-cookie", cookie);
+        let started = state(ctx)
+            .sign_in
+            .start(client_address(ctx), &provider)
+            .await?;
+        cookies::set_sign_in(ctx, started.browser.expose());
         Ok(SignInStart {
             authorization_url: started.authorization_url,
         })
@@ -151,7 +144,7 @@ impl Mutation {
             .sign_in
             .complete(client_address(ctx), callback)
             .await?;
-        session_cookie::set(
+        cookies::set_session(
             ctx,
             &signed_up.signed_in.token,
             state.accounts.session_ttl(),

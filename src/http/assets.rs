@@ -4,12 +4,15 @@
 
 use std::sync::LazyLock;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+
+use super::refusal::NO_SUCH_ASSET;
 
 struct Asset {
     path: &'static str,
@@ -59,11 +62,16 @@ static ENTITY_TAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 });
 
 /// `GET /assets/{path}`. A browser that already holds the file (its
-/// `If-None-Match` names the tag) gets 304 and no body.
-pub async fn serve(Path(path): Path<String>, request: HeaderMap) -> Response {
-    let Some(index) = ASSETS.iter().position(|asset| asset.path == path) else {
-        return StatusCode::NOT_FOUND.into_response();
+/// `If-None-Match` names the tag) gets 304 and no body. A path that names
+/// no asset, or is not even UTF-8, is the JSON 404 every refusal is.
+pub async fn serve(path: Result<Path<String>, PathRejection>, request: HeaderMap) -> Response {
+    let index = path
+        .ok()
+        .and_then(|Path(path)| ASSETS.iter().position(|asset| asset.path == path));
+    let Some(index) = index else {
+        return NO_SUCH_ASSET.into_response();
     };
+    let path = ASSETS[index].path;
     let tag = ENTITY_TAGS[index].clone();
     // Vendored files carry their version in their name and never change;
     // our own may change with any release, so browsers check them again,
@@ -88,7 +96,7 @@ pub async fn serve(Path(path): Path<String>, request: HeaderMap) -> Response {
         [
             (
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(content_type(&path)),
+                HeaderValue::from_static(content_type(path)),
             ),
             (header::CACHE_CONTROL, cache),
             (header::ETAG, tag),

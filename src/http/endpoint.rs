@@ -16,12 +16,11 @@ use http_body_util::BodyExt as _;
 use tracing::Instrument as _;
 
 use super::refusal::Refusal;
-use crate::graphql::session_cookie::{PageRequest, SESSION_COOKIE};
+use crate::graphql::cookies::{Cookie, PageRequest};
 use crate::graphql::{
     ClientAddress, Documents, KeymeterSchema, RanOperation, RequestAuth, SignInBrowser,
 };
 use crate::metrics::{is_plain_name, Metrics};
-use crate::service::sign_in::BROWSER_COOKIE;
 
 /// The header keymeter's pages send with every API call. A cross-site form
 /// cannot set a header, and a cross-site `fetch` that sets one needs a CORS
@@ -43,7 +42,7 @@ pub struct Endpoint {
     pub body_timeout: Duration,
     /// The origins of keymeter's own pages (`Config::page_origins`).
     pub page_origins: Arc<[String]>,
-    /// Browsers reach keymeter over https.
+    /// Browsers reach keymeter over https: its cookies are `__Host-` ones.
     pub secure_cookies: bool,
 }
 
@@ -84,7 +83,9 @@ impl Endpoint {
             .data(auth)
             .data(page)
             .data(ClientAddress(client))
-            .data(SignInBrowser(cookie(&parts.headers, BROWSER_COOKIE)));
+            .data(SignInBrowser(
+                Cookie::SignIn.read(&parts.headers, self.secure_cookies),
+            ));
         let ran = RanOperation::default();
         let request = request.data(ran.clone());
         let started = Instant::now();
@@ -108,9 +109,9 @@ impl Endpoint {
         };
         let token = match bearer_token(headers)? {
             Some(token) => Some(token),
-            None if page.from_own_page => {
-                cookie(headers, SESSION_COOKIE).filter(|token| !token.is_empty())
-            }
+            None if page.from_own_page => Cookie::Session
+                .read(headers, self.secure_cookies)
+                .filter(|token| !token.is_empty()),
             None => None,
         };
         Ok((RequestAuth::new(token), page))
@@ -234,18 +235,6 @@ fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bo
         .then(forwarded)
         .flatten()
         .unwrap_or(peer.ip())
-}
-
-/// The value of the cookie `name`, from any `Cookie` header.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
 }
 
 /// The bearer token, if any. Two `Authorization` headers are refused: which

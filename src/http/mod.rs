@@ -15,15 +15,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Config;
+use crate::config::{Config, PublicOrigin};
 use crate::graphql::KeymeterSchema;
 use crate::metering::Metering;
 use crate::metrics::Metrics;
@@ -37,6 +38,7 @@ pub fn router(
     db: DatabaseConnection,
     metrics: Arc<Metrics>,
     config: &Config,
+    public: &PublicOrigin,
     listening: std::net::SocketAddr,
 ) -> anyhow::Result<Router> {
     let gateway = Gateway {
@@ -50,8 +52,8 @@ pub fn router(
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
         body_timeout: Duration::from_secs(config.request_timeout_secs),
-        page_origins: config.page_origins(listening).into(),
-        secure_cookies: config.public_url(listening).starts_with("https://"),
+        page_origins: config.page_origins(public, listening).into(),
+        secure_cookies: public.is_https(),
     };
     let graphql_route = if config.graphiql {
         get(headers::graphiql).post(endpoint::post)
@@ -71,12 +73,13 @@ pub fn router(
             post(gateway::refund).fallback(refusal::post_only),
         )
         .with_state(gateway)
-        .route("/health", get(health).with_state(db.clone()))
-        .route("/", get(pages::index))
-        .route("/auth/callback", get(pages::callback))
-        .route("/assets/{*path}", get(assets::serve));
-    if config.metrics {
-        router = router.route("/metrics", get(scrape).with_state((metrics, db)));
+        .route("/health", get_only(health).with_state(db.clone()))
+        .route("/", get_only(pages::index))
+        .route("/auth/callback", get_only(pages::callback))
+        .route("/assets/{*path}", get_only(assets::serve));
+    // With an address of their own, the metrics are not on the API's.
+    if config.metrics && config.metrics_bind.is_none() {
+        router = router.route("/metrics", get_only(scrape).with_state((metrics, db)));
     }
     Ok(router
         .fallback(refusal::not_found)
@@ -87,6 +90,27 @@ pub fn router(
         ))
         .layer(axum::middleware::map_response(headers::secure))
         .layer(TraceLayer::new_for_http()))
+}
+
+/// The routes of the metrics address (`KEYMETER_METRICS_BIND`): `/metrics`
+/// and nothing else, so the scraper's network reaches no more than that.
+pub fn metrics_router(metrics: Arc<Metrics>, db: DatabaseConnection) -> Router {
+    Router::new()
+        .route("/metrics", get_only(scrape).with_state((metrics, db)))
+        .fallback(refusal::not_metrics)
+        .layer(axum::middleware::map_response(headers::secure))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// A route that is only read: GET and HEAD, and any other method refused
+/// as JSON like every refusal (axum keeps adding `Allow: GET,HEAD`).
+fn get_only<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    get(handler).fallback(refusal::get_only)
 }
 
 /// Browsers may call the API only from the configured dashboard origins.

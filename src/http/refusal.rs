@@ -81,10 +81,21 @@ pub const NOT_FOUND: Refusal = Refusal::new(
     StatusCode::NOT_FOUND,
     "no such path: the API is POST /graphql",
 );
+pub const NOT_METRICS: Refusal = Refusal::new(
+    StatusCode::NOT_FOUND,
+    "no such path: this address serves GET /metrics only",
+);
 pub const METHOD_NOT_ALLOWED: Refusal = Refusal::new(
     StatusCode::METHOD_NOT_ALLOWED,
     "method not allowed: send GraphQL requests as POST /graphql",
 );
+/// For every route but `/graphql`: keymeter's pages, assets, health and
+/// metrics are only ever read. (axum adds `Allow: GET,HEAD`.)
+pub const GET_ONLY: Refusal = Refusal::new(
+    StatusCode::METHOD_NOT_ALLOWED,
+    "method not allowed: GET only",
+);
+pub const NO_SUCH_ASSET: Refusal = Refusal::new(StatusCode::NOT_FOUND, "no such asset");
 pub const HEADERS_TOO_LARGE: Refusal = Refusal::closing(
     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     "the request's headers are too large",
@@ -92,6 +103,10 @@ pub const HEADERS_TOO_LARGE: Refusal = Refusal::closing(
 
 pub async fn not_found() -> Refusal {
     NOT_FOUND
+}
+
+pub async fn not_metrics() -> Refusal {
+    NOT_METRICS
 }
 
 pub async fn method_not_allowed() -> Refusal {
@@ -103,4 +118,8 @@ pub async fn post_only() -> Refusal {
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed: POST only",
     )
+}
+
+pub async fn get_only() -> Refusal {
+    GET_ONLY
 }

@@ -22,12 +22,9 @@ use crate::oidc::{Identity, Providers};
 /// and swept.
 pub const FLOW_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
 
-/// The cookie binding a flow to the browser that started it.
-pub const BROWSER_COOKIE: &str = "keymeter_sign_in";
-
 pub struct Started {
     pub authorization_url: String,
-    /// Goes to the browser in `BROWSER_COOKIE`, and only there.
+    /// Goes to the browser in the sign-in cookie (`graphql::cookies`), and only there.
     pub browser: BrowserBinding,
 }
 

@@ -133,6 +133,9 @@ on_both_backends! {
             ("KEYMETER_MONTHLY_CREDITS", "-5", "KEYMETER_MONTHLY_CREDITS"),
             ("KEYMETER_LOGIN_MAX_FAILURES", "-1", "-1"),
             ("KEYMETER_REQUEST_TIMEOUT_SECS", "0", "KEYMETER_REQUEST_TIMEOUT_SECS"),
+            ("KEYMETER_PUBLIC_URL", "https://keys.example.com/base/", "has a path"),
+            ("KEYMETER_PUBLIC_URL", "https://keys.example.com/?a=1", "has a query"),
+            ("KEYMETER_PUBLIC_URL", "ftp://keys.example.com", "KEYMETER_PUBLIC_URL"),
         ] {
             let output = Command::new(env!("CARGO_BIN_EXE_keymeter"))
                 .env("DATABASE_URL", &database.url)

@@ -191,4 +191,50 @@ on_both_backends! {
         // With a public URL, the loopback address is not one of our pages.
         assert_eq!(login_from(&app, &user, &app.own_origin()).await, None);
     }
+
+    async fn behind_https_the_session_cookie_is_host_prefixed_and_only_that_name_counts(backend: Backend) {
+        let origin = "https://keys.example.test";
+        let app = TestApp::spawn_with(backend, |config| config.public_url = Some(origin.into())).await;
+        let user = app.signup().await;
+        let set_cookie = login_from(&app, &user, origin).await.expect("a cookie");
+        assert!(set_cookie.starts_with("__Host-keymeter_session="), "{set_cookie}");
+        for attribute in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Strict"] {
+            assert!(set_cookie.contains(attribute), "{attribute} missing: {set_cookie}");
+        }
+        assert!(!set_cookie.to_ascii_lowercase().contains("domain"), "{set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap();
+        let page = Browser { origin: Some(origin), csrf: true, cookie: Some(cookie) };
+        let (_, body) = app.post_as(&page, ME_EMAIL, json!({})).await;
+        assert_eq!(body["data"]["me"]["email"], user.email.as_str(), "{body:#}");
+
+        // The same token under the plain name, as a sibling subdomain or a
+        // plain-http answer could have planted it: not ours.
+        let plain = cookie.strip_prefix("__Host-").unwrap();
+        let planted = Browser { origin: Some(origin), csrf: true, cookie: Some(plain) };
+        let (_, body) = app.post_as(&planted, ME_EMAIL, json!({})).await;
+        assert_error(&body, "UNAUTHENTICATED");
+
+        // Logout clears the cookie it set: same name, same path.
+        let (cleared, _) = app.post_as(&page, "mutation { logout }", json!({})).await;
+        let cleared = cleared.expect("logout clears the cookie");
+        assert!(cleared.starts_with("__Host-keymeter_session=;"), "{cleared}");
+        assert!(cleared.contains("; Path=/;") && cleared.contains("Max-Age=0"), "{cleared}");
+    }
+
+    async fn a_public_url_in_capitals_with_its_default_port_matches_the_browsers_origin(backend: Backend) {
+        for public_url in ["http://Keys.Example.TEST:80", "HTTP://KEYS.EXAMPLE.TEST:80/"] {
+            let app = TestApp::spawn_with(backend.clone(), |config| {
+                config.public_url = Some(public_url.into());
+            })
+            .await;
+            let user = app.signup().await;
+            // What a browser sends from that page: lower case, no default port.
+            let origin = "http://keys.example.test";
+            let set_cookie = login_from(&app, &user, origin).await.expect(public_url);
+            let cookie = set_cookie.split(';').next().unwrap();
+            let page = Browser { origin: Some(origin), csrf: true, cookie: Some(cookie) };
+            let (_, body) = app.post_as(&page, ME_EMAIL, json!({})).await;
+            assert_eq!(body["data"]["me"]["email"], user.email.as_str(), "{public_url}: {body:#}");
+        }
+    }
 }

@@ -285,8 +285,49 @@ on_both_backends! {
             vec![],
         ).await;
         assert_eq!(external, 0);
+        headers_typed_in_graphiql_stay_off_the_disk(&browser, &app).await;
         browser.close().await;
     }
+}
+
+/// What GraphiQL keeps in localStorage: never a typed header (a bearer
+/// token there outlives the session, and any script on the origin reads
+/// it), and not one an earlier version kept either.
+async fn headers_typed_in_graphiql_stay_off_the_disk(browser: &Browser, app: &TestApp) {
+    let stale = format!("stale-{}", Uuid::new_v4().simple());
+    let seed = "localStorage.setItem('graphiql:headers', arguments[0]); \
+                localStorage.setItem('graphiql:shouldPersistHeaders', 'true');";
+    let kept = json!({ "Authorization": format!("Bearer {stale}") }).to_string();
+    browser.js(seed, vec![json!(kept)]).await;
+    browser.goto(&app.url("/graphql")).await;
+    browser.click(".graphiql-editor-tools", "Headers").await;
+    let typed = format!("typed-{}", Uuid::new_v4().simple());
+    let editor = ".graphiql-editor-tool .graphiql-editor:not(.hidden)";
+    // CodeMirror reads keys from a textarea of no height: focus it by a
+    // click on the editor, and type there.
+    let editor_box = browser.shown(&format!("{editor} .CodeMirror")).await;
+    editor_box.click().await.unwrap();
+    let field = browser.client.active_element().await.unwrap();
+    field
+        .send_keys(&format!("{{\"Authorization\": \"Bearer {typed}"))
+        .await
+        .unwrap();
+    let value = "return document.querySelector(arguments[0]).CodeMirror.getValue()";
+    let in_editor = browser
+        .js(value, vec![json!(format!("{editor} .CodeMirror"))])
+        .await;
+    assert!(in_editor.as_str().unwrap().contains(&typed), "{in_editor}");
+    // GraphiQL writes its state half a second after the last change.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let holding = "const tokens = Array.from(arguments); \
+                   return Object.keys(localStorage) \
+                     .filter((key) => tokens.some((t) => localStorage.getItem(key).includes(t)));";
+    let holding = browser.js(holding, vec![json!(typed), json!(stale)]).await;
+    assert_eq!(
+        holding,
+        json!([]),
+        "localStorage keeps a header under these keys"
+    );
 }
 
 /// What the page downloaded (navigation and every resource, headers

@@ -5,7 +5,11 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 async fn scrape(app: &TestApp) -> String {
-    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    scrape_at(app, &app.url("/metrics")).await
+}
+
+async fn scrape_at(app: &TestApp, url: &str) -> String {
+    let response = app.http.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -91,9 +95,72 @@ on_both_databases! {
     }
 }
 
+/// The refusal's status and message, checking it is the one JSON shape.
+async fn refusal(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body:#}"
+    );
+    (
+        status,
+        body["errors"][0]["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn on_its_own_address(config: &mut keymeter::Config) {
+    config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+}
+
 on_both_backends! {
     async fn metrics_can_be_switched_off(backend: Backend) {
         let app = TestApp::spawn_with(backend, |config| config.metrics = false).await;
         assert_eq!(app.http.get(app.url("/metrics")).send().await.unwrap().status(), 404);
+    }
+
+    async fn with_a_metrics_address_only_it_serves_the_metrics(backend: Backend) {
+        let app = TestApp::spawn_with(backend, on_its_own_address).await;
+        let metrics = app.metrics_addr.expect("the metrics address");
+        assert_ne!(metrics.port(), app.addr.port());
+        let user = app.signup().await;
+        assert_eq!(named_verify(&app, user.default_secret(), 1).await, "VALID");
+        let text = scrape_at(&app, &format!("http://{metrics}/metrics")).await;
+        assert_eq!(sample(&text, "keymeter_verify_total{code=\"VALID\"}"), 1.0, "{text}");
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
+
+        // The API port no longer has it; the metrics port has nothing else.
+        let api = app.http.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(refusal(api).await.0, 404);
+        let elsewhere = app.http.get(format!("http://{metrics}/graphql")).send().await.unwrap();
+        assert_eq!(refusal(elsewhere).await, (404, "no such path: this address serves GET /metrics only".into()));
+        let posted = app.http.post(format!("http://{metrics}/metrics")).send().await.unwrap();
+        assert_eq!(refusal(posted).await.0, 405);
+    }
+
+    async fn the_metrics_address_stops_with_the_server(backend: Backend) {
+        let database = TestDatabase::create(&backend).await;
+        let mut config = keymeter::Config::from_defaults();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.database_url = database.url.clone();
+        on_its_own_address(&mut config);
+        let app = keymeter::Application::build(&config).await.unwrap();
+        let metrics = app.metrics_addr().expect("the metrics address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(app.run_until(async { let _ = stopped.await; }));
+        let http = reqwest::Client::new();
+        let url = format!("http://{metrics}/metrics");
+        assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        assert!(tokio::net::TcpStream::connect(metrics).await.is_err(), "still listening");
     }
 }

@@ -12,8 +12,9 @@ use tokio::net::TcpStream;
 use crate::helpers::*;
 
 /// A refusal: the status, JSON content type, one BAD_USER_INPUT error, and
-/// nothing of what was sent or of Rust's internals in the body.
-async fn assert_refusal(response: reqwest::Response, status: u16, marker: &str) {
+/// nothing of what was sent or of Rust's internals in the body. Returns
+/// its message.
+async fn assert_refusal(response: reqwest::Response, status: u16, marker: &str) -> String {
     assert_eq!(response.status(), status);
     assert!(
         response.headers()["content-type"]
@@ -38,6 +39,7 @@ async fn assert_refusal(response: reqwest::Response, status: u16, marker: &str) 
     let errors = body["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{body:#}");
     assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT");
+    errors[0]["message"].as_str().unwrap().to_owned()
 }
 
 fn post_with(
@@ -156,6 +158,38 @@ on_both_databases! {
         assert_refusal(app.http.get(app.url(&format!("/{MARKER}"))).send().await.unwrap(), 404, MARKER).await;
         assert_refusal(app.http.put(app.url("/graphql")).send().await.unwrap(), 405, MARKER).await;
         assert_refusal(app.http.delete(app.url("/graphql")).send().await.unwrap(), 405, MARKER).await;
+    }
+
+    async fn refusals_outside_graphql_are_json_too(app: TestApp) {
+        use reqwest::Method;
+        let wrong_methods = [
+            (Method::POST, "/"),
+            (Method::DELETE, "/"),
+            (Method::POST, "/health"),
+            (Method::DELETE, "/health"),
+            (Method::POST, "/metrics"),
+            (Method::PUT, "/assets/app.js"),
+            (Method::DELETE, "/assets/vendor/graphiql-3.8.3.min.js"),
+            (Method::POST, "/auth/callback"),
+            (Method::PATCH, "/auth/callback"),
+        ];
+        for (method, path) in wrong_methods {
+            let response = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
+            assert_eq!(response.headers()["allow"], "GET,HEAD", "{method} {path}");
+            let said = assert_refusal(response, 405, MARKER).await;
+            assert_eq!(said, "method not allowed: GET only", "{method} {path}");
+        }
+        for path in ["/assets/no-such-file.js", "/assets/vendor/%3Csvg%3E.js", "/assets/%FF%FE"] {
+            let response = app.http.get(app.url(path)).send().await.unwrap();
+            assert_eq!(assert_refusal(response, 404, "svg").await, "no such asset", "{path}");
+        }
+        // What was read before is read as before, HEAD included.
+        for path in ["/", "/health", "/metrics", "/assets/app.js", "/auth/callback", "/graphql"] {
+            for method in [Method::GET, Method::HEAD] {
+                let response = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
+                assert_eq!(response.status(), 200, "{method} {path}");
+            }
+        }
     }
 
     async fn every_answer_carries_security_headers(app: TestApp) {

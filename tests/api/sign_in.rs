@@ -172,6 +172,33 @@ on_both_backends! {
         assert!(answer.get("errors").is_none(), "{answer:#}");
     }
 
+    async fn behind_https_the_sign_in_cookie_is_host_prefixed_and_only_that_name_counts(backend: Backend) {
+        let public = Some("https://keys.example.test".to_owned());
+        let Some(app) = spawn(backend, |config| config.public_url = public).await else { return };
+        let started = app
+            .http
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": oidc::START, "variables": { "provider": "mock" } }))
+            .send()
+            .await
+            .unwrap();
+        let set_cookie = started.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(set_cookie.starts_with("__Host-keymeter_sign_in="), "{set_cookie}");
+        for attribute in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Lax"] {
+            assert!(set_cookie.contains(attribute), "{attribute} missing: {set_cookie}");
+        }
+        assert!(!set_cookie.to_ascii_lowercase().contains("domain"), "{set_cookie}");
+
+        let (sub, email) = new_subject().await;
+        // The browser's value under the plain name is not the binding.
+        let dance = app.dance("mock", &sub).await;
+        let plain = dance.cookie.strip_prefix("__Host-").expect("a __Host- cookie");
+        let answer = app.complete_sign_in_at(app.addr, "mock", &dance, Some(plain)).await;
+        assert_error(&answer, "INVALID_CREDENTIALS");
+        let answer = app.complete_sign_in("mock", &app.dance("mock", &sub).await).await;
+        assert_eq!(answer["data"]["completeSignIn"]["user"]["email"], email.as_str(), "{answer:#}");
+    }
+
     async fn auth_providers_lists_the_configured_ones(backend: Backend) {
         let none = TestApp::spawn(backend.clone()).await;
         assert_eq!(none.ok(PROVIDERS, json!({}), None).await["authProviders"], json!([]));

@@ -8,6 +8,10 @@ const fetcher = GraphiQL.createFetcher({
   url: window.location.pathname,
   headers: { "X-Keymeter-CSRF": "1" },
 });
+// Headers stay in memory: a bearer token typed here must not outlive the tab
+// in localStorage, where any script on this origin could read it. With
+// false, GraphiQL also empties what an earlier version stored there, and
+// offers no setting to turn persistence back on.
 ReactDOM.createRoot(document.getElementById("graphiql")).render(
-  React.createElement(GraphiQL, { fetcher, shouldPersistHeaders: true }),
+  React.createElement(GraphiQL, { fetcher, shouldPersistHeaders: false }),
 );

@@ -200,6 +200,8 @@ impl Drop for TestDatabase {
 /// database for checking what was stored.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` is served when it has an address of its own.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub http: reqwest::Client,
     pub db: DatabaseConnection,
     pub clock: ManualClock,
@@ -245,6 +247,7 @@ impl TestApp {
             .await
             .expect("building the application");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         tokio::spawn(app.run_until(std::future::pending()));
 
         let db = Database::connect(database.url.as_str())
@@ -252,6 +255,7 @@ impl TestApp {
             .expect("connecting to the test database");
         Self {
             addr,
+            metrics_addr,
             http: reqwest::Client::new(),
             db,
             clock,
