@@ -30,6 +30,9 @@ macro_rules! assets {
 const ASSETS: &[Asset] = assets![
     "app.css",
     "app.js",
+    "view.js",
+    "state.js",
+    "dashboard.js",
     "api.js",
     "queries.js",
     "dom.js",
@@ -127,7 +130,113 @@ fn content_type(path: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    const DASHBOARD: &str = include_str!("assets/index.html");
+
+    fn text_of(path: &str) -> &'static str {
+        let asset = ASSETS
+            .iter()
+            .find(|asset| asset.path == path)
+            .unwrap_or_else(|| panic!("{path} is loaded but missing from ASSETS"));
+        std::str::from_utf8(asset.body).unwrap()
+    }
+
+    /// What a module imports: each `import … from "./x.js"` and
+    /// `import "./x.js"`, as asset paths (our modules sit side by side).
+    fn imports(module: &str) -> Vec<&'static str> {
+        let text = text_of(module);
+        let found: Vec<&str> = text
+            .match_indices("\"./")
+            .filter(|(at, _)| {
+                let before = text[..*at].trim_end();
+                before.ends_with(" from") || before.ends_with("import")
+            })
+            .map(|(at, _)| {
+                let path = &text[at + 3..];
+                &path[..path.find('"').expect("a closing quote")]
+            })
+            .collect();
+        // Every import statement was read: none in single quotes, none
+        // from elsewhere.
+        let statements = text
+            .lines()
+            .filter(|line| line.starts_with("import "))
+            .count();
+        assert_eq!(found.len(), statements, "{module} imports {found:?}");
+        found
+    }
+
+    /// `entry` and every module it imports, directly or not.
+    fn reached_from(entry: &'static str) -> BTreeSet<&'static str> {
+        let mut reached = BTreeSet::new();
+        let mut next = vec![entry];
+        while let Some(module) = next.pop() {
+            if reached.insert(module) {
+                next.extend(imports(module));
+            }
+        }
+        reached
+    }
+
+    /// Every `/assets/…` path `page` names.
+    fn named_in(page: &'static str) -> Vec<&'static str> {
+        page.split("\"/assets/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_preloads_exactly_the_modules_app_js_imports() {
+        let preloaded: Vec<&str> = DASHBOARD
+            .split("<link rel=\"modulepreload\" href=\"/assets/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap())
+            .collect();
+        let unique: BTreeSet<&str> = preloaded.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            preloaded.len(),
+            "preloaded twice: {preloaded:?}"
+        );
+        assert!(DASHBOARD.contains("<script type=\"module\" src=\"/assets/app.js\">"));
+        let mut imported = reached_from("app.js");
+        imported.remove("app.js");
+        assert_eq!(unique, imported, "index.html's modulepreload links");
+    }
+
+    #[test]
+    fn assets_are_exactly_what_the_pages_load() {
+        // What the two pages name and their modules import, each of which
+        // must be in ASSETS: a module imported but missing fails here, not
+        // only in a browser.
+        let mut loaded = BTreeSet::new();
+        for page in [DASHBOARD, crate::graphql::GRAPHIQL_HTML] {
+            for path in named_in(page) {
+                text_of(path);
+                if path.ends_with(".js") && !path.starts_with("vendor/") {
+                    loaded.extend(reached_from(path));
+                }
+                loaded.insert(path);
+            }
+        }
+        for asset in ASSETS {
+            assert!(loaded.contains(asset.path), "no page loads {}", asset.path);
+        }
+        // And nothing in the folder was forgotten.
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/assets");
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if entry.file_type().unwrap().is_file() && name != "index.html" {
+                let listed = ASSETS.iter().any(|asset| asset.path == name);
+                assert!(listed, "{name} is not in ASSETS");
+            }
+        }
+    }
 
     #[test]
     fn every_asset_has_a_known_type_and_no_third_party_url() {

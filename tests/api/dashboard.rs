@@ -94,6 +94,34 @@ impl Browser {
         self.js(script, vec![]).await == true
     }
 
+    /// The focused element, its text, and the name of the key whose row
+    /// holds it.
+    async fn focused(&self) -> serde_json::Value {
+        let script = "const e = document.activeElement; const row = e.closest('tr[data-key-id]'); \
+                      return { element: e.localName, text: e === document.body ? '' : e.textContent, \
+                               key: row && row.querySelector('.key-name').textContent };";
+        self.js(script, vec![]).await
+    }
+
+    /// From now on, counts the page's GraphQL requests (see COUNT_REQUESTS).
+    async fn count_requests(&self) {
+        self.js(COUNT_REQUESTS, vec![]).await;
+    }
+
+    /// Waits until the page has handled the answer to every request it
+    /// sent since `count_requests`; returns how many it sent.
+    async fn requests_sent_once_quiet(&self) -> u64 {
+        let deadline = Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let count = self.js("return window.graphqlRequests", vec![]).await;
+            if count["sent"] == count["handled"] {
+                return count["sent"].as_u64().unwrap();
+            }
+            assert!(Instant::now() < deadline, "requests still pending: {count}");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     async fn sign_up_or_log_in(&self, email: &str, password: &str, button: &str) {
         self.shown("#auth-form").await;
         self.fill("Email", email).await;
@@ -154,6 +182,11 @@ on_both_backends! {
         if is_sqlite {
             screenshots(&browser).await;
         }
+        // The chart's other range, then back.
+        browser.click(".ranges", "Last 24 hours").await;
+        browser.text_of("#chart-caption", "in the last 24 hours, by hour").await;
+        browser.click(".ranges", "This cycle").await;
+        browser.text_of("#chart-caption", "this cycle, by day").await;
 
         // Rename, rotate with an hour's grace, revoke.
         browser.click_row_button("production", "Rename").await;
@@ -187,6 +220,38 @@ on_both_backends! {
         browser.sign_up_or_log_in(&email, PASSWORD, "Log in").await;
         browser.text_of("#who", &email).await;
         browser.text_of("#keys-body", "production api").await;
+        browser.close().await;
+    }
+
+    async fn focus_comes_back_to_the_row_and_showing_revoked_keys_loads_nothing(backend: Backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let app = TestApp::spawn(backend).await;
+        let user = app.signup().await;
+        app.create_key(&user, "staging", "DEV").await;
+        let old = app.create_key(&user, "old", "DEV").await;
+        app.ok(REVOKE_KEY, json!({ "id": old["apiKey"]["id"] }), Some(&user.token)).await;
+        browser.goto(&app.url("/")).await;
+        browser.sign_up_or_log_in(&user.email, PASSWORD, "Log in").await;
+        browser.text_of("#revoked-count", "(1)").await;
+        browser.count_requests().await;
+
+        // The row is drawn again with its new name; focus is back on its
+        // Rename button, and stays there once every answer is in.
+        browser.click_row_button("staging", "Rename").await;
+        browser.fill("New name", "staging api").await;
+        browser.click("dialog[open]", "Rename").await;
+        browser.text_of("#keys-body", "staging api").await;
+        let sent = browser.requests_sent_once_quiet().await;
+        assert!(sent >= 2, "the rename and the reload are counted: {sent}");
+        assert_eq!(browser.focused().await, json!({ "element": "button", "text": "Rename", "key": "staging api" }));
+
+        // The revoked key came with the page: showing it, and hiding it
+        // again, is drawing, not loading.
+        browser.shown("#show-revoked").await.click().await.unwrap();
+        browser.text_of("#keys-body", "Revoked").await;
+        browser.shown("#show-revoked").await.click().await.unwrap();
+        browser.gone("#keys-body tr.revoked").await;
+        assert_eq!(browser.requests_sent_once_quiet().await, sent, "no GraphQL request");
         browser.close().await;
     }
 
@@ -227,6 +292,24 @@ on_both_backends! {
         browser.text_of("#keys-body", "Default key").await;
         let url = browser.client.current_url().await.unwrap();
         assert_eq!(url.path(), "/", "the code does not linger in the address bar");
+        browser.close().await;
+    }
+
+    async fn a_sign_in_that_failed_is_said_on_the_signed_out_view(backend: Backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let app = spawn_with_provider(backend).await;
+        browser.goto(&app.url("/auth/callback?error=access_denied")).await;
+        browser.text_of("#auth-error", "You cancelled the sign-in").await;
+        let url = browser.client.current_url().await.unwrap();
+        assert_eq!(url.path(), "/");
+        browser.goto(&app.url("/auth/callback")).await;
+        browser.text_of("#auth-error", "where sign-in providers send you back").await;
+        if provider().is_some() {
+            // A state this browser never started: the link is stale.
+            browser.goto(&app.url("/auth/callback?code=abc&state=mock.nothing")).await;
+            browser.text_of("#auth-error", "This sign-in link has expired or was already used.").await;
+        }
+        browser.shown("#auth-form").await;
         browser.close().await;
     }
 
@@ -342,6 +425,22 @@ return {
   graphiql: entries.filter((e) => e.name.includes("graphiql")).length,
   keysShownMs: mark ? mark.startTime : -1,
 };
+"#;
+
+/// Counts the GraphQL requests the page sends from now on (every one goes
+/// through `fetch`): `sent`, and `handled` a task after the page has read
+/// the answer, so after it has drawn what the answer changed.
+const COUNT_REQUESTS: &str = r#"
+const count = { sent: 0, handled: 0 };
+const fetch = window.fetch;
+window.fetch = async (...args) => {
+  count.sent += 1;
+  const response = await fetch(...args);
+  const json = response.json.bind(response);
+  response.json = () => json().finally(() => setTimeout(() => { count.handled += 1; }));
+  return response;
+};
+window.graphqlRequests = count;
 "#;
 
 /// The signed-in dashboard, desktop and phone, for the README.

@@ -1,9 +1,13 @@
-// The account: plan, credits used and left in the cycle, and the renewal.
+// The account card: plan, credits used and left in the cycle, and the
+// renewal; and who is signed in, in the header. Rendered from the state.
 
 import { $ } from "./dom.js";
 import { date, inDays, number } from "./format.js";
+import { watch } from "./state.js";
 
-export function renderAccount(me, usage) {
+watch(["me", "usage"], ({ me, usage }) => renderAccount(me, usage));
+
+function renderAccount(me, usage) {
   const account = me.billingAccount;
   const used = usage.totalCredits;
   $("who").textContent = me.email;

@@ -1,9 +1,11 @@
-// Signed out: sign up, log in, or a provider's button; and the provider's
-// way back (/auth/callback), which ends on the dashboard.
+// Signing in and out, as two views (see view.js): "signed-out" (sign up,
+// log in, or a provider's button) and "callback", the provider's way back
+// (/auth/callback), which ends on the dashboard. Also the header's Log out.
 
-import { graphql, describe } from "./api.js";
+import { ApiError, graphql, describe } from "./api.js";
 import { $, h, replace } from "./dom.js";
 import * as Q from "./queries.js";
+import { register, show } from "./view.js";
 
 const PROVIDER_ERRORS = {
   access_denied: "You cancelled the sign-in, or the provider did not allow it.",
@@ -19,37 +21,59 @@ const SIGN_IN_ERRORS = {
   EMAIL_TAKEN: "An account with this email already exists. Log in with its password instead.",
 };
 
-// Shows the signed-out view; `onSignedIn(defaultKey)` runs after signup or login.
-export function showSignedOut(onSignedIn, message) {
-  $("signed-in").hidden = true;
-  $("logout").hidden = true;
-  $("who").textContent = "";
-  $("signed-out").hidden = false;
-  showError(message || "");
-  const form = $("auth-form");
-  form.onsubmit = async (event) => {
-    event.preventDefault();
-    const signup = event.submitter && event.submitter.value === "signup";
-    const input = { email: $("email").value, password: $("password").value };
-    if (!input.email.trim() || !input.password) {
-      return showError("Enter your email and a password.");
-    }
-    // A fresh attempt: the last one's error goes until this one answers.
-    showError("");
-    setBusy(form, true);
+// `message`: what to say on arrival (why the person is signed out), or none.
+register("signed-out", {
+  element: $("signed-out"),
+  enter(message) {
+    showError(message || "");
+    loadProviders();
+  },
+});
+
+// Completes the provider's sign-in, then the dashboard shows its new key
+// (first sign-in); if it failed, the signed-out view says why (unless a
+// session from before is still good).
+register("callback", {
+  path: "/auth/callback",
+  async load() {
+    let arrival;
     try {
-      const data = signup ? await graphql(Q.SIGNUP, { input }) : await graphql(Q.LOGIN, { input });
-      $("password").value = "";
-      showError("");
-      onSignedIn(signup ? data.signup.defaultKey : null);
+      arrival = { newKey: await completeCallback() };
     } catch (error) {
-      showError(describe(error));
-    } finally {
-      setBusy(form, false);
+      arrival = { message: error.message };
     }
-  };
-  loadProviders();
-}
+    show("dashboard", arrival);
+    return false;
+  },
+});
+
+$("logout").addEventListener("click", async () => {
+  await graphql(Q.LOGOUT).catch(() => {});
+  show("signed-out", "You are logged out.");
+});
+
+$("auth-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const signup = event.submitter && event.submitter.value === "signup";
+  const input = { email: $("email").value, password: $("password").value };
+  if (!input.email.trim() || !input.password) {
+    return showError("Enter your email and a password.");
+  }
+  // A fresh attempt: the last one's error goes until this one answers.
+  showError("");
+  setBusy(form, true);
+  try {
+    const data = signup ? await graphql(Q.SIGNUP, { input }) : await graphql(Q.LOGIN, { input });
+    $("password").value = "";
+    showError("");
+    show("dashboard", { newKey: signup ? data.signup.defaultKey : null });
+  } catch (error) {
+    showError(describe(error));
+  } finally {
+    setBusy(form, false);
+  }
+});
 
 async function loadProviders() {
   const list = $("providers");
@@ -74,25 +98,29 @@ async function startSignIn(provider) {
 }
 
 // On /auth/callback: completes the sign-in and returns its new default key
-// (first sign-in), or null; throws a message to show on the signed-out view.
-export async function completeCallback() {
+// (first sign-in), or null; throws an ApiError whose message is what the
+// signed-out view says.
+async function completeCallback() {
   const params = new URLSearchParams(location.search);
   // The code must not linger in the address bar or the history.
   history.replaceState(null, "", "/");
   const providerError = params.get("error");
   if (providerError) {
-    throw PROVIDER_ERRORS[providerError] || "The provider could not sign you in (" + providerError + ").";
+    const words = PROVIDER_ERRORS[providerError] || "The provider could not sign you in (" + providerError + ").";
+    throw new ApiError(words, "PROVIDER_ERROR", { error: providerError });
   }
   const code = params.get("code");
   const state = params.get("state");
-  if (!code || !state) throw "This address is where sign-in providers send you back; sign in below.";
+  if (!code || !state) {
+    throw new ApiError("This address is where sign-in providers send you back; sign in below.", "NO_CALLBACK");
+  }
   // The state keymeter made reads "<provider id>.<random>".
   const provider = state.split(".")[0];
   try {
     const data = await graphql(Q.COMPLETE_SIGN_IN, { input: { provider, code, state } });
     return data.completeSignIn.defaultKey;
   } catch (error) {
-    throw SIGN_IN_ERRORS[error.code] || describe(error);
+    throw new ApiError(SIGN_IN_ERRORS[error.code] || describe(error), error.code, error.extensions);
   }
 }
 

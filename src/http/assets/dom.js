@@ -35,21 +35,36 @@ export function replace(element, ...children) {
   append(element, children);
 }
 
+// Makes `children` the element's children, in that order, removing and
+// inserting only what is not already in place: a node left where it was
+// keeps its focus (removing a focused node, even to put it back, drops it).
+export function reconcile(element, children) {
+  const keep = new Set(children);
+  for (const child of [...element.children]) if (!keep.has(child)) child.remove();
+  children.forEach((child, i) => {
+    if (element.children[i] !== child) element.insertBefore(child, element.children[i] || null);
+  });
+}
+
 // A modal <dialog> asking one question; resolves with the form's data, or
-// null when cancelled (Escape, Cancel). Focus is trapped by the browser.
+// null when cancelled (Escape, Cancel). Focus is trapped by the browser,
+// and on closing returns to what had it when the dialog opened.
 export function ask({ title, body = [], fields = [], confirm, danger = false }) {
   return new Promise((resolve) => {
+    const titleId = "d-" + Math.random().toString(36).slice(2);
     const form = h("form", { method: "dialog", class: "dialog-form" },
-      h("h2", {}, title),
+      h("h2", { id: titleId }, title),
       body,
       fields,
       h("div", { class: "actions" },
         h("button", { type: "submit", value: "cancel", class: "secondary", formnovalidate: true }, "Cancel"),
         h("button", { type: "submit", value: "ok", class: danger ? "danger" : "" }, confirm)));
-    const dialog = h("dialog", { "aria-label": title }, form);
+    const dialog = h("dialog", { "aria-labelledby": titleId }, form);
+    const opener = document.activeElement;
     dialog.addEventListener("close", () => {
       const data = dialog.returnValue === "ok" ? new FormData(form) : null;
       dialog.remove();
+      if (opener && opener.isConnected) opener.focus();
       resolve(data);
     });
     document.body.append(dialog);

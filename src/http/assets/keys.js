@@ -1,97 +1,157 @@
-// The keys table and what can be done to a key: create, rename, rotate, revoke.
+// The keys table and what can be done to a key: create, rename, rotate,
+// revoke. The table is rendered from the state, keyed by key id: a refresh
+// rebuilds only the rows whose key changed, redraws a sparkline only when
+// its points did, and keeps keyboard focus on the same button of the same
+// row (or the nearest logical place, if that row or button is gone).
 
 import { graphql, describe } from "./api.js";
-import { $, ask, field, h, replace } from "./dom.js";
+import { refresh } from "./dashboard.js";
+import { $, ask, field, h, reconcile, replace } from "./dom.js";
 import { dateTime, date, SOON } from "./format.js";
 import { sparkline } from "./chart.js";
 import * as Q from "./queries.js";
 import { showSecret } from "./secret.js";
+import { set, state, watch } from "./state.js";
 
 const EXPIRY_DAYS = { never: null, "7d": 7, "30d": 30, "90d": 90, "1y": 365 };
 const GRACE_SECONDS = { now: 0, "1h": 3600, "24h": 86400, "7d": 604800 };
 
-// `refresh()` reloads the dashboard after a change.
-export function setUpKeys(refresh) {
-  $("create-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const name = $("key-name").value.trim();
-    if (!name) return report("Give the key a name.");
-    const days = EXPIRY_DAYS[$("key-expiry").value];
-    const input = { name, keyType: $("key-type").value };
-    if (days) input.expiresAt = new Date(Date.now() + days * 86400000).toISOString();
-    await act(async () => {
-      const { createKey } = await graphql(Q.CREATE_KEY, { input });
-      $("key-name").value = "";
-      await refresh();
-      await showSecret(createKey);
-    });
+$("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = $("key-name").value.trim();
+  if (!name) return report("Give the key a name.");
+  const days = EXPIRY_DAYS[$("key-expiry").value];
+  const input = { name, keyType: $("key-type").value };
+  if (days) input.expiresAt = new Date(Date.now() + days * 86400000).toISOString();
+  await act(async () => {
+    const { createKey } = await graphql(Q.CREATE_KEY, { input });
+    $("key-name").value = "";
+    await refresh();
+    await showSecret(createKey);
   });
-  $("show-revoked").addEventListener("change", () => refresh({ quiet: true }));
-}
+});
 
-let lastKeys = [];
-let lastSparklines = null;
+// Revoked keys are in the state already: showing them is a render, not a load.
+const toggle = $("show-revoked");
+toggle.addEventListener("change", () => set({ showRevoked: toggle.checked }));
+// A browser that restored the box's state on reload starts where it left off.
+set({ showRevoked: toggle.checked });
 
-export function renderKeys(keys, refresh, sparklines = lastSparklines) {
-  lastKeys = keys;
-  lastSparklines = sparklines;
-  const showRevoked = $("show-revoked").checked;
+watch(["keys", "showRevoked"], renderKeys);
+watch(["sparklines"], renderSparklines);
+
+// What each row on screen was drawn from: `look` (the key as the row shows
+// it) and `points` (its sparkline's), compared as JSON.
+const drawn = new WeakMap();
+
+function renderKeys({ keys, showRevoked }) {
+  if (!keys) return;
   const revokedCount = keys.filter((k) => k.status === "REVOKED").length;
   $("revoked-count").textContent = revokedCount ? `(${revokedCount})` : "";
   // A key already rotated cannot be rotated again (it is on its way out).
   const replaced = new Set(keys.map((k) => k.rotatedFromId).filter(Boolean));
   const shown = keys.filter((k) => showRevoked || k.status !== "REVOKED");
-  replace($("keys-body"), shown.length
-    ? shown.map((key) => row(key, refresh, sparklines, replaced))
-    : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No keys yet. Create one above.")));
+  const body = $("keys-body");
+  const focused = focusedButton(body);
+  const onScreen = new Map([...body.rows].map((tr) => [tr.dataset.keyId, tr]));
+  const rows = shown.map((key) => {
+    const look = JSON.stringify([key, replaced.has(key.id), status(key)]);
+    const tr = onScreen.get(key.id);
+    return tr && drawn.get(tr).look === look ? tr : row(key, replaced.has(key.id), look);
+  });
+  reconcile(body, rows.length ? rows : [h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No keys yet. Create one above."))]);
+  if (focused && document.activeElement !== focused.button) refocus(body, focused);
 }
 
-export function renderSparklines(sparklines, refresh) {
-  renderKeys(lastKeys, refresh, sparklines);
+// Only the sparkline cells: the rows and their buttons stay as they are.
+function renderSparklines() {
+  for (const tr of $("keys-body").rows) {
+    const was = drawn.get(tr);
+    if (!was) continue;
+    const points = pointsOf(was.key);
+    if (JSON.stringify(points) === was.points) continue;
+    was.points = JSON.stringify(points);
+    replace(tr.querySelector("td.spark"), points ? sparkline(points, was.key.name) : "–");
+  }
 }
 
-function row(key, refresh, sparklines, replaced) {
+const pointsOf = (key) => state.sparklines ? (state.sparklines.get(key.id) || []) : null;
+
+function row(key, isReplaced, look) {
   const nameId = "key-" + key.id;
-  const points = sparklines ? (sparklines.get(key.id) || []) : null;
+  const points = pointsOf(key);
   const revoked = key.status === "REVOKED";
-  return h("tr", { "data-key-id": key.id, class: revoked ? "revoked" : "" },
+  const { text, tone } = status(key);
+  const button = (action, label, className = "small") =>
+    h("button", { type: "button", class: className, "data-action": action, "aria-describedby": nameId,
+      onclick: () => ACTIONS[action](key) }, label);
+  const tr = h("tr", { "data-key-id": key.id, class: revoked ? "revoked" : "" },
     h("td", { "data-label": "Name" }, h("span", { id: nameId, class: "key-name" }, key.name)),
     h("td", { "data-label": "Key" }, h("code", {}, key.prefix + "…"), " ",
       h("span", { class: "badge " + key.keyType.toLowerCase() }, key.keyType)),
-    h("td", { "data-label": "Status" }, status(key)),
+    h("td", { "data-label": "Status" }, h("span", { class: "status " + tone }, text)),
     h("td", { "data-label": "Created" }, date(key.createdAt)),
     h("td", { "data-label": "Last used" }, key.lastUsedAt ? dateTime(key.lastUsedAt) : "Never used"),
     h("td", { "data-label": "Expires" }, key.expiresAt ? dateTime(key.expiresAt) : "Never"),
     h("td", { "data-label": "Last 30 days", class: "spark" }, points ? sparkline(points, key.name) : "–"),
     h("td", { class: "row-actions" }, revoked ? null : [
-      h("button", { type: "button", class: "small", "aria-describedby": nameId, onclick: () => rename(key, refresh) }, "Rename"),
-      key.status === "ACTIVE" && !replaced.has(key.id)
-        ? h("button", { type: "button", class: "small", "aria-describedby": nameId, onclick: () => rotate(key, refresh) }, "Rotate")
-        : null,
-      h("button", { type: "button", class: "small danger", "aria-describedby": nameId, onclick: () => revoke(key, refresh) }, "Revoke"),
+      button("rename", "Rename"),
+      key.status === "ACTIVE" && !isReplaced ? button("rotate", "Rotate") : null,
+      button("revoke", "Revoke", "small danger"),
     ]));
+  drawn.set(tr, { key, look, points: JSON.stringify(points) });
+  return tr;
 }
 
-function status(key) {
-  if (key.status === "REVOKED") return h("span", { class: "status revoked" }, "Revoked");
-  if (key.status === "EXPIRED") return h("span", { class: "status expired" }, "Expired");
-  if (key.expiresAt && new Date(key.expiresAt).getTime() - Date.now() < SOON) {
-    return h("span", { class: "status soon" }, "Expires soon");
+// The row button that has focus, if one has: which key, which action, and
+// where its row stood.
+function focusedButton(body) {
+  const button = document.activeElement;
+  const tr = button && button.dataset && button.dataset.action ? button.closest("tr") : null;
+  if (!tr || tr.parentNode !== body) return null;
+  return { button, keyId: tr.dataset.keyId, action: button.dataset.action, index: tr.sectionRowIndex };
+}
+
+// After a render replaced (or removed) the focused button: the same action
+// in the same row, else that row's first button; if the row has none left
+// (revoked, or hidden), the rows after it, then before it; else the name
+// field of the create form. (WAI-ARIA's dialog pattern: focus returns to
+// the control that opened it, or a logical place.)
+function refocus(body, { keyId, action, index }) {
+  const rows = [...body.rows];
+  const at = rows.findIndex((tr) => tr.dataset.keyId === keyId);
+  const from = at >= 0 ? at : Math.min(index, rows.length - 1);
+  const order = [...rows.slice(from), ...rows.slice(0, from).reverse()];
+  for (const tr of order) {
+    const button = tr.querySelector(`button[data-action="${action}"]`) || tr.querySelector("button[data-action]");
+    if (button) return button.focus();
   }
-  return h("span", { class: "status active" }, "Active");
+  $("key-name").focus();
 }
 
-async function rename(key, refresh) {
+// What the Status cell says, and its class.
+function status(key) {
+  if (key.status === "REVOKED") return { text: "Revoked", tone: "revoked" };
+  if (key.status === "EXPIRED") return { text: "Expired", tone: "expired" };
+  if (key.expiresAt && new Date(key.expiresAt).getTime() - Date.now() < SOON) {
+    return { text: "Expires soon", tone: "soon" };
+  }
+  return { text: "Active", tone: "active" };
+}
+
+const ACTIONS = { rename, rotate, revoke };
+
+async function rename(key) {
   const input = h("input", { name: "name", value: key.name, required: true, maxlength: 64, autocomplete: "off" });
   const data = await ask({ title: "Rename " + key.name, fields: [field("New name", input)], confirm: "Rename" });
   if (!data) return;
   await act(async () => {
     await graphql(Q.RENAME_KEY, { id: key.id, name: String(data.get("name")) });
-    await refresh({ quiet: true });
+    await refresh();
   });
 }
 
-async function rotate(key, refresh) {
+async function rotate(key) {
   const select = h("select", { name: "grace" },
     h("option", { value: "now" }, "Immediately"),
     h("option", { value: "1h" }, "1 hour"),
@@ -107,12 +167,12 @@ async function rotate(key, refresh) {
   await act(async () => {
     const input = { id: key.id, gracePeriodSeconds: GRACE_SECONDS[data.get("grace")] };
     const { rotateKey } = await graphql(Q.ROTATE_KEY, { input });
-    await refresh({ quiet: true });
+    await refresh();
     await showSecret(rotateKey, "The new secret for " + rotateKey.apiKey.name + ". Copy it now: this is the only time it is shown.");
   });
 }
 
-async function revoke(key, refresh) {
+async function revoke(key) {
   const data = await ask({
     title: "Revoke " + key.name + "?",
     body: h("p", {}, "Every request using this key is refused from now on. This cannot be undone."),
@@ -122,7 +182,7 @@ async function revoke(key, refresh) {
   if (!data) return;
   await act(async () => {
     await graphql(Q.REVOKE_KEY, { id: key.id });
-    await refresh({ quiet: true });
+    await refresh();
   });
 }
 

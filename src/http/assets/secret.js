@@ -46,10 +46,13 @@ export function showSecret(created, intro) {
       event.preventDefault();
       close();
     });
+    // Focus goes back to what had it before, as it does after ask().
+    const opener = document.activeElement;
     function finish() {
       open = false;
       dialog.close();
       dialog.remove();
+      if (opener && opener.isConnected) opener.focus();
       resolve();
     }
     document.body.append(dialog);

@@ -1,28 +1,27 @@
-// Usage: the cycle by day (or the last 24 hours by hour), stacked by key,
-// beside keysUsage's per-key table. The chart needs usageSeries; if that
-// query fails the chart stays hidden and the table still shows.
+// The usage card, rendered from the state: keysUsage's per-key table, and
+// beside it the chart, the cycle by day (or the last 24 hours by hour),
+// stacked by key. The range buttons set the state's range (dashboard.js
+// loads the series for it); without a series the chart stays hidden and
+// the table still shows.
 
-import { graphql } from "./api.js";
 import { $, h, replace } from "./dom.js";
 import { stackedBars, SERIES_COLOURS } from "./chart.js";
-import { hoursAgo, number } from "./format.js";
-import * as Q from "./queries.js";
+import { number } from "./format.js";
+import { set, watch } from "./state.js";
 
-let range = "cycle";
+const RANGES = [...document.querySelectorAll("[data-range]")];
 
-export function setUpUsage() {
-  for (const button of document.querySelectorAll("[data-range]")) {
-    button.addEventListener("click", () => {
-      range = button.dataset.range;
-      for (const other of document.querySelectorAll("[data-range]")) {
-        other.setAttribute("aria-pressed", String(other === button));
-      }
-      loadChart();
-    });
-  }
+for (const button of RANGES) {
+  button.addEventListener("click", () => set({ range: button.dataset.range }));
 }
 
-export function renderUsageTable(usage) {
+watch(["usage"], ({ usage }) => renderUsageTable(usage));
+watch(["range"], ({ range }) => {
+  for (const button of RANGES) button.setAttribute("aria-pressed", String(button.dataset.range === range));
+});
+watch(["series"], ({ series, range }) => renderChart(series, range));
+
+function renderUsageTable(usage) {
   const rows = usage.keys.map((k) =>
     h("tr", {},
       h("th", { scope: "row" }, k.apiKey.name, " ", h("code", {}, k.apiKey.prefix + "…")),
@@ -33,18 +32,11 @@ export function renderUsageTable(usage) {
   $("usage-total-credits").textContent = number(usage.totalCredits);
 }
 
-export async function loadChart() {
-  const variables = range === "day" ? { from: hoursAgo(24), interval: "HOUR" } : { interval: "DAY" };
-  try {
-    const { usageSeries } = await graphql(Q.USAGE_SERIES, variables);
-    renderChart(usageSeries);
-  } catch (_) {
-    // Charts are extra: the table above says the same in numbers.
+function renderChart(series, range) {
+  if (!series) {
     $("usage-chart").hidden = true;
+    return;
   }
-}
-
-function renderChart(series) {
   const stacks = series.keys.map((k) => ({ name: k.apiKey.name, points: k.points }));
   const total = series.total.reduce((sum, p) => sum + p.credits, 0);
   const requests = series.total.reduce((sum, p) => sum + p.requests, 0);
