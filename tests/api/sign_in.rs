@@ -265,7 +265,8 @@ async fn the_authorization_url_asks_for_pkce_state_nonce_and_the_callback() {
     // The callback is the dashboard itself, which completes the sign-in.
     assert!(page.text().await.unwrap().contains("/assets/app.js"));
     for (script, expected) in [
-        ("app.js", "completeCallback"),
+        ("app.js", "./auth.js"),
+        ("auth.js", "path: \"/auth/callback\""),
         ("auth.js", "COMPLETE_SIGN_IN"),
     ] {
         let script = app
