@@ -321,7 +321,8 @@ on_both_backends! {
         // The first signed-in load: a fresh page with the session cookie.
         browser.goto(&app.url("/")).await;
         browser.shown("#keys-body tr:nth-child(20)").await;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // The sparklines are the load's last request: measure once they are drawn.
+        browser.shown("#keys-body svg.sparkline").await;
         let measured = browser.js(MEASURE, vec![]).await;
         let bytes = measured["bytes"].as_f64().unwrap();
         let keys_shown = measured["keysShownMs"].as_f64().unwrap();
