@@ -43,6 +43,7 @@ const ASSETS: &[Asset] = assets![
     "secret.js",
     "chart.js",
     "format.js",
+    "favicon.svg",
     "graphiql.css",
     "graphiql.js",
     "vendor/graphiql-3.8.3.min.css",
@@ -124,6 +125,7 @@ fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("js") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
         _ => "application/octet-stream",
     }
 }

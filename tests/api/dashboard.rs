@@ -132,6 +132,21 @@ on_both_backends! {
         browser.text_of("#who", &email).await;
         browser.text_of("#keys-body", "Default key").await;
         browser.text_of("#keys-body", "Never used").await;
+        // Nothing used yet: the chart's scale reads 0, 1, 2, never 1, 1, 0.
+        browser.shown("#usage-chart svg").await;
+        let scale = "return Array.from(document.querySelectorAll('#usage-chart svg text.axis'))
+                       .slice(0, 3).map((t) => t.textContent);";
+        assert_eq!(browser.js(scale, vec![]).await, json!(["0", "1", "2"]));
+        // The page names an icon that is there (no 404 for /favicon.ico in
+        // the console), and nothing it loaded failed.
+        let icon = "return document.querySelector('link[rel=icon]').href";
+        let icon = browser.js(icon, vec![]).await;
+        let response = app.http.get(icon.as_str().unwrap()).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/svg+xml");
+        let failed = "return performance.getEntriesByType('resource')
+                        .filter((e) => e.responseStatus >= 400).map((e) => e.name);";
+        assert_eq!(browser.js(failed, vec![]).await, json!([]));
 
         // A PROD key expiring in 30 days, then used through the API.
         browser.fill("Key name", "production").await;

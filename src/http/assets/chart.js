@@ -13,7 +13,9 @@ export function stackedBars({ points, stacks, interval, title }) {
   const width = 640, height = 220, left = 40, bottom = 24, top = 8;
   const plotH = height - bottom - top, plotW = width - left - 8;
   const totals = points.map((_, i) => stacks.reduce((sum, k) => sum + k.points[i].credits, 0));
-  const max = Math.max(1, ...totals);
+  // The top of the scale: an even whole number, so the middle tick is a
+  // whole number too (an empty chart reads 0, 1, 2, not 0, 1, 1).
+  const max = 2 * Math.ceil(Math.max(1, ...totals) / 2);
   const step = plotW / Math.max(1, points.length);
   const barW = Math.max(1, step * 0.7);
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, class: "chart" });
@@ -21,7 +23,7 @@ export function stackedBars({ points, stacks, interval, title }) {
   for (const tick of [0, 0.5, 1]) {
     const y = top + plotH - tick * plotH;
     svg.append(s("line", { x1: left, x2: width - 8, y1: y, y2: y, class: "grid" }));
-    svg.append(s("text", { x: left - 4, y: y + 4, class: "axis", "text-anchor": "end" }, number(Math.round(max * tick))));
+    svg.append(s("text", { x: left - 4, y: y + 4, class: "axis", "text-anchor": "end" }, number(max * tick)));
   }
   points.forEach((point, i) => {
     const x = left + i * step + (step - barW) / 2;
