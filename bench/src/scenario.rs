@@ -302,11 +302,29 @@ fn script(body_lua: &str, token: Option<&str>) -> String {
     let auth = token
         .map(|t| format!("wrk.headers[\"Authorization\"] = \"Bearer {t}\""))
         .unwrap_or_default();
+    let prologue = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{auth}"
+    );
+    let failed = r#"status ~= 200 or string.find(body, '"errors"', 1, true)"#;
+    wrk_script(&prologue, body_lua, failed)
+}
+
+/// A wrk script for the gateway endpoint (contract v3): `request_lua`
+/// defines `request()`, with the secret's header in `auth`; every answer
+/// but a 200 counts as an error.
+fn gateway_script(secret: &str, request_lua: &str) -> String {
+    let prologue = format!("auth = {{ [\"Authorization\"] = \"Bearer {secret}\" }}");
+    wrk_script(&prologue, request_lua, "status ~= 200")
+}
+
+/// The script every scenario runs: `prologue`, then per thread an error
+/// count, a request counter and a run id, `body_lua` (a body or a
+/// `request()`), an answer counted as an error when `failed` holds, and
+/// one machine-readable line at the end.
+fn wrk_script(prologue: &str, body_lua: &str, failed: &str) -> String {
     format!(
         r#"
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-{auth}
+{prologue}
 local threads = {{}}
 local next_id = 0
 function setup(thread)
@@ -322,39 +340,7 @@ function init(args)
 end
 {body_lua}
 function response(status, headers, body)
-  if status ~= 200 or string.find(body, '"errors"', 1, true) then errors = errors + 1 end
-end
-function done(summary, latency, requests)
-  local e = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  for _, t in ipairs(threads) do e = e + t:get("errors") end
-  io.write(string.format("KM_RESULT %d %d %f %f %d\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e))
-end
-"#
-    )
-}
-
-/// A wrk script for the gateway endpoint (contract v3): `request_lua`
-/// defines `request()`; every answer but a 200 counts as an error.
-fn gateway_script(secret: &str, request_lua: &str) -> String {
-    format!(
-        r#"
-local threads = {{}}
-local next_id = 0
-function setup(thread)
-  next_id = next_id + 1
-  thread:set("id", next_id)
-  table.insert(threads, thread)
-end
-function init(args)
-  errors = 0
-  counter = 0
-  run = tostring(os.time()) .. "-" .. tostring(args[1]) .. "-" .. tostring(id)
-  auth = {{ ["Authorization"] = "Bearer {secret}" }}
-end
-{request_lua}
-function response(status, headers, body)
-  if status ~= 200 then errors = errors + 1 end
+  if {failed} then errors = errors + 1 end
 end
 function done(summary, latency, requests)
   local e = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
