@@ -22,9 +22,9 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use super::account::priced_account;
 use super::call::{Call, ChargeRequest};
 use super::failures::{Charged, Failure};
-use super::isolate::{settle, Answers, Phase};
+use super::isolate::{run_in_halves, Answers, Path};
 use super::known_keys::KnownKeys;
-use super::one_statement;
+use crate::domain::admission::fit_as_read;
 use crate::domain::{AccountPolicy, KeyAccount, Verification};
 use crate::error::Result;
 use crate::store::keys::find_keys;
@@ -40,39 +40,38 @@ pub struct BatchCharging {
 impl BatchCharging {
     /// Charges `requests` together and answers each, in order.
     #[tracing::instrument(name = "charge_batch", skip_all, fields(calls = requests.len()))]
-    pub async fn charge(
+    pub async fn run(
         &self,
         requests: &[ChargeRequest],
         now: DateTime<Utc>,
     ) -> Vec<Result<Verification>> {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
-        let mut answers: Answers = requests.iter().map(|_| None).collect();
+        let mut answers = Answers::for_batch(requests.len());
+        let one_statement = Path::OneStatement(&self.known);
         if postgres {
             let remembered = self.remembered_calls(requests, now);
-            let (fitting, _) = one_statement::take_fitting(remembered);
-            self.settle(Phase::OneStatement(&self.known), fitting, &mut answers, now)
+            let (fitting, _) = fitting_as_read(remembered);
+            self.through(one_statement, fitting, &mut answers, now)
                 .await;
         }
         let mut locked = self.read_calls(requests, &mut answers, now).await;
         if postgres {
             let fitting;
-            (fitting, locked) = one_statement::take_fitting(locked);
+            (fitting, locked) = fitting_as_read(locked);
             let refused = self
-                .settle(Phase::OneStatement(&self.known), fitting, &mut answers, now)
+                .through(one_statement, fitting, &mut answers, now)
                 .await;
             locked.extend(refused);
             locked.sort_by_key(|call| call.index);
         }
-        self.settle(Phase::Locked, locked, &mut answers, now).await;
-        answers
-            .into_iter()
-            .map(|answer| answer.expect("every call is answered"))
-            .collect()
+        self.through(Path::Locked, locked, &mut answers, now).await;
+        answers.finish()
     }
 
-    async fn settle<'a>(
+    /// Charges `calls` through `path`; returns those it left unanswered.
+    async fn through<'a>(
         &self,
-        phase: Phase<'_>,
+        path: Path<'_>,
         calls: Vec<Call<'a>>,
         answers: &mut Answers,
         now: DateTime<Utc>,
@@ -81,13 +80,13 @@ impl BatchCharging {
         if !calls.is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
             let accounts: BTreeSet<_> = calls.iter().map(Call::account_id).collect();
             tracing::debug!(
-                path = phase.name(),
+                path = path.name(),
                 calls = calls.len(),
                 accounts = accounts.len(),
                 "charging"
             );
         }
-        settle(&self.db, phase, calls, answers, now).await
+        run_in_halves(&self.db, path, calls, answers, now).await
     }
 
     /// Calls without a requestId on keys this process remembers, priced as remembered.
@@ -122,7 +121,7 @@ impl BatchCharging {
         now: DateTime<Utc>,
     ) -> Vec<Call<'a>> {
         let unanswered: Vec<usize> = (0..requests.len())
-            .filter(|&i| answers[i].is_none())
+            .filter(|&i| !answers.is_answered(i))
             .collect();
         let hashes: BTreeSet<Vec<u8>> = unanswered
             .iter()
@@ -137,7 +136,7 @@ impl BatchCharging {
             Err(error) => {
                 let failure = Failure::before_commit("reading keys")(error);
                 for index in unanswered {
-                    answers[index] = Some(Err(failure.for_call(None)));
+                    answers.answer(index, Err(failure.for_call(None)));
                 }
                 return Vec::new();
             }
@@ -146,13 +145,13 @@ impl BatchCharging {
         for index in unanswered {
             let request = &requests[index];
             let Some(key) = keys.get_mut(&request.hash) else {
-                answers[index] = Some(Ok(Verification::not_found()));
+                answers.answer(index, Ok(Verification::not_found()));
                 continue;
             };
             match self.read_call(index, request, key, now).await {
                 Ok(Read::Charge(call)) => calls.push(call),
-                Ok(Read::Answered(answer)) => answers[index] = Some(Ok(answer)),
-                Err(failure) => answers[index] = Some(Err(failure.for_call(Some(key.key_id)))),
+                Ok(Read::Answered(answer)) => answers.answer(index, Ok(answer)),
+                Err(failure) => answers.answer(index, Err(failure.for_call(Some(key.key_id)))),
             }
         }
         calls
@@ -199,4 +198,14 @@ enum Read<'a> {
     Charge(Call<'a>),
     /// Answered without a charge: a revoked or expired key.
     Answered(Verification),
+}
+
+/// Splits off the calls the one statement may take, in order: those whose
+/// accounts, as read, have room for them (`admission::fit_as_read`).
+fn fitting_as_read(calls: Vec<Call<'_>>) -> (Vec<Call<'_>>, Vec<Call<'_>>) {
+    let asks: Vec<_> = calls.iter().map(Call::ask).collect();
+    let mut fits = fit_as_read(&asks).into_iter();
+    calls
+        .into_iter()
+        .partition(|_| fits.next().unwrap_or(false))
 }

@@ -52,11 +52,13 @@ impl Charger {
         Self::Grouped(Batcher::start_each(workers, max_batch, move |requests| {
             metrics.charge_batch(requests.len());
             let (charging, now) = (charging.clone(), clock.now());
-            async move { charging.charge(&requests, now).await }
+            async move { charging.run(&requests, now).await }
         }))
     }
 
-    pub async fn charge(&self, request: ChargeRequest) -> Result<Verification> {
+    /// Hands `request` to be charged, alone or with the calls that arrive
+    /// with it, and waits for its answer.
+    pub async fn submit(&self, request: ChargeRequest) -> Result<Verification> {
         match self {
             Self::PerRequest {
                 charging,
@@ -65,7 +67,7 @@ impl Charger {
             } => {
                 metrics.charge_batch(1);
                 let requests = std::slice::from_ref(&request);
-                let mut answers = charging.charge(requests, clock.now()).await;
+                let mut answers = charging.run(requests, clock.now()).await;
                 answers.remove(0)
             }
             Self::Grouped(batcher) => batcher.call(request).await,

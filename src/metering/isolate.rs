@@ -15,15 +15,39 @@ use super::call::Call;
 use super::failures::Charged;
 use super::known_keys::KnownKeys;
 use super::{locked, one_statement};
-use crate::domain::{Verification, VerifyCode};
+use crate::domain::Verification;
 use crate::error::Result;
 
-/// Each call's answer so far, by its place in the batch.
-pub type Answers = Vec<Option<Result<Verification>>>;
+/// Each call's answer, by its place in the batch, as the paths give them.
+pub struct Answers(Vec<Option<Result<Verification>>>);
+
+impl Answers {
+    /// None yet, for a batch of `calls`.
+    pub fn for_batch(calls: usize) -> Self {
+        Self((0..calls).map(|_| None).collect())
+    }
+
+    pub fn answer(&mut self, call: usize, answer: Result<Verification>) {
+        self.0[call] = Some(answer);
+    }
+
+    pub fn is_answered(&self, call: usize) -> bool {
+        self.0[call].is_some()
+    }
+
+    /// Every call's answer, in order: the locked path answers whatever the
+    /// others left, so none is missing.
+    pub fn finish(self) -> Vec<Result<Verification>> {
+        self.0
+            .into_iter()
+            .map(|answer| answer.expect("the locked path answers every call it is given"))
+            .collect()
+    }
+}
 
 /// The two ways of charging calls.
 #[derive(Clone, Copy)]
-pub enum Phase<'k> {
+pub enum Path<'k> {
     /// PostgreSQL's one statement (`one_statement`); a call it does not
     /// charge is answered `None`, to be charged the locked way.
     OneStatement(&'k KnownKeys),
@@ -31,7 +55,7 @@ pub enum Phase<'k> {
     Locked,
 }
 
-impl Phase<'_> {
+impl Path<'_> {
     /// The path's name, as logs and the README call it.
     pub fn name(self) -> &'static str {
         match self {
@@ -47,19 +71,8 @@ impl Phase<'_> {
         now: DateTime<Utc>,
     ) -> Charged<Vec<Option<Verification>>> {
         match self {
-            Self::OneStatement(known) => {
-                let used = one_statement::charge(db, calls, now).await?;
-                Ok(calls
-                    .iter()
-                    .zip(used)
-                    .map(|(call, used)| {
-                        let used = used?;
-                        known.saw_usage(call.hash, call.cycle.start, used);
-                        Some(call.answer(VerifyCode::Valid, used))
-                    })
-                    .collect())
-            }
-            Self::Locked => Ok(locked::charge(db, calls, now)
+            Self::OneStatement(known) => one_statement::run(db, known, calls, now).await,
+            Self::Locked => Ok(locked::run(db, calls, now)
                 .await?
                 .into_iter()
                 .map(Some)
@@ -68,30 +81,31 @@ impl Phase<'_> {
     }
 }
 
-/// Charges `calls` through `phase` (see `isolating`) and records their
-/// answers; returns the calls it left unanswered, to be charged the locked way.
-pub async fn settle<'a>(
+/// Charges `calls` through `path`, in halves where a failure may be one
+/// call's (see `results_in_halves`), and records their answers; returns
+/// the calls it left unanswered, to be charged the locked way.
+pub async fn run_in_halves<'a>(
     db: &DatabaseConnection,
-    phase: Phase<'_>,
+    path: Path<'_>,
     calls: Vec<Call<'a>>,
     answers: &mut Answers,
     now: DateTime<Utc>,
 ) -> Vec<Call<'a>> {
-    let results = isolating(db, phase, &calls, now).await;
+    let results = results_in_halves(db, path, &calls, now).await;
     let mut left = Vec::new();
     for (call, result) in calls.into_iter().zip(results) {
         match result.transpose() {
-            Some(answer) => answers[call.index] = Some(answer),
+            Some(answer) => answers.answer(call.index, answer),
             None => left.push(call),
         }
     }
     left
 }
 
-/// Charges `calls` through `phase`, all together if it can, and gives each
-/// its result, in order. A phase either records all its calls or none (its
+/// Charges `calls` through `path`, all together if it can, and gives each
+/// its result, in order. A path either records all its calls or none (its
 /// transaction, or its one statement, fails whole), so when one call cannot
-/// be charged, the others would fail with it: when the phase fails with
+/// be charged, the others would fail with it: when the path fails with
 /// nothing recorded and the cause may be one call's (`Failure::isolable`),
 /// its calls are charged again in two halves, each on its own, and so on
 /// down to single calls. A call that cannot be charged then fails alone,
@@ -100,9 +114,9 @@ pub async fn settle<'a>(
 /// and nothing when nothing fails. The first half is charged before the
 /// second, so calls are still admitted in arrival order. A failure that is
 /// not isolable fails every call of its group.
-async fn isolating(
+async fn results_in_halves(
     db: &DatabaseConnection,
-    phase: Phase<'_>,
+    path: Path<'_>,
     calls: &[Call<'_>],
     now: DateTime<Utc>,
 ) -> Vec<Result<Option<Verification>>> {
@@ -115,7 +129,7 @@ async fn isolating(
         if group.is_empty() {
             continue;
         }
-        let failure = match phase.run(db, group, now).await {
+        let failure = match path.run(db, group, now).await {
             Ok(answers) => {
                 results.extend(answers.into_iter().map(Ok));
                 continue;

@@ -28,7 +28,7 @@ type Settled = Vec<Option<Verification>>;
 
 /// Charges `calls` in one transaction holding their counters' locks, and
 /// answers each, in order.
-pub async fn charge(
+pub async fn run(
     db: &DatabaseConnection,
     calls: &[Call<'_>],
     now: DateTime<Utc>,

@@ -91,7 +91,7 @@ impl Metering {
         let verification = if charge.credits == 0 {
             check::check(&self.db, &self.policy, &self.lookups, hash, self.now()).await?
         } else {
-            self.charger.charge(ChargeRequest { hash, charge }).await?
+            self.charger.submit(ChargeRequest { hash, charge }).await?
         };
         Ok(verification.answered_at(self.now()))
     }

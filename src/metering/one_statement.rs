@@ -13,23 +13,37 @@ use uuid::Uuid;
 
 use super::call::Call;
 use super::failures::{Charged, Failure};
+use super::known_keys::KnownKeys;
 use super::writes::ChargeWrites;
-use crate::domain::admission::{fit_as_read, running_totals};
+use crate::domain::admission::running_totals;
+use crate::domain::{Verification, VerifyCode};
 use crate::store::counters::ChargedTotal;
 
-/// Splits off the calls this path may take: see `admission::fit_as_read`.
-pub fn take_fitting(calls: Vec<Call<'_>>) -> (Vec<Call<'_>>, Vec<Call<'_>>) {
-    let asks: Vec<_> = calls.iter().map(Call::ask).collect();
-    let mut fits = fit_as_read(&asks).into_iter();
-    calls
-        .into_iter()
-        .partition(|_| fits.next().unwrap_or(false))
+/// The path's one entry: charges `calls` (see `charge`) and answers each
+/// charged call VALID, telling `known` what its account has used since;
+/// `None` for the calls the statement refused, to be charged the locked way.
+pub async fn run(
+    db: &DatabaseConnection,
+    known: &KnownKeys,
+    calls: &[Call<'_>],
+    now: DateTime<Utc>,
+) -> Charged<Vec<Option<Verification>>> {
+    let used = charge(db, calls, now).await?;
+    Ok(calls
+        .iter()
+        .zip(used)
+        .map(|(call, used)| {
+            let used = used?;
+            known.saw_usage(call.hash, call.cycle.start, used);
+            Some(call.answer(VerifyCode::Valid, used))
+        })
+        .collect())
 }
 
 /// Charges `calls` account by account, all of an account's calls or none.
 /// Gives each call charged its account's credits used up to and including
 /// it; `None` for the calls the statement refused.
-pub async fn charge(
+async fn charge(
     db: &DatabaseConnection,
     calls: &[Call<'_>],
     now: DateTime<Utc>,
