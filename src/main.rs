@@ -1,6 +1,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use keymeter::clock::{Clock, SystemClock};
+use keymeter::service::backup;
 use keymeter::service::plans::{self, PlanChange};
 use keymeter::{app, graphql, telemetry, Application, Config};
 use migration::MigratorTrait;
@@ -31,6 +32,12 @@ enum Command {
     Accounts {
         #[command(subcommand)]
         command: AccountsCommand,
+    },
+    /// Copy the SQLite database to PATH while servers serve it, consistently,
+    /// and check the copy; restore by starting keymeter on the copy.
+    Backup {
+        /// Where to write the copy; it must not exist yet.
+        path: std::path::PathBuf,
     },
 }
 
@@ -83,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Accounts { command } => accounts(&cli.config, command).await?,
+        Command::Backup { path } => backup(&cli.config, &path).await?,
         Command::Serve => {
             telemetry::init(&cli.config.log);
             let application = Application::build(&cli.config).await?;
@@ -113,6 +121,24 @@ async fn accounts(config: &Config, command: AccountsCommand) -> anyhow::Result<(
             Err(err) => Err(err),
         },
     };
+    db.close().await.ok();
+    match done {
+        Ok(report) => print!("{report}"),
+        Err(err) => {
+            eprintln!("keymeter: {}", plans::operator_message(&err));
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
+
+/// Copies the database to `path`; a refusal or a failure is one line on
+/// stderr and exit status 1.
+async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    (config.db_max_connections, config.db_min_connections) = (Some(1), Some(1));
+    let db = app::connect(&config).await?;
+    let done = backup::backup(&db, path).await;
     db.close().await.ok();
     match done {
         Ok(report) => print!("{report}"),

@@ -7,6 +7,7 @@
 //! account call.
 
 pub mod accounts;
+pub mod backup;
 pub mod billing;
 pub mod keys;
 pub mod limits;

@@ -10,6 +10,7 @@ use support::{browser, gateways, helpers, oidc, server_process};
 
 mod answer_bounds;
 mod attacks;
+mod backup;
 mod behind_gateways;
 mod coalescing;
 mod connections;
