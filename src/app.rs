@@ -20,7 +20,7 @@ use crate::config::{Config, PublicOrigin};
 use crate::http::server;
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
-use crate::service::{limits, sign_in};
+use crate::service::{limits, retention, sign_in};
 use crate::state::AppState;
 use crate::store::requests;
 use crate::{graphql, http};
@@ -33,9 +33,6 @@ pub struct Application {
     state: AppState,
     limits: server::Limits,
 }
-
-/// How often each process deletes remembered verifyKey answers past 24 hours.
-const FORGET_REQUESTS_EVERY: Duration = Duration::from_secs(10 * 60);
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
@@ -200,6 +197,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(512))
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                // So that sweeps can shrink the file (`service::retention`).
+                .auto_vacuum(sea_orm::sqlx::sqlite::SqliteAutoVacuum::Incremental)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .create_if_missing(true)
@@ -222,21 +221,38 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         txn.commit().await?;
     } else {
         Migrator::up(db, None).await.context("running migrations")?;
+        retention::prepare_sqlite(db)
+            .await
+            .context("turning on SQLite's incremental vacuum")?;
     }
     Ok(())
 }
 
-/// Deletes old idempotency answers, auth attempts and sign-in flows in the background:
-/// requests never wait on it, and with several processes each sweeps (a
+/// Deletes, every KEYMETER_SWEEP_INTERVAL_SECS in the background, what has
+/// outlived its use: usage past its retention (`service::retention`),
+/// idempotency answers past 24 hours, old auth attempts and sign-in flows.
+/// Requests never wait on it, and with several processes each sweeps (a
 /// no-op when another just did).
 async fn sweep_expired(state: AppState) {
+    let period = state.retention.sweep_every;
     // The first sweep waits a period: processes starting together do not
     // all sweep at once, and start-up issues only its own statements.
-    let first = tokio::time::Instant::now() + FORGET_REQUESTS_EVERY;
-    let mut every = tokio::time::interval_at(first, FORGET_REQUESTS_EVERY);
+    let first = tokio::time::Instant::now() + period;
+    let mut every = tokio::time::interval_at(first, period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        match retention::sweep_usage(&state.db, &state.retention, state.clock.now()).await {
+            Ok(swept) if swept.events + swept.hours > 0 => {
+                tracing::info!(
+                    events = swept.events,
+                    hours = swept.hours,
+                    "swept usage past its retention"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "could not sweep usage past its retention"),
+        }
         let now = state.clock.now();
         if let Err(err) = requests::forget_expired(&state.db, now).await {
             tracing::warn!(error = %err, "could not forget expired request ids");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::domain::{AccountPolicy, Limit, LoginLimits};
+use crate::domain::{AccountPolicy, Limit, LoginLimits, Retention};
 
 /// Settings shared by every subcommand that touches the database or serves.
 #[derive(Debug, Clone, Args)]
@@ -52,6 +52,24 @@ pub struct Config {
     /// How long a session token stays valid, in days.
     #[arg(long, env = "KEYMETER_SESSION_TTL_DAYS", default_value_t = 30)]
     pub session_ttl_days: u32,
+
+    /// Days raw per-call events are kept; older ones are deleted by the
+    /// sweep (keysUsage and usageSeries read rollups, never events).
+    #[arg(long, env = "KEYMETER_EVENT_RETENTION_DAYS", default_value_t = 400)]
+    pub event_retention_days: u32,
+
+    /// Days hourly usage rollups are kept (daily ones and cycle counters are
+    /// kept for ever); a HOUR usageSeries reaching further back is refused.
+    #[arg(
+        long,
+        env = "KEYMETER_HOURLY_USAGE_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub hourly_usage_retention_days: u32,
+
+    /// Seconds between a process's sweeps for expired rows.
+    #[arg(long, env = "KEYMETER_SWEEP_INTERVAL_SECS", default_value_t = 300)]
+    pub sweep_interval_secs: u32,
 
     /// Failed logins allowed per email from one client address within the
     /// login window; past it, RATE_LIMITED even for the right password, at
@@ -304,6 +322,26 @@ impl Config {
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(format!("{name} must be at least 1"));
         }
+        // A day of hours is what the dashboard charts; 100 years is forever.
+        for (name, days, least) in [
+            (
+                "KEYMETER_EVENT_RETENTION_DAYS",
+                self.event_retention_days,
+                1,
+            ),
+            (
+                "KEYMETER_HOURLY_USAGE_RETENTION_DAYS",
+                self.hourly_usage_retention_days,
+                2,
+            ),
+        ] {
+            if !(least..=36_500).contains(&days) {
+                return Err(format!("{name} must be between {least} and 36500 days"));
+            }
+        }
+        if !(1..=86_400).contains(&self.sweep_interval_secs) {
+            return Err("KEYMETER_SWEEP_INTERVAL_SECS must be between 1 and 86400".into());
+        }
         if self.metrics_bind == Some(self.bind) && self.bind.port() != 0 {
             return Err("KEYMETER_METRICS_BIND must differ from KEYMETER_BIND".into());
         }
@@ -430,6 +468,14 @@ impl Config {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
 
+    pub fn retention(&self) -> Retention {
+        Retention {
+            events: chrono::Duration::days(i64::from(self.event_retention_days)),
+            hourly_usage: chrono::Duration::days(i64::from(self.hourly_usage_retention_days)),
+            sweep_every: std::time::Duration::from_secs(u64::from(self.sweep_interval_secs)),
+        }
+    }
+
     pub fn session_ttl(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.session_ttl_days))
     }
@@ -458,6 +504,7 @@ impl Config {
                 window: chrono::Duration::seconds(i64::from(self.sign_in_window_secs)),
             },
             max_sign_in_flows: self.max_sign_in_flows,
+            hourly_usage_kept: self.retention().hourly_usage,
         }
     }
 

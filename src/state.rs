@@ -11,7 +11,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::AccountPolicy;
+use crate::domain::{AccountPolicy, Retention};
 use crate::metering::{Grouping, Metering};
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
@@ -30,6 +30,8 @@ pub struct Inner {
     /// For the times statuses are computed at (a key's ACTIVE or EXPIRED).
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
+    /// How long usage is kept, and how often it is swept.
+    pub retention: Retention,
     /// Signing up, logging in and provisioning.
     pub accounts: Accounts,
     /// Signing in with a provider.
@@ -92,6 +94,7 @@ impl AppState {
             db,
             clock,
             policy,
+            retention: config.retention(),
             accounts,
             sessions,
             keys,

@@ -16,6 +16,7 @@ mod m20261130_000011_hourly_key_usage;
 mod m20261130_000012_daily_key_usage;
 mod m20261204_000013_count_sign_in_starts;
 mod m20261204_000014_refunds;
+mod m20261204_000015_hourly_usage_by_hour;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_daily_key_usage::Migration),
             Box::new(m20261204_000013_count_sign_in_starts::Migration),
             Box::new(m20261204_000014_refunds::Migration),
+            Box::new(m20261204_000015_hourly_usage_by_hour::Migration),
         ]
     }
 }

@@ -22,7 +22,7 @@ pub use email::Email;
 pub use key::{GracePeriod, KeyExpiry, KeyName, KeyStatus, KeyType};
 pub use metering::{Charge, Refund, RefundCode, VerifyCode};
 pub use password::Password;
-pub use policy::{AccountPolicy, Limit, LoginLimits, ROTATION_GRACE_ALLOWANCE};
+pub use policy::{AccountPolicy, Limit, LoginLimits, Retention, ROTATION_GRACE_ALLOWANCE};
 pub use secret::{BrowserBinding, SecretHash, SessionToken};
 pub use series::{Interval, SeriesRange};
 pub use verification::{AccountPricing, Counter, KeyAccount, KeyRef, Verification};

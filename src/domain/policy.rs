@@ -25,6 +25,18 @@ pub struct AccountPolicy {
     pub sign_in_limit: Limit,
     /// Started provider sign-ins kept at once, across every client.
     pub max_sign_in_flows: u32,
+    /// How far back hourly usage is kept (`Retention::hourly_usage`).
+    pub hourly_usage_kept: Duration,
+}
+
+/// How long usage is kept in raw and hourly form, and how often a process
+/// sweeps what is older. Daily rollups and cycle counters are kept for
+/// ever; requestIds for their 24 hours whatever these say.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub events: Duration,
+    pub hourly_usage: Duration,
+    pub sweep_every: std::time::Duration,
 }
 
 impl AccountPolicy {

@@ -88,7 +88,22 @@ async fn resolve_range(
             None => now,
         },
     };
-    SeriesRange::parse(ask.interval, from, to)
+    let range = SeriesRange::parse(ask.interval, from, to)?;
+    // Hours past their retention are deleted: refused, not shown as zeros
+    // that would pretend nothing happened.
+    let kept = policy.hourly_usage_kept;
+    if range.interval == Interval::Hour
+        && now
+            .checked_sub_signed(kept)
+            .is_some_and(|oldest| range.from < oldest)
+    {
+        return Err(Error::bad_input(format!(
+            "usageSeries: HOUR usage is kept for the last {} days (KEYMETER_HOURLY_USAGE_RETENTION_DAYS); \
+             ask DAY for older usage",
+            kept.num_days()
+        )));
+    }
+    Ok(range)
 }
 
 /// `ids` deduplicated, each one of the user's keys: another user's (or a

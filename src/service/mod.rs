@@ -14,6 +14,7 @@ pub mod limits;
 pub mod lookups;
 pub mod passwords;
 pub mod plans;
+pub mod retention;
 pub mod sessions;
 pub mod sign_in;
 

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod refunds;
 pub mod requests;
 pub mod series;
+pub mod sweeps;
 pub mod usage;
 
 use sea_orm::{DbBackend, Statement, Value};

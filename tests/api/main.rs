@@ -37,6 +37,7 @@ mod process;
 mod rate_limits;
 mod refunds;
 mod refusals;
+mod retention;
 mod series;
 mod sessions;
 mod sign_in;
