@@ -6,6 +6,7 @@
 //!     scripts/bench.sh            # PostgreSQL, everything
 //!     cargo run --release -p keymeter-bench -- --help
 
+mod backlog;
 mod ceilings;
 mod scenario;
 mod server;
@@ -48,6 +49,10 @@ pub struct Args {
     /// (the first seeding stops at 10k).
     #[arg(long)]
     pub event_scaling: bool,
+    /// Also write this many expired events and measure verifyKey credits=1
+    /// while the retention sweep clears them (and the database's size).
+    #[arg(long, default_value_t = 0)]
+    pub sweep_backlog: u64,
     /// Skip pgbench and the bare-stack ceilings.
     #[arg(long)]
     pub no_ceilings: bool,
@@ -112,6 +117,23 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("  {}", measured.line());
                 results.push(measured);
             }
+        }
+    }
+    if args.sweep_backlog > 0 {
+        let load = Load::new(&args, &servers);
+        let backlog =
+            backlog::measure(&args.database_url, &seed, &load, args.sweep_backlog).await?;
+        let [before, with, after] = backlog.bytes.map(|b| b as f64 / 1_048_576.0);
+        eprintln!(
+            "  sweep backlog: {} events cleared in {:.1} s; database {before:.0} MiB, {with:.0} MiB \
+             with the backlog, {after:.0} MiB after the sweep and a VACUUM ({:.2}x)",
+            backlog.events,
+            backlog.cleared_in_secs,
+            after / before
+        );
+        for measured in [backlog.without_sweep, backlog.during_sweep] {
+            eprintln!("  {}", measured.line());
+            results.push(measured);
         }
     }
     let peak_rss_kib: Vec<u64> = servers.iter().map(Server::peak_rss_kib).collect();

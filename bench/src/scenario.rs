@@ -415,6 +415,14 @@ end"#;
         Self::new("signup", script(body, None))
     }
 
+    /// verifyKey credits=1 on the hot key: the scenario the others compare with.
+    pub fn hot_verify(seed: &Seed) -> Self {
+        Self::new(
+            "verifyKey credits=1",
+            script(&verify_body(&seed.hot_secret, 1), None),
+        )
+    }
+
     /// The gateway endpoint charging 1 credit, as nginx's auth_request
     /// calls it: a bodiless GET with the secret and the original URI.
     fn gateway_verify(seed: &Seed) -> Self {
@@ -464,7 +472,7 @@ end"#;
     }
 
     pub fn all(seed: &Seed) -> Vec<Scenario> {
-        let verify1 = || script(&verify_body(&seed.hot_secret, 1), None);
+        let verify1 = || Scenario::hot_verify(seed).script;
         let mut during =
             Scenario::new("verifyKey credits=1 during signups", verify1()).with_connections(16);
         during.alongside = Some(Box::new(Scenario::signups().with_connections(16)));

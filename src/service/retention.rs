@@ -1,7 +1,8 @@
 //! Keeping storage bounded: raw events and hourly rollups past their
 //! retention (`domain::Retention`) are deleted in the background, in small
-//! batches, each its own short statement with a pause after it, so a sweep
-//! never holds what a charge waits for, even on SQLite's one writer. What
+//! batches, each its own short statement followed by a rest four times as
+//! long, so a sweep never holds what a charge waits for, even on SQLite's
+//! one writer, and takes at most a fifth of one connection's time. What
 //! the API reads (cycle counters, cycle and daily rollups, requestIds for
 //! their 24 hours) is never swept here. On SQLite the freed pages are then
 //! given back to the file system, a few at a time (incremental vacuum).
@@ -15,9 +16,15 @@ use crate::domain::Retention;
 use crate::error::Result;
 use crate::store::sweeps;
 
-/// How long a sweep rests between two batches: room for the charges queued
-/// behind it.
+/// The least a sweep rests between two batches: room for the charges
+/// queued behind it.
 const PAUSE: Duration = Duration::from_millis(5);
+
+/// A sweep rests this many times as long as its last batch took, so it
+/// takes at most a fifth of one connection's time, however slow the
+/// database is at the moment: a backlog is cleared slowly rather than at
+/// the hot path's expense.
+const REST_PER_WORK: u32 = 4;
 
 /// What one sweep deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +41,9 @@ pub async fn sweep_usage(
     now: DateTime<Utc>,
 ) -> Result<Swept> {
     let backend = db.get_database_backend();
-    // SQLite has one writer: smaller batches keep each wait short.
+    // Small batches: each one's WAL is flushed beside the charges' own.
     let batch: i64 = if backend == DbBackend::Postgres {
-        5_000
+        500
     } else {
         1_000
     };
@@ -66,12 +73,13 @@ async fn in_batches(
 ) -> Result<u64> {
     let mut deleted = 0;
     loop {
+        let started = std::time::Instant::now();
         let done = db.execute_raw(statement(batch)).await?.rows_affected();
         deleted += done;
         if done < batch as u64 {
             return Ok(deleted);
         }
-        tokio::time::sleep(PAUSE).await;
+        tokio::time::sleep(PAUSE.max(started.elapsed() * REST_PER_WORK)).await;
     }
 }
 
