@@ -5,6 +5,7 @@ use keymeter::service::backup;
 use keymeter::service::plans::{self, PlanChange};
 use keymeter::{app, graphql, telemetry, Application, Config};
 use migration::MigratorTrait;
+use sea_orm::DatabaseConnection;
 
 /// keymeter: accounts, API keys and metered usage behind one GraphQL API.
 #[derive(Parser)]
@@ -101,44 +102,41 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs an operator command; refused input or a failure is one line on
-/// stderr and exit status 1.
+/// Runs an operator command (`keymeter accounts …`); refused input or a
+/// failure is one line on stderr and exit status 1.
 async fn accounts(config: &Config, command: AccountsCommand) -> anyhow::Result<()> {
-    // One statement at a time: a pool the size of a server's is waste here.
-    let mut config = config.clone();
-    (config.db_max_connections, config.db_min_connections) = (Some(1), Some(1));
-    let db = app::connect(&config).await?;
     let policy = config.account_policy();
     let now = SystemClock.now();
-    let done = match command {
-        AccountsCommand::Show { email } => plans::show(&db, &policy, &email, now).await,
+    operator(config, async |db| match command {
+        AccountsCommand::Show { email } => plans::show(db, &policy, &email, now).await,
         AccountsCommand::SetPlan {
             email,
             plan,
             credits,
-        } => match PlanChange::parse(&plan, &credits) {
-            Ok(change) => plans::set_plan(&db, &policy, &email, change, now).await,
-            Err(err) => Err(err),
-        },
-    };
-    db.close().await.ok();
-    match done {
-        Ok(report) => print!("{report}"),
-        Err(err) => {
-            eprintln!("keymeter: {}", plans::operator_message(&err));
-            std::process::exit(1);
+        } => {
+            let change = PlanChange::parse(&plan, &credits)?;
+            plans::set_plan(db, &policy, &email, change, now).await
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
-/// Copies the database to `path`; a refusal or a failure is one line on
-/// stderr and exit status 1.
+/// Copies the database to `path` (`keymeter backup`), as an operator command.
 async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    operator(config, async |db| backup::backup(db, path).await).await
+}
+
+/// Runs `command` on a pool of one connection (one statement at a time: a
+/// pool the size of a server's is waste here) and prints its report; its
+/// refusal or failure is one line on stderr and exit status 1.
+async fn operator<R: std::fmt::Display>(
+    config: &Config,
+    command: impl AsyncFnOnce(&DatabaseConnection) -> keymeter::error::Result<R>,
+) -> anyhow::Result<()> {
     let mut config = config.clone();
     (config.db_max_connections, config.db_min_connections) = (Some(1), Some(1));
     let db = app::connect(&config).await?;
-    let done = backup::backup(&db, path).await;
+    let done = command(&db).await;
     db.close().await.ok();
     match done {
         Ok(report) => print!("{report}"),

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -29,21 +29,18 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
 }
 
-/// `ANY /gateway/verify`: the endpoint is "/" when no header names one.
-pub async fn verify_root(State(gateway): State<Gateway>, uri: Uri, headers: HeaderMap) -> Response {
-    gateway.verify(&uri, &headers, "").await
+/// `ANY /gateway/verify` and `ANY /gateway/verify/{path}`. Envoy appends the
+/// original path to its `path_prefix`: that path (as sent, never decoded,
+/// so no path is refused) is the endpoint when no header names one.
+pub async fn verify(State(gateway): State<Gateway>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path().strip_prefix(VERIFY).unwrap_or_default();
+    gateway
+        .verify(&uri, &headers, path.trim_start_matches('/'))
+        .await
 }
 
-/// `ANY /gateway/verify/{path}`: Envoy appends the original path to its
-/// `path_prefix`, so the path is the endpoint when no header names one.
-pub async fn verify_path(
-    State(gateway): State<Gateway>,
-    Path(path): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    gateway.verify(&uri, &headers, &path).await
-}
+/// Where gateways ask; `/gateway/verify/{path}` too.
+pub const VERIFY: &str = "/gateway/verify";
 
 /// `POST /gateway/refund`: the RefundResult as JSON, 200 whatever its code.
 pub async fn refund(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {

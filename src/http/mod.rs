@@ -66,8 +66,8 @@ pub fn router(
             graphql_route.fallback(refusal::method_not_allowed),
         )
         .with_state(endpoint)
-        .route("/gateway/verify", any(gateway::verify_root))
-        .route("/gateway/verify/{*path}", any(gateway::verify_path))
+        .route(gateway::VERIFY, any(gateway::verify))
+        .route("/gateway/verify/{*path}", any(gateway::verify))
         .route(
             "/gateway/refund",
             post(gateway::refund).fallback(refusal::post_only),

@@ -195,6 +195,14 @@ on_both_databases! {
         let endpoints = app.rows("SELECT endpoint FROM api_key_usage").await;
         let endpoint: String = endpoints[0].try_get_by_index(0).unwrap();
         assert_eq!(endpoint, "/v1/things", "the path when no header names the URI");
+        // A path that does not decode is taken as sent, never refused.
+        let odd = app.gateway(Method::GET, "/v1/%FF%FE?x=1", &[("authorization", &auth)]).await;
+        assert_eq!(odd.status(), 200);
+        let endpoint: String = app
+            .rows("SELECT endpoint FROM api_key_usage ORDER BY id DESC").await[0]
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(endpoint, "/v1/%FF%FE");
     }
 
     async fn any_method_is_a_call_and_refunds_take_it_back(app: TestApp) {
