@@ -466,8 +466,9 @@ impl Demand {
         self.series.push(series);
     }
 
+    /// Lists are only ever a series' own, so no series, nothing to measure.
     fn is_empty(&self) -> bool {
-        self.lists.is_empty() && self.series.is_empty()
+        self.series.is_empty()
     }
 
     /// The span every defaulted series' keys are counted over.
