@@ -122,7 +122,7 @@ on_both_backends! {
         let status = tokio::task::block_in_place(|| server.wait_for_exit(Duration::from_secs(8)));
         eprintln!("exited {:?} after SIGTERM", signalled.elapsed());
         assert!(status.success(), "{status:?}\n{}", server.output());
-        assert!(server.output().contains("keymeter stopped"));
+        assert!(server.output().contains("keymeter stopped"), "{}", server.output());
     }
 
     async fn settings_that_cannot_work_stop_the_binary_before_the_database(backend: Backend) {

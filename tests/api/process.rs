@@ -82,7 +82,7 @@ on_both_backends! {
         }
         let status = tokio::task::block_in_place(|| server.wait_for_exit(Duration::from_secs(10)));
         assert!(status.success(), "{status:?}");
-        assert!(server.output().contains("keymeter stopped"));
+        assert!(server.output().contains("keymeter stopped"), "{}", server.output());
         let db = Database::connect(database.url.as_str()).await.unwrap();
         let users = db
             .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) FROM users"))

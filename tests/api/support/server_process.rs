@@ -13,6 +13,9 @@ pub struct ServerProcess {
     child: Child,
     pub addr: String,
     output: Arc<Mutex<Vec<String>>>,
+    /// The threads copying stdout and stderr into `output`: they end at the
+    /// pipes' end, so joining them after an exit means every line is kept.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl ServerProcess {
@@ -32,20 +35,21 @@ impl ServerProcess {
         let mut child = command.spawn().expect("starting the keymeter binary");
         let output = Arc::new(Mutex::new(Vec::new()));
         let (listening_tx, listening_rx) = std::sync::mpsc::channel();
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let output = output.clone();
             let listening_tx = listening_tx.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if let Some((_, addr)) = line.split_once("keymeter listening addr=") {
                         let _ = listening_tx.send(addr.trim().to_owned());
                     }
                     output.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
         let addr = listening_rx
             .recv_timeout(Duration::from_secs(30))
@@ -54,6 +58,7 @@ impl ServerProcess {
             child,
             addr,
             output,
+            readers,
         }
     }
 
@@ -71,11 +76,15 @@ impl ServerProcess {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit, at most `limit`.
+    /// Waits for the process to exit, at most `limit`, and for everything it
+    /// printed to be read.
     pub fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for keymeter") {
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
                 return status;
             }
             assert!(
