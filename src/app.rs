@@ -53,7 +53,14 @@ impl Application {
             .map_err(anyhow::Error::msg)?;
         let providers = discover_providers(config, &public).await?;
         let metrics = Arc::new(Metrics::new());
-        let state = AppState::new(db.clone(), clock, metrics.clone(), config, providers);
+        let state = AppState::new(
+            db.clone(),
+            clock,
+            metrics.clone(),
+            config,
+            &public,
+            providers,
+        );
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
         let metrics_listener = bind_metrics(config, &metrics, &db).await?;
         Ok(Self {

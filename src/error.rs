@@ -19,6 +19,8 @@ pub enum Error {
     InvalidCredentials,
     #[error("not found")]
     NotFound,
+    #[error("your role in this account does not allow this; ask one of its owners")]
+    Forbidden,
     #[error("too many attempts; retry in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal server error")]
@@ -37,6 +39,7 @@ impl Error {
             Self::EmailTaken => "EMAIL_TAKEN",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::NotFound => "NOT_FOUND",
+            Self::Forbidden => "FORBIDDEN",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }

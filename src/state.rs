@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, PublicOrigin};
 use crate::domain::{AccountPolicy, Retention};
 use crate::metering::{Grouping, Metering};
 use crate::metrics::Metrics;
@@ -18,9 +18,11 @@ use crate::oidc::Providers;
 use crate::service::accounts::Accounts;
 use crate::service::keys::Keys;
 use crate::service::lookups::Lookups;
+use crate::service::mail::Mailer;
 use crate::service::passwords::PasswordHasher;
 use crate::service::sessions::Sessions;
 use crate::service::sign_in::SignIn;
+use crate::service::teams::Teams;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -38,6 +40,8 @@ pub struct Inner {
     pub sign_in: SignIn,
     /// Ending sessions.
     pub sessions: Sessions,
+    /// Accounts and their members, invitations and audit log.
+    pub teams: Teams,
     /// API keys: create, list, rename, rotate, revoke.
     pub keys: Keys,
     /// verifyKey, refunds, keysUsage and usageSeries.
@@ -51,6 +55,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         config: &Config,
+        public: &PublicOrigin,
         providers: Providers,
     ) -> Self {
         let policy = config.account_policy();
@@ -85,6 +90,13 @@ impl AppState {
             clock: clock.clone(),
             policy: policy.clone(),
         };
+        let teams = Teams {
+            db: db.clone(),
+            clock: clock.clone(),
+            policy: policy.clone(),
+            public: public.clone(),
+            mail: Mailer,
+        };
         let sessions = Sessions {
             db: db.clone(),
             clock: clock.clone(),
@@ -97,6 +109,7 @@ impl AppState {
             retention: config.retention(),
             accounts,
             sessions,
+            teams,
             keys,
             metering,
             lookups,

@@ -2,10 +2,12 @@
 //! billing-cycle arithmetic.
 
 pub mod admission;
+pub mod audit;
 pub mod cycle;
 pub mod email;
 pub mod instant;
 pub mod key;
+pub mod membership;
 pub mod metering;
 pub mod password;
 mod policy;
@@ -20,6 +22,7 @@ mod properties;
 pub use cycle::Cycle;
 pub use email::Email;
 pub use key::{GracePeriod, KeyExpiry, KeyName, KeyStatus, KeyType};
+pub use membership::{AccountName, MemberRole, Membership};
 pub use metering::{Charge, Refund, RefundCode, VerifyCode};
 pub use password::Password;
 pub use policy::{AccountPolicy, Limit, LoginLimits, Retention, ROTATION_GRACE_ALLOWANCE};

@@ -96,6 +96,23 @@ impl SessionToken {
     }
 }
 
+/// The token of an invitation's accept URL; the invitation stores only its hash.
+pub struct InvitationToken(String);
+
+impl InvitationToken {
+    pub fn generate() -> Self {
+        Self(format!("kmi_{}", random_base62(RANDOM_CHARS)))
+    }
+
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.0)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The value a sign-in's cookie holds in the browser that started it; the
 /// flow stores only its hash, and completes only where it is presented.
 pub struct BrowserBinding(String);

@@ -111,8 +111,8 @@ impl AccountPricing {
     }
 }
 
-/// A key found by its secret, with its owner's account (`None` until the
-/// account is provisioned).
+/// A key found by its secret, with its account (`None` only if the row
+/// it names is missing, which the foreign key prevents).
 #[derive(Debug, Clone)]
 pub struct KeyAccount {
     pub key_id: Uuid,
@@ -120,7 +120,6 @@ pub struct KeyAccount {
     pub revoked: bool,
     /// When the key stops verifying; `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
-    pub user_id: Uuid,
     pub account: Option<AccountPricing>,
 }
 

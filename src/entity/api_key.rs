@@ -7,7 +7,10 @@ use crate::domain::KeyType;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub user_id: Uuid,
+    /// The account the key belongs to and charges.
+    pub account_id: Uuid,
+    /// The member who made the key (for a rotated key: who rotated it).
+    pub created_by: Uuid,
     pub name: String,
     pub key_type: KeyType,
     pub prefix: String,
@@ -28,7 +31,7 @@ pub struct Model {
 pub enum Relation {
     #[sea_orm(
         belongs_to = "super::user::Entity",
-        from = "Column::UserId",
+        from = "Column::CreatedBy",
         to = "super::user::Column::Id",
         on_delete = "Cascade"
     )]

@@ -1,3 +1,6 @@
+//! One row per account: the contract's `Account` and its `BillingAccount`
+//! share it and its id (see migration 16).
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -5,8 +8,12 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    /// The user whose own account this is (made at their signup or first
+    /// sign-in); None for a team made by createAccount.
     #[sea_orm(unique)]
-    pub user_id: Uuid,
+    pub user_id: Option<Uuid>,
+    /// 1 to 64 characters; an own account is named after its user's email.
+    pub name: String,
     pub plan: String,
     pub monthly_credits: i64,
     /// The anchor every cycle is counted from (see `domain::cycle`).
@@ -23,6 +30,8 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     User,
+    #[sea_orm(has_many = "super::account_member::Entity")]
+    AccountMember,
 }
 
 impl Related<super::user::Entity> for Entity {

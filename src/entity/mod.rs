@@ -2,8 +2,11 @@
 //! metering tables (counters, rollups, events, requestIds) are reached
 //! through `store`'s SQL.
 
+pub mod account_member;
 pub mod api_key;
+pub mod audit_event;
 pub mod billing_account;
+pub mod invitation;
 pub mod session;
 pub mod sign_in_flow;
 pub mod user;

@@ -208,7 +208,7 @@ impl BudgetCheck {
             return Ok(());
         };
         let usable = match demand.series_window() {
-            Some((from, to)) => state.keys.usable_within(user.id, from, to).await?,
+            Some((from, to)) => state.keys.most_usable_within(user.id, from, to).await?,
             None => 0,
         };
         demand.within(&self.budget, &self.cost, usable)

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_graphql::Context;
 use tokio::sync::OnceCell;
 
-use crate::domain::SecretHash;
+use crate::domain::audit::Actor;
+use crate::domain::{Membership, SecretHash};
 use crate::entity::user;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -58,6 +59,40 @@ pub struct ClientAddress(pub IpAddr);
 
 pub fn client_address(ctx: &Context<'_>) -> IpAddr {
     ctx.data_unchecked::<ClientAddress>().0
+}
+
+/// The request's User-Agent header, for the audit log.
+pub struct UserAgent(pub Option<String>);
+
+impl UserAgent {
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
+        let agent = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Self(agent)
+    }
+}
+
+/// The signed-in user as the audit log names them: with the request's
+/// client address and User-Agent.
+pub fn actor(ctx: &Context<'_>, user: &user::Model) -> Actor {
+    let agent = ctx
+        .data_opt::<UserAgent>()
+        .and_then(|agent| agent.0.as_deref());
+    Actor::user(user.id, Some(client_address(ctx)), agent)
+}
+
+/// The signed-in user and their membership of `account_id` (default: their
+/// own account), as the `teams` service reads it for this request; not a
+/// member: NOT_FOUND.
+pub async fn member<'a>(
+    ctx: &Context<'a>,
+    account_id: Option<uuid::Uuid>,
+) -> Result<(&'a user::Model, Membership)> {
+    let user = current_user(ctx).await?;
+    let membership = state(ctx).teams.membership(user, account_id).await?;
+    Ok((user, membership))
 }
 
 pub fn metrics<'a>(ctx: &Context<'a>) -> &'a Metrics {

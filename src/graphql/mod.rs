@@ -1,8 +1,9 @@
 //! The GraphQL schema: types mirroring the contract and thin resolvers that
 //! read the request (its user, its client address), call one service of
-//! `AppState` (`accounts`, `sign_in`, `sessions`, `keys`, `metering`) and
-//! convert the answer; the clock is read only for the instant statuses are
-//! shown at.
+//! `AppState` (`accounts`, `sign_in`, `sessions`, `teams`, `keys`,
+//! `metering`) and convert the answer; the clock is read only for the
+//! instant statuses are shown at. Which account a request may reach is the
+//! `teams` service's to say (`context::member`), never a resolver's.
 
 mod budget;
 mod context;
@@ -14,13 +15,15 @@ mod operation;
 mod points;
 mod query;
 mod scalars;
+mod teams;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
-pub use context::{ClientAddress, RequestAuth, SignInBrowser};
+pub use context::{ClientAddress, RequestAuth, SignInBrowser, UserAgent};
 pub use documents::Documents;
 pub use operation::RanOperation;
+pub use teams::Makers;
 
 use std::sync::Arc;
 

@@ -2,16 +2,18 @@ use async_graphql::{Context, Object};
 use uuid::Uuid;
 
 use super::context::{
-    bearer_token, client_address, current_user, end_session, metrics, sign_in_browser, state,
+    actor, bearer_token, client_address, current_user, end_session, member, metrics,
+    sign_in_browser, state,
 };
 use super::cookies;
 use super::cost;
+use super::teams::{Account, CreateInvitationInput, CreateInvitationPayload, Invitation, Member};
 use super::types::{
     ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
     RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput,
     SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
-use crate::domain::{Charge, GracePeriod, KeyName, KeyType};
+use crate::domain::{AccountName, Charge, Email, GracePeriod, KeyName, KeyType, MemberRole};
 use crate::error::Result;
 use crate::service::accounts::SignedUp;
 use crate::service::sign_in::Callback;
@@ -62,13 +64,13 @@ impl Mutation {
         input: CreateKeyInput,
     ) -> Result<CreateKeyPayload> {
         let name = KeyName::parse(&input.name)?;
-        let user = current_user(ctx).await?;
+        let (user, member) = member(ctx, input.account_id).await?;
         let state = state(ctx);
         let key_type = input.key_type.unwrap_or(KeyType::Dev);
         let expires_at = input.expires_at.map(|at| at.0);
         let created = state
             .keys
-            .create(user.id, name, key_type, expires_at)
+            .create(&member, &actor(ctx, user), name, key_type, expires_at)
             .await?;
         Ok(CreateKeyPayload::new(created, state.clock.now()))
     }
@@ -78,7 +80,7 @@ impl Mutation {
     async fn revoke_key(&self, ctx: &Context<'_>, id: Uuid) -> Result<ApiKey> {
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let key = state.keys.revoke(user.id, id).await?;
+        let key = state.keys.revoke(&actor(ctx, user), id).await?;
         Ok(ApiKey::new(key, state.clock.now()))
     }
 
@@ -163,7 +165,10 @@ impl Mutation {
         let grace = GracePeriod::parse(input.grace_period_seconds.unwrap_or(0))?;
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let rotated = state.keys.rotate(user.id, input.id, grace).await?;
+        let rotated = state
+            .keys
+            .rotate(&actor(ctx, user), input.id, grace)
+            .await?;
         Ok(RotateKeyPayload::new(rotated, state.clock.now()))
     }
 
@@ -173,7 +178,7 @@ impl Mutation {
         let name = KeyName::parse(&name)?;
         let user = current_user(ctx).await?;
         let state = state(ctx);
-        let key = state.keys.rename(user.id, id, name).await?;
+        let key = state.keys.rename(&actor(ctx, user), id, name).await?;
         Ok(ApiKey::new(key, state.clock.now()))
     }
 
@@ -187,6 +192,111 @@ impl Mutation {
         let created = state.accounts.ensure_default_key(user).await?;
         let now = state.clock.now();
         Ok(created.map(|created| CreateKeyPayload::new(created, now)))
+    }
+
+    /// v3: makes a new account (a team) with the signed-in user as its only member and OWNER, and
+    /// its own billing account with the default plan and monthly credits; it has no keys yet.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn create_account(&self, ctx: &Context<'_>, name: String) -> Result<Account> {
+        let name = AccountName::parse(&name)?;
+        let user = current_user(ctx).await?;
+        let made = state(ctx)
+            .teams
+            .create_account(user, &actor(ctx, user), name)
+            .await?;
+        Ok(made.into())
+    }
+
+    /// v3: OWNER. Renames the account (1 to 64 characters).
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn rename_account(
+        &self,
+        ctx: &Context<'_>,
+        account_id: Uuid,
+        name: String,
+    ) -> Result<Account> {
+        let name = AccountName::parse(&name)?;
+        let (user, member) = member(ctx, Some(account_id)).await?;
+        let account = state(ctx)
+            .teams
+            .rename(&member, &actor(ctx, user), name)
+            .await?;
+        Ok(Account::new(account, member))
+    }
+
+    /// v3: OWNER. Invites an email to the account.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn create_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateInvitationInput,
+    ) -> Result<CreateInvitationPayload> {
+        let email = Email::parse(&input.email)?;
+        let (user, member) = member(ctx, input.account_id).await?;
+        let role = input.role.unwrap_or(MemberRole::Member);
+        let invited = state(ctx)
+            .teams
+            .invite(&member, &actor(ctx, user), email, role)
+            .await?;
+        Ok(CreateInvitationPayload::new(invited, user))
+    }
+
+    /// v3: OWNER of the invitation's account.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn revoke_invitation(&self, ctx: &Context<'_>, id: Uuid) -> Result<Invitation> {
+        let user = current_user(ctx).await?;
+        let teams = &state(ctx).teams;
+        let revoked = teams.revoke_invitation(user, &actor(ctx, user), id).await?;
+        let inviter = teams.users(vec![revoked.invited_by]).await?;
+        let users = inviter
+            .into_iter()
+            .map(|user| (user.id, user.into()))
+            .collect();
+        Ok(Invitation::new(revoked, &users))
+    }
+
+    /// v3: the signed-in user joins the invitation's account with its role.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn accept_invitation(&self, ctx: &Context<'_>, token: String) -> Result<Account> {
+        let user = current_user(ctx).await?;
+        let joined = state(ctx)
+            .teams
+            .accept(user, &actor(ctx, user), &token)
+            .await?;
+        Ok(joined.into())
+    }
+
+    /// v3: OWNER. Demoting the last OWNER: BAD_USER_INPUT.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn set_member_role(
+        &self,
+        ctx: &Context<'_>,
+        account_id: Uuid,
+        user_id: Uuid,
+        role: MemberRole,
+    ) -> Result<Member> {
+        let (user, member) = member(ctx, Some(account_id)).await?;
+        let changed = state(ctx)
+            .teams
+            .set_role(&member, &actor(ctx, user), user_id, role)
+            .await?;
+        Ok(changed.into())
+    }
+
+    /// v3: an OWNER removes a member, or a member removes themself (leaves).
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        account_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<bool> {
+        let (user, member) = member(ctx, Some(account_id)).await?;
+        state(ctx)
+            .teams
+            .remove(&member, &actor(ctx, user), user_id)
+            .await?;
+        Ok(true)
     }
 }
 

@@ -1,8 +1,9 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{current_user, state};
+use super::context::{current_user, member, state};
 use super::scalars::DateTime;
+use super::teams::Account;
 use super::types::{ApiKey, AuthProvider, KeysUsage, UsageSeries, User};
 use super::{budget, cost};
 use crate::domain::Interval;
@@ -18,29 +19,35 @@ impl Query {
         Ok(User::new(current_user(ctx).await?.clone(), None))
     }
 
-    /// The signed-in user's keys, newest first.
+    /// The signed-in user's keys, newest first. v3: the keys of the account accountId (default:
+    /// the user's own account), made by any member.
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn keys(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)")] include_revoked: Option<bool>,
+        account_id: Option<Uuid>,
     ) -> Result<Vec<ApiKey>> {
-        let user = current_user(ctx).await?;
+        let (_, member) = member(ctx, account_id).await?;
         let state = state(ctx);
         let keys = state
             .keys
-            .list(user.id, include_revoked.unwrap_or(false))
+            .list(&member, include_revoked.unwrap_or(false))
             .await?;
         budget::charge_key_list(ctx, keys.len(), budget::item_fields(ctx.field()))?;
         let now = state.clock.now();
-        Ok(keys.into_iter().map(|key| ApiKey::new(key, now)).collect())
+        Ok(keys
+            .into_iter()
+            .map(|(key, maker)| ApiKey::new(key, now).made_by(maker))
+            .collect())
     }
 
     /// Per-key credits within the current billing cycle of the signed-in user's account.
+    /// v3: of the account accountId (default: the user's own).
     #[graphql(complexity = "cost::USAGE + child_complexity")]
-    async fn keys_usage(&self, ctx: &Context<'_>) -> Result<KeysUsage> {
-        let user = current_user(ctx).await?;
-        let usage = state(ctx).metering.keys_usage(user.id).await?;
+    async fn keys_usage(&self, ctx: &Context<'_>, account_id: Option<Uuid>) -> Result<KeysUsage> {
+        let (_, member) = member(ctx, account_id).await?;
+        let usage = state(ctx).metering.keys_usage(&member).await?;
         let item_fields = ctx
             .field()
             .selection_set()
@@ -63,15 +70,16 @@ impl Query {
         to: Option<DateTime>,
         #[graphql(default_with = "Some(Interval::Day)")] interval: Option<Interval>,
         key_ids: Option<Vec<Uuid>>,
+        account_id: Option<Uuid>,
     ) -> Result<UsageSeries> {
-        let user = current_user(ctx).await?;
+        let (_, member) = member(ctx, account_id).await?;
         let ask = SeriesAsk {
             from: from.map(|t| t.0),
             to: to.map(|t| t.0),
             interval: interval.unwrap_or(Interval::Day),
             key_ids,
         };
-        Ok(state(ctx).metering.usage_series(user.id, ask).await?.into())
+        Ok(state(ctx).metering.usage_series(&member, ask).await?.into())
     }
 
     /// v2: the sign-in providers this server is configured with; empty by default. Needs no token.
@@ -86,5 +94,21 @@ impl Query {
                 name: provider.name.clone(),
             })
             .collect()
+    }
+
+    /// v3: the accounts the signed-in user is a member of, their own first, then by name.
+    #[graphql(complexity = "cost::READ + child_complexity")]
+    async fn accounts(&self, ctx: &Context<'_>) -> Result<Vec<Account>> {
+        let user = current_user(ctx).await?;
+        let accounts = state(ctx).teams.accounts(user).await?;
+        Ok(accounts.into_iter().map(Account::from).collect())
+    }
+
+    /// v3: one of them; default: the user's own. Not a member (or no such account): NOT_FOUND.
+    #[graphql(complexity = "cost::READ + child_complexity")]
+    async fn account(&self, ctx: &Context<'_>, id: Option<Uuid>) -> Result<Account> {
+        let (_, member) = member(ctx, id).await?;
+        let account = state(ctx).teams.account(&member).await?;
+        Ok(Account::new(account, member))
     }
 }

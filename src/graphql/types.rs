@@ -1,12 +1,13 @@
 //! Output and input types of the contract, converted from entities.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
 use uuid::Uuid;
 
 use super::context::state;
 use super::cost;
 use super::points::UsagePoints;
 use super::scalars::{saturating_i32, DateTime};
+use super::teams::{Makers, MemberUser};
 use crate::domain::{Cycle, KeyStatus, KeyType, Refund, RefundCode, VerifyCode};
 use crate::domain::{Interval, Verification};
 use crate::entity::{api_key, billing_account, user};
@@ -45,12 +46,13 @@ impl User {
         self.user.created_at.into()
     }
 
+    /// The billing account of the user's own account (v3: the account made at signup).
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn billing_account(&self, ctx: &Context<'_>) -> Result<BillingAccount> {
         let state = state(ctx);
         let account = match &self.billing_account {
             Some(account) => account.clone(),
-            None => state.accounts.billing_account(self.user.id).await?,
+            None => state.teams.own_account(&self.user).await?,
         };
         Ok(BillingAccount::new(account, state.clock.now()))
     }
@@ -82,6 +84,7 @@ impl BillingAccount {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ApiKey {
     id: Uuid,
     name: String,
@@ -97,9 +100,35 @@ pub struct ApiKey {
     status: KeyStatus,
     /// v2: the key this one replaced (rotateKey); null for a key made by createKey or signup.
     rotated_from_id: Option<Uuid>,
+    /// v3: the account the key belongs to and charges.
+    account_id: Uuid,
+    #[graphql(skip)]
+    created_by_id: Uuid,
+    /// Set when the maker was read with the key, to spare a query.
+    #[graphql(skip)]
+    maker: Option<MemberUser>,
+}
+
+#[ComplexObject]
+impl ApiKey {
+    /// v3: the member who made the key (for a rotated key: who rotated it).
+    /// Read with the key by `keys`; elsewhere looked up once per maker and
+    /// request (`Makers`), so aliases do not multiply the lookups.
+    async fn created_by(&self, ctx: &Context<'_>) -> Result<MemberUser> {
+        match &self.maker {
+            Some(maker) => Ok(maker.clone()),
+            None => Makers::lookup(ctx, self.created_by_id).await,
+        }
+    }
 }
 
 impl ApiKey {
+    /// The key with its maker, read with it.
+    pub fn made_by(mut self, maker: Option<user::Model>) -> Self {
+        self.maker = maker.map(MemberUser::from);
+        self
+    }
+
     /// The key as it stands at `now`, the request's instant: its status
     /// depends on it, and is computed here so that every field of a key
     /// agrees with one clock reading.
@@ -115,6 +144,9 @@ impl ApiKey {
             revoked_at: key.revoked_at.map(Into::into),
             expires_at: key.expires_at.map(Into::into),
             rotated_from_id: key.rotated_from_id,
+            account_id: key.account_id,
+            created_by_id: key.created_by,
+            maker: None,
         }
     }
 }
@@ -189,6 +221,8 @@ pub struct CreateKeyInput {
     pub key_type: Option<KeyType>,
     /// v2: optional; at least 60 seconds ahead and before 2100-01-01T00:00:00Z, else BAD_USER_INPUT.
     pub expires_at: Option<DateTime>,
+    /// v3: the account to make the key in; default: the user's own account. Not a member: NOT_FOUND.
+    pub account_id: Option<Uuid>,
 }
 
 /// v2

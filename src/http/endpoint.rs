@@ -18,7 +18,8 @@ use tracing::Instrument as _;
 use super::refusal::Refusal;
 use crate::graphql::cookies::{Cookie, PageRequest};
 use crate::graphql::{
-    ClientAddress, Documents, KeymeterSchema, RanOperation, RequestAuth, SignInBrowser,
+    ClientAddress, Documents, KeymeterSchema, Makers, RanOperation, RequestAuth, SignInBrowser,
+    UserAgent,
 };
 use crate::metrics::{is_plain_name, Metrics};
 
@@ -83,6 +84,8 @@ impl Endpoint {
             .data(auth)
             .data(page)
             .data(ClientAddress(client))
+            .data(UserAgent::from_headers(&parts.headers))
+            .data(Makers::default())
             .data(SignInBrowser(
                 Cookie::SignIn.read(&parts.headers, self.secure_cookies),
             ));

@@ -25,7 +25,7 @@ use super::failures::{Charged, Failure};
 use super::isolate::{run_in_halves, Answers, Path};
 use super::known_keys::KnownKeys;
 use crate::domain::admission::fit_as_read;
-use crate::domain::{AccountPolicy, KeyAccount, Verification};
+use crate::domain::{KeyAccount, Verification};
 use crate::error::Result;
 use crate::store::keys::find_keys;
 use crate::store::requests::remembered_answer;
@@ -33,7 +33,6 @@ use crate::store::requests::remembered_answer;
 /// What charging a batch needs, owned by the charger.
 pub struct BatchCharging {
     pub db: DatabaseConnection,
-    pub policy: AccountPolicy,
     pub known: KnownKeys,
 }
 
@@ -158,7 +157,7 @@ impl BatchCharging {
     }
 
     /// The call `index` on `key`, as read: priced against its account
-    /// (provisioned if missing), or answered if its key is revoked.
+    /// or answered if its key is revoked.
     async fn read_call<'a>(
         &self,
         index: usize,
@@ -166,9 +165,8 @@ impl BatchCharging {
         key: &mut KeyAccount,
         now: DateTime<Utc>,
     ) -> Charged<Read<'a>> {
-        let account = priced_account(&self.db, &self.policy, key, now)
-            .await
-            .map_err(Failure::before_commit("provisioning the key's account"))?;
+        let account =
+            priced_account(key).map_err(Failure::before_commit("reading the key's account"))?;
         if self.db.get_database_backend() == DbBackend::Postgres {
             // Only PostgreSQL's one statement ever charges on a remembered key.
             self.known.remember(&request.hash, key);

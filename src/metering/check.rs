@@ -4,24 +4,17 @@
 //! retried check simply checks again (contract v2).
 
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 
 use super::account::priced_account;
-use crate::domain::{AccountPolicy, Cycle, Verification, VerifyCode};
+use crate::domain::{Cycle, Verification, VerifyCode};
 use crate::error::Result;
 use crate::service::lookups::Lookups;
 
-pub async fn check(
-    db: &DatabaseConnection,
-    policy: &AccountPolicy,
-    lookups: &Lookups,
-    hash: Vec<u8>,
-    now: DateTime<Utc>,
-) -> Result<Verification> {
-    let Some(mut key) = lookups.key(hash).await? else {
+pub async fn check(lookups: &Lookups, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Verification> {
+    let Some(key) = lookups.key(hash).await? else {
         return Ok(Verification::not_found());
     };
-    let account = priced_account(db, policy, &mut key, now).await?;
+    let account = priced_account(&key)?;
     let cycle = Cycle::current(account.anchor, now);
     let used = account.used_in(&cycle);
     let code = if let Some(refusal) = key.refusal_at(now) {

@@ -73,7 +73,6 @@ mod tests {
             key_type: KeyType::Dev,
             revoked,
             expires_at: None,
-            user_id: Uuid::new_v4(),
             account: Some(AccountPricing {
                 account_id: Uuid::new_v4(),
                 monthly_credits: 100,

@@ -35,10 +35,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
-use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::{AccountPolicy, Charge, Refund, SecretHash, Verification};
+use crate::domain::{AccountPolicy, Charge, Membership, Refund, SecretHash, Verification};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::service::lookups::Lookups;
@@ -70,7 +69,6 @@ impl Metering {
     ) -> Self {
         let charging = BatchCharging {
             db: db.clone(),
-            policy: policy.clone(),
             known: Default::default(),
         };
         let charger = Charger::start(charging, clock.clone(), metrics, grouping);
@@ -89,7 +87,7 @@ impl Metering {
     pub async fn verify(&self, secret: &str, charge: Charge) -> Result<Verification> {
         let hash = SecretHash::of(secret).to_vec();
         let verification = if charge.credits == 0 {
-            check::check(&self.db, &self.policy, &self.lookups, hash, self.now()).await?
+            check::check(&self.lookups, hash, self.now()).await?
         } else {
             self.charger.submit(ChargeRequest { hash, charge }).await?
         };
@@ -104,14 +102,16 @@ impl Metering {
         refund::refund(&self.db, &self.lookups, hash, request_id, self.now()).await
     }
 
-    #[tracing::instrument(name = "keys_usage", skip(self))]
-    pub async fn keys_usage(&self, user_id: Uuid) -> Result<KeysUsage> {
-        usage::keys_usage(&self.db, &self.policy, user_id, self.now()).await
+    /// Per-key credits of the member's account in its current cycle.
+    #[tracing::instrument(name = "keys_usage", skip_all, fields(account_id = %member.account_id))]
+    pub async fn keys_usage(&self, member: &Membership) -> Result<KeysUsage> {
+        usage::keys_usage(&self.db, member.account_id, self.now()).await
     }
 
-    #[tracing::instrument(name = "usage_series", skip(self, ask))]
-    pub async fn usage_series(&self, user_id: Uuid, ask: SeriesAsk) -> Result<UsageSeries> {
-        series::usage_series(&self.db, &self.policy, user_id, ask, self.now()).await
+    /// The member's account's usage over time.
+    #[tracing::instrument(name = "usage_series", skip_all, fields(account_id = %member.account_id))]
+    pub async fn usage_series(&self, member: &Membership, ask: SeriesAsk) -> Result<UsageSeries> {
+        series::usage_series(&self.db, &self.policy, member.account_id, ask, self.now()).await
     }
 
     fn now(&self) -> DateTime<Utc> {

@@ -3,13 +3,12 @@
 //! rollups every charge writes (`store::series`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
 use crate::domain::{AccountPolicy, Cycle, Interval, SeriesRange};
-use crate::entity::api_key;
+use crate::entity::{api_key, billing_account};
 use crate::error::{Error, Result};
-use crate::service::billing;
 use crate::store::series::{keys_with_usage, KeyBuckets};
 
 /// What a series is asked for; `None`s take the defaults: the current
@@ -44,12 +43,12 @@ pub struct UsageSeries {
 pub async fn usage_series(
     db: &DatabaseConnection,
     policy: &AccountPolicy,
-    user_id: Uuid,
+    account_id: Uuid,
     ask: SeriesAsk,
     now: DateTime<Utc>,
 ) -> Result<UsageSeries> {
-    let range = resolve_range(db, policy, user_id, &ask, now).await?;
-    let keys = keys_with_usage(db, user_id, range.interval, range.from, range.to).await?;
+    let range = resolve_range(db, policy, account_id, &ask, now).await?;
+    let keys = keys_with_usage(db, account_id, range.interval, range.from, range.to).await?;
     let chosen = match &ask.key_ids {
         Some(ids) => Some(chosen_keys(ids, &keys)?),
         None => None,
@@ -64,18 +63,21 @@ pub async fn usage_series(
 }
 
 /// The range asked for, defaults filled in: from the current cycle's start
-/// (the account provisioned if missing) to now.
+/// to now.
 async fn resolve_range(
     db: &DatabaseConnection,
     policy: &AccountPolicy,
-    user_id: Uuid,
+    account_id: Uuid,
     ask: &SeriesAsk,
     now: DateTime<Utc>,
 ) -> Result<SeriesRange> {
     let from = match ask.from {
         Some(from) => from,
         None => {
-            let account = billing::billing_account(db, policy, user_id, now).await?;
+            let account = billing_account::Entity::find_by_id(account_id)
+                .one(db)
+                .await?
+                .ok_or(Error::NotFound)?;
             Cycle::current(account.billing_cycle_start, now).start
         }
     };

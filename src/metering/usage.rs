@@ -8,10 +8,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::domain::{AccountPolicy, Counter, Cycle, KeyStatus};
+use crate::domain::{Counter, Cycle, KeyStatus};
 use crate::entity::api_key;
-use crate::error::Result;
-use crate::service::billing;
+use crate::error::{Error, Result};
 use crate::store::usage::{read_keys_usage, AccountUsage, KeyRollup};
 
 pub struct KeysUsage {
@@ -31,20 +30,12 @@ pub struct KeyUsage {
 
 pub async fn keys_usage(
     db: &DatabaseConnection,
-    policy: &AccountPolicy,
-    user_id: Uuid,
+    account_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<KeysUsage> {
-    let read = match read_keys_usage(db, user_id).await? {
-        Some(read) => read,
-        None => {
-            billing::billing_account(db, policy, user_id, now).await?;
-            read_keys_usage(db, user_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("billing account of {user_id} missing"))?
-        }
-    };
-    let (account, rollups) = read;
+    let (account, rollups) = read_keys_usage(db, account_id)
+        .await?
+        .ok_or(Error::NotFound)?;
     Ok(in_current_cycle(account, rollups, now))
 }
 

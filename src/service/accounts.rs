@@ -1,4 +1,5 @@
-//! Signing up, signing in, and the billing account every user must have.
+//! Signing up and signing in, with the own account (billing account and
+//! default key) every user gets at signup.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -80,7 +81,7 @@ pub(crate) async fn open_account(
     now: DateTime<Utc>,
 ) -> Result<SignedUp> {
     let token = sessions::start(txn, user.id, now, accounts.policy.session_ttl).await?;
-    let provisioned = match provision_in_savepoint(txn, &accounts.policy, user.id, now).await {
+    let provisioned = match provision_in_savepoint(txn, &accounts.policy, &user, now).await {
         Ok(provisioned) => Some(provisioned),
         Err(err) => {
             tracing::error!(
@@ -102,15 +103,15 @@ pub(crate) async fn open_account(
 async fn provision_in_savepoint(
     txn: &DatabaseTransaction,
     policy: &AccountPolicy,
-    user_id: Uuid,
+    user: &user::Model,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(billing_account::Model, CreatedKey)> {
     let savepoint = txn.begin().await?;
     let provisioned = async {
-        let account = billing::billing_account(&savepoint, policy, user_id, now).await?;
-        let key = keys::create_default(&savepoint, policy, user_id, now)
+        let account = billing::own_account(&savepoint, policy, user, now).await?;
+        let key = keys::create_default(&savepoint, policy, &account, user.id, now)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("a new user {user_id} already had a default key"))?;
+            .ok_or_else(|| anyhow::anyhow!("a new user {} already had a default key", user.id))?;
         Ok::<_, Error>((account, key))
     }
     .await;
@@ -129,7 +130,7 @@ async fn provision_in_savepoint(
 impl Accounts {
     /// Creates the user and a session, and provisions a billing account and a
     /// default DEV key, all in one transaction (see `open_account`); a failed
-    /// provisioning is redone lazily by `billing_account` on the next read.
+    /// provisioning is redone lazily (`billing::own_account`) on the next read.
     #[tracing::instrument(name = "signup", skip_all)]
     pub async fn signup(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedUp> {
         let email = Email::parse(email)?;
@@ -155,13 +156,13 @@ impl Accounts {
     #[tracing::instrument(name = "ensure_default_key", skip_all, fields(user_id = %user.id))]
     pub async fn ensure_default_key(&self, user: &user::Model) -> Result<Option<CreatedKey>> {
         let now = self.clock.now();
-        billing::billing_account(&self.db, &self.policy, user.id, now).await?;
+        let account = billing::own_account(&self.db, &self.policy, user, now).await?;
         // Read with the session, so most calls write nothing; a user read as
         // never having had one is still decided by `create_default`'s claim.
         if user.default_key_at.is_some() {
             return Ok(None);
         }
-        keys::create_default(&self.db, &self.policy, user.id, now).await
+        keys::create_default(&self.db, &self.policy, &account, user.id, now).await
     }
 
     /// Signs in with email and password. A wrong email and a wrong password are
@@ -206,12 +207,6 @@ impl Accounts {
         sessions::purge_expired(&self.db, user.id, now).await?;
         let token = sessions::start(&self.db, user.id, now, self.policy.session_ttl).await?;
         Ok(SignedIn { token, user })
-    }
-
-    /// The user's billing account, provisioned now if it is missing: the
-    /// one way every read of an account gets it (see `billing_account`).
-    pub async fn billing_account(&self, user_id: Uuid) -> Result<billing_account::Model> {
-        billing::billing_account(&self.db, &self.policy, user_id, self.clock.now()).await
     }
 
     /// How long a session made now lasts (the cookie's max-age).

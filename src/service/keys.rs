@@ -1,6 +1,9 @@
 //! API keys: creation (the secret is returned once and stored only as a
-//! hash; at most `max_active_keys` active per user), the default key,
-//! listing, renaming, rotation and revocation, always scoped to their owner.
+//! hash; at most `max_active_keys` active per account), the default key,
+//! listing, renaming, rotation and revocation. Keys belong to an account;
+//! every member of it reaches them, nobody else does (another account's
+//! key is NOT_FOUND, like a missing one), and every change is written to the
+//! account's audit log in its own transaction.
 
 use std::sync::Arc;
 
@@ -13,13 +16,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{billing, on_unique_violation};
+use super::{audit, on_unique_violation};
 use crate::clock::Clock;
+use crate::domain::audit::{Action, Actor, Change, TargetType};
 use crate::domain::secret::KeySecret;
 use crate::domain::{
-    AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType, ROTATION_GRACE_ALLOWANCE,
+    AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType, Membership, ROTATION_GRACE_ALLOWANCE,
 };
-use crate::entity::{api_key, user};
+use crate::entity::{account_member, api_key, billing_account, user};
 use crate::error::{Error, Result};
 
 /// A key just made, with the only copy of its secret.
@@ -67,24 +71,33 @@ impl NewKey {
     }
 }
 
-/// Makes a key for `user_id`, unless the user already holds
+/// Who makes a key, where: the account it belongs to and the member who
+/// makes it; `audit` says who the log names (None: provisioning, which the
+/// log does not record).
+pub(super) struct Maker<'a> {
+    pub account_id: Uuid,
+    pub user_id: Uuid,
+    pub audit: Option<&'a Actor>,
+}
+
+/// Makes a key in the maker's account, unless the account already holds
 /// `policy.max_active_keys` active keys (then BAD_USER_INPUT). Runs in its
-/// own transaction (a savepoint inside signup's), in which the user's key
+/// own transaction (a savepoint inside signup's), in which the account's key
 /// creations are serialized, so racing calls at the cap make exactly one key.
 pub(super) async fn create_capped<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     policy: &AccountPolicy,
-    user_id: Uuid,
+    maker: Maker<'_>,
     new: NewKey,
     now: DateTime<Utc>,
 ) -> Result<CreatedKey> {
     let txn = conn.begin().await?;
     let max = policy.max_active_keys;
     if max > 0 {
-        serialize_key_creation(&txn, user_id).await?;
+        serialize_key_creation(&txn, maker.account_id).await?;
         // Expired keys verify no more, so they leave room as revoked ones do.
         let active = api_key::Entity::find()
-            .filter(api_key::Column::UserId.eq(user_id))
+            .filter(api_key::Column::AccountId.eq(maker.account_id))
             .filter(usable_at(now))
             .count(&txn)
             .await?;
@@ -94,12 +107,17 @@ pub(super) async fn create_capped<C: ConnectionTrait + TransactionTrait>(
             )));
         }
     }
-    let created = insert(&txn, user_id, new, now).await?;
+    let created = insert(&txn, maker.account_id, maker.user_id, new, now).await?;
+    if let Some(actor) = maker.audit {
+        let change = Change::new(Action::KeyCreated, TargetType::Key, created.key.id)
+            .named(created.key.name.clone());
+        audit::record(&txn, maker.account_id, actor, change, now).await?;
+    }
     txn.commit().await?;
     Ok(created)
 }
 
-/// API keys as the API manages them, scoped to their owner; owns what it
+/// API keys as the API manages them, scoped to their account; owns what it
 /// needs (the pool, the clock, the policy), so a resolver calls it with the
 /// request's data only.
 #[derive(Clone)]
@@ -110,12 +128,13 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Makes a key for `user_id` (see `create_capped` for the cap); an
-    /// expiry is checked against now.
-    #[tracing::instrument(name = "create_key", skip_all, fields(%user_id))]
+    /// Makes a key in the member's account (see `create_capped` for the
+    /// cap); an expiry is checked against now.
+    #[tracing::instrument(name = "create_key", skip_all, fields(account_id = %member.account_id))]
     pub async fn create(
         &self,
-        user_id: Uuid,
+        member: &Membership,
+        actor: &Actor,
         name: KeyName,
         key_type: KeyType,
         expires_at: Option<DateTime<Utc>>,
@@ -123,55 +142,79 @@ impl Keys {
         let now = self.clock.now();
         let expiry = expires_at.map(|at| KeyExpiry::parse(at, now)).transpose()?;
         let new = NewKey::new(name, key_type, expiry);
-        create_capped(&self.db, &self.policy, user_id, new, now).await
+        let maker = Maker {
+            account_id: member.account_id,
+            user_id: member.user_id,
+            audit: Some(actor),
+        };
+        create_capped(&self.db, &self.policy, maker, new, now).await
     }
 
-    /// The user's keys, newest first; expired ones included (they show as
-    /// EXPIRED), revoked ones only when asked for. Reading them provisions
-    /// the user's billing account if signup could not.
-    pub async fn list(&self, user_id: Uuid, include_revoked: bool) -> Result<Vec<api_key::Model>> {
-        billing::billing_account(&self.db, &self.policy, user_id, self.clock.now()).await?;
-        let mut query = api_key::Entity::find().filter(api_key::Column::UserId.eq(user_id));
+    /// The account's keys, newest first, each with the member who made it;
+    /// expired ones included (they show as EXPIRED), revoked ones only when
+    /// asked for. One query, the makers joined in.
+    pub async fn list(
+        &self,
+        member: &Membership,
+        include_revoked: bool,
+    ) -> Result<Vec<(api_key::Model, Option<user::Model>)>> {
+        let mut query =
+            api_key::Entity::find().filter(api_key::Column::AccountId.eq(member.account_id));
         if !include_revoked {
             query = query.filter(api_key::Column::RevokedAt.is_null());
         }
         Ok(query
             .order_by_desc(api_key::Column::CreatedAt)
             .order_by_desc(api_key::Column::Id)
+            .find_also_related(user::Entity)
             .all(&self.db)
             .await?)
     }
 
-    /// Revokes one of the user's keys. Revoking again changes nothing and
-    /// returns the key as it is; another user's key is NOT_FOUND, like a missing one.
-    #[tracing::instrument(name = "revoke_key", skip(self))]
-    pub async fn revoke(&self, user_id: Uuid, key_id: Uuid) -> Result<api_key::Model> {
+    /// Revokes a key of an account `user_id` is a member of. Revoking again
+    /// changes nothing (and logs nothing) and returns the key as it is.
+    #[tracing::instrument(name = "revoke_key", skip(self, actor))]
+    pub async fn revoke(&self, actor: &Actor, key_id: Uuid) -> Result<api_key::Model> {
+        let key = find_reachable(&self.db, actor, key_id).await?;
         let now = self.clock.now();
+        let txn = self.db.begin().await?;
         // Only a key not yet revoked is touched, so racing revokes agree on the
-        // first one's timestamp.
-        api_key::Entity::update_many()
+        // first one's timestamp, and only the first is logged.
+        let revoked = api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokedAt, Expr::value(now))
-            .filter(owned_by(user_id, key_id))
+            .filter(api_key::Column::Id.eq(key.id))
             .filter(api_key::Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        find_owned(&self.db, user_id, key_id).await
+        if revoked.rows_affected == 1 {
+            let change = Change::new(Action::KeyRevoked, TargetType::Key, key.id).named(key.name);
+            audit::record(&txn, key.account_id, actor, change, now).await?;
+        }
+        txn.commit().await?;
+        find_reachable(&self.db, actor, key_id).await
     }
 
-    /// Renames one of the user's keys, whatever its status: a name is only a label.
-    #[tracing::instrument(name = "rename_key", skip(self, name))]
+    /// Renames a key, whatever its status: a name is only a label. The log
+    /// records the new name.
+    #[tracing::instrument(name = "rename_key", skip(self, actor, name))]
     pub async fn rename(
         &self,
-        user_id: Uuid,
+        actor: &Actor,
         key_id: Uuid,
         name: KeyName,
     ) -> Result<api_key::Model> {
+        let key = find_reachable(&self.db, actor, key_id).await?;
+        let name = name.into_inner();
+        let txn = self.db.begin().await?;
         api_key::Entity::update_many()
-            .col_expr(api_key::Column::Name, Expr::value(name.into_inner()))
-            .filter(owned_by(user_id, key_id))
-            .exec(&self.db)
+            .col_expr(api_key::Column::Name, Expr::value(name.clone()))
+            .filter(api_key::Column::Id.eq(key.id))
+            .exec(&txn)
             .await?;
-        find_owned(&self.db, user_id, key_id).await
+        let change = Change::new(Action::KeyRenamed, TargetType::Key, key.id).named(name);
+        audit::record(&txn, key.account_id, actor, change, self.clock.now()).await?;
+        txn.commit().await?;
+        find_reachable(&self.db, actor, key_id).await
     }
 
     /// Replaces one of the user's active keys by a new one with a new secret
@@ -188,15 +231,16 @@ impl Keys {
     /// on `rotated_from_id`: the first insert commits, every other fails on it
     /// (on PostgreSQL after waiting for the first to commit) and is rolled back
     /// whole, its change to the old key included.
-    #[tracing::instrument(name = "rotate_key", skip(self))]
+    #[tracing::instrument(name = "rotate_key", skip(self, actor))]
     pub async fn rotate(
         &self,
-        user_id: Uuid,
+        actor: &Actor,
         key_id: Uuid,
         grace: GracePeriod,
     ) -> Result<RotatedKey> {
         let now = self.clock.now();
-        let old = find_owned(&self.db, user_id, key_id).await?;
+        let old = find_reachable(&self.db, actor, key_id).await?;
+        let user_id = actor.user_id().ok_or(Error::NotFound)?;
         if old.revoked_at.is_some() {
             return Err(not_rotatable("is revoked"));
         }
@@ -205,42 +249,51 @@ impl Keys {
         }
         let txn = self.db.begin().await?;
         if !grace.revokes_at_once() {
-            check_room_for_grace(&txn, &self.policy, user_id, now).await?;
+            check_room_for_grace(&txn, &self.policy, old.account_id, now).await?;
         }
         let previous = retire(&txn, old.clone(), grace, now).await?;
-        let created = insert(&txn, user_id, NewKey::replacing(&old), now)
+        let created = insert(&txn, old.account_id, user_id, NewKey::replacing(&old), now)
             .await
             .map_err(|err| on_unique_violation(err, not_rotatable("was already rotated")))?;
+        // One event, on the old key: the new one is its continuation.
+        let change = Change::new(Action::KeyRotated, TargetType::Key, old.id).named(old.name);
+        audit::record(&txn, old.account_id, actor, change, now).await?;
         txn.commit().await?;
         Ok(RotatedKey { created, previous })
     }
 
-    /// How many of the user's keys were usable at some instant of [from, to),
-    /// so could have been charged in it: made before its end, neither revoked
-    /// nor expired before its start. One indexed count: what a usage series
-    /// over that range can list at most.
-    pub async fn usable_within(
+    /// The most keys any one account of `user_id` had usable at some
+    /// instant of [from, to) (made before its end, neither revoked nor
+    /// expired before its start): what a usage series over that range can
+    /// list at most, whichever of the user's accounts it reads. One query
+    /// over the accounts' key index.
+    pub async fn most_usable_within(
         &self,
         user_id: Uuid,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<u64> {
-        let count = api_key::Entity::find()
-            .filter(api_key::Column::UserId.eq(user_id))
-            .filter(api_key::Column::CreatedAt.lt(to))
-            .filter(
-                Condition::any()
-                    .add(api_key::Column::RevokedAt.is_null())
-                    .add(api_key::Column::RevokedAt.gt(from)),
-            )
-            .filter(
-                Condition::any()
-                    .add(api_key::Column::ExpiresAt.is_null())
-                    .add(api_key::Column::ExpiresAt.gt(from)),
-            )
-            .count(&self.db)
+        const MOST: &str = "SELECT COALESCE(MAX(n), 0) AS most FROM (
+              SELECT COUNT(*) AS n FROM api_keys k
+               WHERE k.account_id IN (SELECT m.account_id FROM account_members m WHERE m.user_id = $1)
+                 AND k.created_at < $3
+                 AND (k.revoked_at IS NULL OR k.revoked_at > $2)
+                 AND (k.expires_at IS NULL OR k.expires_at > $2)
+               GROUP BY k.account_id) per_account";
+        let backend = self.db.get_database_backend();
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                MOST,
+                [user_id.into(), from.into(), to.into()],
+            ))
             .await?;
-        Ok(count)
+        let most: i64 = match row {
+            Some(row) => row.try_get("", "most")?,
+            None => 0,
+        };
+        Ok(u64::try_from(most).unwrap_or(0))
     }
 }
 
@@ -257,14 +310,16 @@ fn usable_at(now: DateTime<Utc>) -> Condition {
 
 async fn insert(
     conn: &impl ConnectionTrait,
-    user_id: Uuid,
+    account_id: Uuid,
+    created_by: Uuid,
     new: NewKey,
     now: DateTime<Utc>,
 ) -> Result<CreatedKey, DbErr> {
     let secret = KeySecret::generate(new.key_type);
     let key = api_key::ActiveModel {
         id: Set(Uuid::new_v4()),
-        user_id: Set(user_id),
+        account_id: Set(account_id),
+        created_by: Set(created_by),
         name: Set(new.name),
         key_type: Set(new.key_type),
         prefix: Set(secret.prefix().to_owned()),
@@ -283,30 +338,33 @@ async fn insert(
     })
 }
 
-/// Makes the user's key creations take turns until `txn` ends, so the count
-/// of active keys read next stays true until the insert commits.
-/// PostgreSQL: the user's row is locked FOR NO KEY UPDATE, which other
-/// createKey calls wait for but inserts referencing the user (sessions,
-/// keys) do not. SQLite: a transaction whose first statement writes takes
+/// Makes the account's key creations take turns until `txn` ends, so the
+/// count of active keys read next stays true until the insert commits.
+/// PostgreSQL: the account's row is locked FOR NO KEY UPDATE, which other
+/// createKey calls wait for but charges (whose counters reference the
+/// account) do not. SQLite: a transaction whose first statement writes takes
 /// the database's one write lock at once (waiting out the busy timeout),
 /// instead of reading first and failing to upgrade with "database is locked".
-async fn serialize_key_creation(txn: &impl ConnectionTrait, user_id: Uuid) -> Result<()> {
+pub(super) async fn serialize_key_creation(
+    txn: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<()> {
     let backend = txn.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
-        _ => "UPDATE users SET created_at = created_at WHERE id = $1",
+        DbBackend::Postgres => "SELECT 1 FROM billing_accounts WHERE id = $1 FOR NO KEY UPDATE",
+        _ => "UPDATE billing_accounts SET plan = plan WHERE id = $1",
     };
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         sql,
-        [user_id.into()],
+        [account_id.into()],
     ))
     .await?;
     Ok(())
 }
 
-/// Makes the user's default key (DEV, "Default key") unless they have ever
-/// had one; None then. The claim on `users.default_key_at` is a conditional
+/// Makes the user's default key (DEV, "Default key") in their own account
+/// unless they have ever had one; None then. The claim on `users.default_key_at` is a conditional
 /// UPDATE in the key's own transaction: of racing calls, in one process or
 /// several, one sets it and makes the key, the others change nothing (on
 /// PostgreSQL they wait for its commit and then find it set). If making the
@@ -314,6 +372,7 @@ async fn serialize_key_creation(txn: &impl ConnectionTrait, user_id: Uuid) -> Re
 pub async fn create_default<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     policy: &AccountPolicy,
+    own_account: &billing_account::Model,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<CreatedKey>> {
@@ -330,45 +389,52 @@ pub async fn create_default<C: ConnectionTrait + TransactionTrait>(
     }
     let name = KeyName::parse(DEFAULT_KEY_NAME)?;
     let new = NewKey::new(name, KeyType::Dev, None);
-    let created = create_capped(&txn, policy, user_id, new, now).await?;
+    let maker = Maker {
+        account_id: own_account.id,
+        user_id,
+        audit: None,
+    };
+    let created = create_capped(&txn, policy, maker, new, now).await?;
     txn.commit().await?;
     Ok(Some(created))
 }
 
-fn owned_by(user_id: Uuid, key_id: Uuid) -> Condition {
-    Condition::all()
-        .add(api_key::Column::Id.eq(key_id))
-        .add(api_key::Column::UserId.eq(user_id))
-}
-
-/// One of the user's keys; another user's key is NOT_FOUND, like a missing one.
-async fn find_owned(
+/// A key of an account the actor is a member of, read with the membership
+/// check in one query; any other key is NOT_FOUND, like a missing one.
+pub async fn find_reachable(
     conn: &impl ConnectionTrait,
-    user_id: Uuid,
+    actor: &Actor,
     key_id: Uuid,
 ) -> Result<api_key::Model> {
+    let user_id = actor.user_id().ok_or(Error::NotFound)?;
+    let memberships = sea_orm::sea_query::Query::select()
+        .column(account_member::Column::AccountId)
+        .from(account_member::Entity)
+        .and_where(account_member::Column::UserId.eq(user_id))
+        .to_owned();
     api_key::Entity::find()
-        .filter(owned_by(user_id, key_id))
+        .filter(api_key::Column::Id.eq(key_id))
+        .filter(api_key::Column::AccountId.in_subquery(memberships))
         .one(conn)
         .await?
         .ok_or(Error::NotFound)
 }
 
 /// A rotation with a grace period adds a key that verifies: refused once
-/// the user's usable keys reach the cap plus the allowance.
+/// the account's usable keys reach the cap plus the allowance.
 async fn check_room_for_grace(
     txn: &impl ConnectionTrait,
     policy: &AccountPolicy,
-    user_id: Uuid,
+    account_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let max = policy.max_active_keys;
     if max == 0 {
         return Ok(());
     }
-    serialize_key_creation(txn, user_id).await?;
+    serialize_key_creation(txn, account_id).await?;
     let usable = api_key::Entity::find()
-        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::AccountId.eq(account_id))
         .filter(usable_at(now))
         .count(txn)
         .await?;

@@ -7,16 +7,19 @@
 //! account call.
 
 pub mod accounts;
+pub mod audit;
 pub mod backup;
 pub mod billing;
 pub mod keys;
 pub mod limits;
 pub mod lookups;
+pub mod mail;
 pub mod passwords;
 pub mod plans;
 pub mod retention;
 pub mod sessions;
 pub mod sign_in;
+pub mod teams;
 
 use sea_orm::DbErr;
 

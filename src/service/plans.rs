@@ -10,9 +10,12 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
 
-use super::billing;
+use super::{audit, billing};
+use crate::domain::audit::{Action, Actor, Change, TargetType};
 use crate::domain::text::is_printable;
 use crate::domain::{AccountPolicy, Counter, Cycle, Email};
 use crate::entity::{billing_account, user};
@@ -81,36 +84,46 @@ impl PlanChange {
 /// The account of the user with `email`, provisioned if it is missing, as
 /// every read of the server does.
 pub async fn show(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     policy: &AccountPolicy,
     email: &str,
     now: DateTime<Utc>,
 ) -> Result<AccountReport> {
     let user = find_user(db, email).await?;
-    let account = billing::billing_account(db, policy, user.id, now).await?;
+    let account = billing::own_account(db, policy, &user, now).await?;
     report(db, user, account, now).await
 }
 
 /// Sets the plan and monthly credits of the user with `email`. Everything is
 /// checked before the one write, so bad input changes nothing.
 pub async fn set_plan(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     policy: &AccountPolicy,
     email: &str,
     change: PlanChange,
     now: DateTime<Utc>,
 ) -> Result<AccountReport> {
     let user = find_user(db, email).await?;
-    let account = billing::billing_account(db, policy, user.id, now).await?;
+    let account = billing::own_account(db, policy, &user, now).await?;
+    // The change and its plan.changed event, one transaction.
+    let txn = db.begin().await?;
+    let PlanChange {
+        plan,
+        monthly_credits,
+    } = change;
+    let event = Change::new(Action::PlanChanged, TargetType::Account, account.id)
+        .named(format!("{plan} ({monthly_credits} credits)"));
     billing_account::Entity::update_many()
-        .col_expr(billing_account::Column::Plan, Expr::value(change.plan))
+        .col_expr(billing_account::Column::Plan, Expr::value(plan))
         .col_expr(
             billing_account::Column::MonthlyCredits,
-            Expr::value(change.monthly_credits),
+            Expr::value(monthly_credits),
         )
         .filter(billing_account::Column::Id.eq(account.id))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    audit::record(&txn, account.id, &Actor::Operator, event, now).await?;
+    txn.commit().await?;
     show(db, policy, email, now).await
 }
 

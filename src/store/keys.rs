@@ -1,5 +1,4 @@
-//! Finding keys by their secret's hash: the key, its owner's billing
-//! account and that account's newest counter, in one indexed read.
+//! Finding keys by their secret's hash: the key, its account and that account's newest counter, in one indexed read.
 
 use std::collections::HashMap;
 
@@ -9,19 +8,19 @@ use uuid::Uuid;
 
 use crate::domain::{AccountPricing, Counter, KeyAccount, KeyType};
 
-/// One indexed lookup of `hashes` secrets: each key, its owner's account,
+/// One indexed lookup of `hashes` secrets: each key, its account,
 /// and the account's newest cycle counter.
 pub fn find_keys_sql(hashes: usize) -> String {
     let list: Vec<String> = (1..=hashes).map(|i| format!("${i}")).collect();
     format!(
-        "SELECT k.secret_hash, k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.expires_at, k.user_id,
+        "SELECT k.secret_hash, k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.expires_at,
                 b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
                 (SELECT u.cycle_start FROM billing_cycle_usage u
                   WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
                 (SELECT u.credits_used FROM billing_cycle_usage u
                   WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_credits_used
            FROM api_keys k
-           LEFT JOIN billing_accounts b ON b.user_id = k.user_id
+           LEFT JOIN billing_accounts b ON b.id = k.account_id
           WHERE k.secret_hash IN ({})",
         list.join(", ")
     )
@@ -34,7 +33,6 @@ struct KeyRow {
     key_type: KeyType,
     revoked: bool,
     expires_at: Option<DateTime<Utc>>,
-    user_id: Uuid,
     account_id: Option<Uuid>,
     monthly_credits: Option<i64>,
     billing_cycle_start: Option<DateTime<Utc>>,
@@ -65,7 +63,6 @@ impl KeyRow {
             key_type: self.key_type,
             revoked: self.revoked,
             expires_at: self.expires_at,
-            user_id: self.user_id,
             account,
         };
         (self.secret_hash, key)

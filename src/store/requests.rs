@@ -65,7 +65,7 @@ pub async fn remembered_answer(
     const FIND: &str = "
 SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type, b.id AS account_id
   FROM verify_requests r JOIN api_keys k ON k.id = r.api_key_id
-  LEFT JOIN billing_accounts b ON b.user_id = k.user_id
+  LEFT JOIN billing_accounts b ON b.id = k.account_id
  WHERE r.api_key_id = $1 AND r.request_id = $2 AND r.created_at > $3";
     let values = vec![
         key_id.into(),

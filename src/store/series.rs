@@ -29,12 +29,12 @@ pub fn keys_with_usage_sql(backend: DbBackend, interval: Interval) -> String {
         ),
     };
     format!(
-        "SELECT k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at,
+        "SELECT k.id, k.account_id, k.created_by, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at,
                 k.revoked_at, k.expires_at, k.rotated_from_id,
                 (SELECT {buckets} FROM {table} t
                   WHERE t.api_key_id = k.id AND t.{bucket} >= $2 AND t.{bucket} < $3) AS buckets
            FROM api_keys k
-          WHERE k.user_id = $1"
+          WHERE k.account_id = $1"
     )
 }
 
@@ -98,17 +98,17 @@ fn parse_bucket(text: &str) -> Result<BucketUsage, DbErr> {
     bucket.ok_or_else(|| DbErr::Type(format!("a key's usage bucket: {text:?}")))
 }
 
-/// Every key of the user (revoked and expired ones too), each with its
+/// Every key of the account (revoked and expired ones too), each with its
 /// usage by `interval` in [`from`, `to`).
 pub async fn keys_with_usage(
     conn: &impl ConnectionTrait,
-    user_id: Uuid,
+    account_id: Uuid,
     interval: Interval,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<KeyBuckets>, DbErr> {
     let backend = conn.get_database_backend();
-    let values = vec![user_id.into(), from.into(), to.into()];
+    let values = vec![account_id.into(), from.into(), to.into()];
     let sql = keys_with_usage_sql(backend, interval);
     KeyBuckets::find_by_statement(statement(backend, &sql, values))
         .all(conn)

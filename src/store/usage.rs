@@ -10,25 +10,25 @@ use super::statement;
 use crate::domain::Counter;
 use crate::entity::api_key;
 
-/// Everything keysUsage needs in one indexed read: the user's account, its
+/// Everything keysUsage needs in one indexed read: the account, its
 /// newest cycle counter, and each key with its rollup for that newest cycle
 /// (which is the current one exactly when the account has usage in it).
 pub const KEYS_USAGE: &str = "
 WITH account AS (
-    SELECT b.id AS account_id, b.user_id, b.monthly_credits, b.billing_cycle_start,
+    SELECT b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
            u.cycle_start AS latest_cycle_start, u.credits_used AS latest_credits_used
       FROM billing_accounts b
       LEFT JOIN billing_cycle_usage u ON u.billing_account_id = b.id
            AND u.cycle_start = (SELECT MAX(n.cycle_start) FROM billing_cycle_usage n
                                  WHERE n.billing_account_id = b.id)
-     WHERE b.user_id = $1
+     WHERE b.id = $1
 )
 SELECT a.account_id, a.monthly_credits, a.billing_cycle_start, a.latest_cycle_start, a.latest_credits_used,
-       k.id, k.user_id, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
+       k.id, k.account_id, k.created_by, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
        k.expires_at, k.rotated_from_id,
        r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests
   FROM account a
-  LEFT JOIN api_keys k ON k.user_id = a.user_id
+  LEFT JOIN api_keys k ON k.account_id = a.account_id
   LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = a.latest_cycle_start";
 
 /// The account's part of a `KEYS_USAGE` row (the same on every row).
@@ -64,16 +64,16 @@ pub struct KeyRollup {
     pub requests: i64,
 }
 
-/// The user's account and keys as `KEYS_USAGE` reads them; `None` when the
-/// user has no billing account yet.
+/// The account and its keys as `KEYS_USAGE` reads them; `None` when there
+/// is no such account.
 pub async fn read_keys_usage(
     conn: &impl ConnectionTrait,
-    user_id: Uuid,
+    account_id: Uuid,
 ) -> Result<Option<(AccountUsage, Vec<KeyRollup>)>, DbErr> {
     let sql = statement(
         conn.get_database_backend(),
         KEYS_USAGE,
-        vec![user_id.into()],
+        vec![account_id.into()],
     );
     let rows = conn.query_all_raw(sql).await?;
     let Some(first) = rows.first() else {

@@ -259,12 +259,16 @@ on_both_databases! {
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [0]);
     }
 
-    async fn a_key_whose_account_was_never_provisioned_still_verifies(app: TestApp) {
+    async fn a_user_whose_own_account_is_missing_gets_it_on_first_read(app: TestApp) {
         let user = app.signup().await;
+        // Its keys go with it: a key never exists without its account.
         app.execute("DELETE FROM billing_accounts").await;
-        let result = app.charge(user.default_secret(), 10).await;
-        assert_eq!((result["code"].as_str(), result["remainingCredits"].as_i64()), (Some("VALID"), Some(990)));
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_keys").await, [0]);
+        let me = app.ok("{ me { billingAccount { monthlyCredits } } accounts { name role } }", json!({}), Some(&user.token)).await;
+        assert_eq!(me["me"]["billingAccount"]["monthlyCredits"], 1000);
+        assert_eq!(me["accounts"], json!([{ "name": user.email, "role": "OWNER" }]));
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM billing_accounts").await, [1]);
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM account_members").await, [1]);
     }
 }
 

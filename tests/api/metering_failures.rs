@@ -3,9 +3,11 @@
 //! true charge, and the failing call gets an error with nothing recorded.
 //!
 //! The failure switch is in the database, not the server: triggers make the
-//! database refuse one tenant's calls at three different steps (reading the
-//! key's account, claiming a requestId, writing the event), so the server
-//! runs exactly its production code.
+//! database refuse one tenant's calls at two different steps (claiming a
+//! requestId, writing the event), so the server runs exactly its production
+//! code. (A key can no longer be read without its account: migration 16
+//! made every key belong to one, so the third step of earlier releases,
+//! provisioning a key's missing account, is gone.)
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
@@ -15,14 +17,12 @@ use crate::helpers::*;
 /// The victim's calls, the poisoned ones, and how many run at once.
 const VICTIM_CALLS: usize = 200;
 const POISONED_CALLS: usize = 40;
-const UNPROVISIONED_CALLS: usize = 10;
 const CONNECTIONS: usize = 32;
 /// Less than the victim's calls ask for (about 400), so the quota is crossed.
 const MONTHLY_CREDITS: i64 = 300;
 
 /// Makes the database refuse, as a broken statement would: a claim of a
-/// requestId starting with `poison`, an event whose endpoint is `poison`,
-/// and any new billing account.
+/// requestId starting with `poison` and an event whose endpoint is `poison`.
 async fn poison(app: &TestApp) {
     let postgres = app.backend() == sea_orm::DbBackend::Postgres;
     if postgres {
@@ -39,7 +39,6 @@ async fn poison(app: &TestApp) {
             "NEW.request_id LIKE 'poison%'",
         ),
         ("poison_events", "api_key_usage", "NEW.endpoint = 'poison'"),
-        ("poison_accounts", "billing_accounts", "1 = 1"),
     ];
     for (name, table, condition) in triggers {
         let action = match postgres {
@@ -61,15 +60,12 @@ enum Caller {
     Victim,
     /// Refused at the claim of its requestId or at the write of its event.
     Poisoned,
-    /// A key whose account is missing and cannot be provisioned: refused
-    /// when its key is read.
-    Unprovisioned,
 }
 
 /// The calls, interleaved so that every batch mixes callers: the victim's
 /// with and without requestIds and of varying credits, and failing calls of
 /// every kind.
-fn calls(victim: &str, poisoned: &str, unprovisioned: &str) -> Vec<(Caller, Value)> {
+fn calls(victim: &str, poisoned: &str) -> Vec<(Caller, Value)> {
     let mut calls: Vec<(Caller, Value)> = (0..VICTIM_CALLS)
         .map(|i| {
             let mut input =
@@ -93,13 +89,6 @@ fn calls(victim: &str, poisoned: &str, unprovisioned: &str) -> Vec<(Caller, Valu
             (Caller::Poisoned, input),
         );
     }
-    for j in 0..UNPROVISIONED_CALLS {
-        let input = json!({ "key": unprovisioned, "credits": 1 });
-        calls.insert(
-            j * calls.len() / UNPROVISIONED_CALLS,
-            (Caller::Unprovisioned, input),
-        );
-    }
     calls
 }
 
@@ -114,7 +103,7 @@ async fn of_user(app: &TestApp, email: &str, sql: &str) -> i64 {
 /// credits, rollup requests, requestIds answered).
 async fn recorded(app: &TestApp, email: &str) -> (i64, i64, i64, i64, i64) {
     let events =
-        "FROM api_key_usage e JOIN api_keys k ON k.id = e.api_key_id WHERE k.user_id = {user}";
+        "FROM api_key_usage e JOIN api_keys k ON k.id = e.api_key_id WHERE k.created_by = {user}";
     (
         of_user(
             app,
@@ -134,14 +123,14 @@ async fn recorded(app: &TestApp, email: &str) -> (i64, i64, i64, i64, i64) {
             app,
             email,
             "SELECT CAST(COALESCE(SUM(r.requests), 0) AS BIGINT) FROM api_key_cycle_usage r
-             JOIN api_keys k ON k.id = r.api_key_id WHERE k.user_id = {user}",
+             JOIN api_keys k ON k.id = r.api_key_id WHERE k.created_by = {user}",
         )
         .await,
         of_user(
             app,
             email,
             "SELECT COUNT(*) FROM verify_requests r
-             JOIN api_keys k ON k.id = r.api_key_id WHERE k.user_id = {user}",
+             JOIN api_keys k ON k.id = r.api_key_id WHERE k.created_by = {user}",
         )
         .await,
     )
@@ -152,19 +141,9 @@ async fn recorded(app: &TestApp, email: &str) -> (i64, i64, i64, i64, i64) {
 async fn failing_calls_fail_alone(app: TestApp, grouped: bool) {
     let victim = app.signup().await;
     let poisoned = app.signup().await;
-    let unprovisioned = app.signup().await;
-    app.execute(&format!(
-        "DELETE FROM billing_accounts WHERE user_id = (SELECT id FROM users WHERE email = '{}')",
-        unprovisioned.email
-    ))
-    .await;
     poison(&app).await;
 
-    let calls = calls(
-        victim.default_secret(),
-        poisoned.default_secret(),
-        unprovisioned.default_secret(),
-    );
+    let calls = calls(victim.default_secret(), poisoned.default_secret());
     let app = &app;
     let answers: Vec<(Caller, Value, Value)> = stream::iter(calls)
         .map(|(caller, input)| async move {
@@ -244,17 +223,11 @@ async fn failing_calls_fail_alone(app: TestApp, grouped: bool) {
     );
 
     // The failing calls left nothing behind.
-    for email in [&poisoned.email, &unprovisioned.email] {
-        assert_eq!(recorded(app, email).await, (0, 0, 0, 0, 0), "{email}");
-    }
     assert_eq!(
-        of_user(
-            app,
-            &unprovisioned.email,
-            "SELECT COUNT(*) FROM billing_accounts WHERE user_id = {user}"
-        )
-        .await,
-        0
+        recorded(app, &poisoned.email).await,
+        (0, 0, 0, 0, 0),
+        "{}",
+        poisoned.email
     );
 
     if grouped && app.backend() == sea_orm::DbBackend::Postgres {

@@ -21,7 +21,7 @@ on_both_databases! {
     async fn the_database_refuses_unknown_key_types(app: TestApp) {
         let user = app.signup().await;
         let insert = format!(
-            "UPDATE api_keys SET key_type = 'test' WHERE user_id IN (SELECT id FROM users WHERE email = '{}')",
+            "UPDATE api_keys SET key_type = 'test' WHERE created_by IN (SELECT id FROM users WHERE email = '{}')",
             user.email
         );
         use sea_orm::ConnectionTrait;
@@ -80,14 +80,19 @@ on_both_databases! {
         let orphan_token = orphan["data"]["signup"]["token"].as_str().unwrap().to_owned();
         repair_provisioning(&app).await;
 
-        let migration = Migrator::migrations()
-            .into_iter()
-            .find(|m| m.name() == "m20261130_000010_key_lifecycle")
+        // Undone as an operator would: the migrations after it first.
+        let migrations = Migrator::migrations();
+        let position = migrations
+            .iter()
+            .position(|m| m.name() == "m20261130_000010_key_lifecycle")
             .expect("the key lifecycle migration");
+        let later = u32::try_from(migrations.len() - position - 1).unwrap();
+        Migrator::down(&app.db, Some(later)).await.expect("undoing the later ones");
         let manager = SchemaManager::new(&app.db);
-        migration.down(&manager).await.expect("undoing it");
+        migrations[position].down(&manager).await.expect("undoing it");
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_keys").await, [2]);
-        migration.up(&manager).await.expect("applying it again");
+        migrations[position].up(&manager).await.expect("applying it again");
+        Migrator::up(&app.db, None).await.expect("applying the later ones again");
 
         // Signup's default key is recognised again; the orphan never had one.
         let had = app.ok(ENSURE_DEFAULT_KEY, json!({}), Some(&user.token)).await;
