@@ -17,6 +17,7 @@ mod m20261130_000012_daily_key_usage;
 mod m20261204_000013_count_sign_in_starts;
 mod m20261204_000014_refunds;
 mod m20261204_000015_hourly_usage_by_hour;
+mod m20261205_000017_create_email_outbox;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_count_sign_in_starts::Migration),
             Box::new(m20261204_000014_refunds::Migration),
             Box::new(m20261204_000015_hourly_usage_by_hour::Migration),
+            Box::new(m20261205_000017_create_email_outbox::Migration),
         ]
     }
 }
