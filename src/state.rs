@@ -18,6 +18,7 @@ use crate::oidc::Providers;
 use crate::service::accounts::Accounts;
 use crate::service::keys::Keys;
 use crate::service::lookups::Lookups;
+use crate::service::mail::Mailer;
 use crate::service::passwords::PasswordHasher;
 use crate::service::sessions::Sessions;
 use crate::service::sign_in::SignIn;
@@ -43,6 +44,8 @@ pub struct Inner {
     /// verifyKey, refunds, keysUsage and usageSeries.
     pub metering: Metering,
     pub lookups: Lookups,
+    /// Outgoing email, through the outbox; disabled without SMTP settings.
+    pub mail: Mailer,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         config: &Config,
         providers: Providers,
+        mail: Mailer,
     ) -> Self {
         let policy = config.account_policy();
         let lookups = if config.coalesce_reads {
@@ -100,6 +104,7 @@ impl AppState {
             keys,
             metering,
             lookups,
+            mail,
         }))
     }
 }

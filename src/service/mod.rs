@@ -12,6 +12,7 @@ pub mod billing;
 pub mod keys;
 pub mod limits;
 pub mod lookups;
+pub mod mail;
 pub mod passwords;
 pub mod plans;
 pub mod retention;
