@@ -1,5 +1,6 @@
 //! Builds the whole application: the pool (migrated), the schema and the
-//! router, bound to a listener, then serves until a shutdown signal.
+//! router, bound to a listener, then serves until a shutdown signal, with
+//! the background workers (the sweeper, the mailer) beside it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use crate::config::{Config, PublicOrigin};
 use crate::http::server;
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
+use crate::service::mail::Mailer;
 use crate::service::{limits, retention, sign_in};
 use crate::state::AppState;
 use crate::store::requests;
@@ -53,6 +55,8 @@ impl Application {
             .map_err(anyhow::Error::msg)?;
         let providers = discover_providers(config, &public).await?;
         let metrics = Arc::new(Metrics::new());
+        let mail_settings = config.mail_settings().map_err(anyhow::Error::msg)?;
+        let mail = Mailer::new(mail_settings, db.clone(), clock.clone())?;
         let state = AppState::new(
             db.clone(),
             clock,
@@ -60,6 +64,7 @@ impl Application {
             config,
             &public,
             providers,
+            mail,
         );
         let schema = graphql::schema(state.clone(), metrics.clone(), config);
         let metrics_listener = bind_metrics(config, &metrics, &db).await?;
@@ -108,6 +113,8 @@ impl Application {
             tracing::info!(%addr, "metrics listening");
         }
         let sweeper = tokio::spawn(sweep_expired(self.state.clone()));
+        // Email left by earlier runs or other processes is sent from here too.
+        let mailer = tokio::spawn(self.state.mail.clone().deliver_forever());
         let (stop, stopping) = watch::channel(false);
         let api = server::serve(
             self.listener,
@@ -126,6 +133,9 @@ impl Application {
         };
         tokio::join!(signal, api, metrics);
         sweeper.abort();
+        // An email cut off mid-send stays in the outbox, leased: once the
+        // lease runs out, this process or another sends it again.
+        mailer.abort();
         // A connection still busy past the deadline must not hold the exit.
         let closed = tokio::time::timeout(self.limits.shutdown, self.state.db.clone().close());
         match closed.await {

@@ -249,6 +249,27 @@ pub struct Config {
     )]
     pub oidc_providers: Vec<String>,
 
+    /// The SMTP server invitations are sent through: `smtps://user:pass@host[:port]`
+    /// (TLS), `smtp://host[:port]?tls=required` (STARTTLS) or plain
+    /// `smtp://host[:port]`. Set with KEYMETER_EMAIL_FROM, or neither: then
+    /// nothing is emailed.
+    #[arg(long, env = "KEYMETER_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// The From of every email, e.g. `keymeter <keys@example.com>`.
+    #[arg(long, env = "KEYMETER_EMAIL_FROM")]
+    pub email_from: Option<String>,
+
+    /// Seconds between an email's failed attempts, comma-separated: one
+    /// more attempt than delays, then it is dropped with a warning.
+    #[arg(
+        long,
+        env = "KEYMETER_MAIL_RETRY_DELAYS",
+        value_delimiter = ',',
+        default_value = "5,30,120,600,3600"
+    )]
+    pub mail_retry_delays: Vec<u64>,
+
     /// Each provider's settings, by id. Not flags: their names depend on the
     /// ids, so `read_provider_settings` takes them from the environment.
     #[arg(skip)]
@@ -272,6 +293,26 @@ impl std::fmt::Debug for ProviderSettings {
             .field("client_id", &self.client_id)
             .field("issuer", &self.issuer)
             .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How email leaves: validated, so a `Mailer` built from it cannot fail.
+#[derive(Clone)]
+pub struct MailSettings {
+    /// May carry the SMTP password: never logged.
+    pub smtp_url: String,
+    pub from: lettre::message::Mailbox,
+    /// The waits after each failed attempt, in order.
+    pub retry_delays: Vec<Duration>,
+}
+
+impl std::fmt::Debug for MailSettings {
+    // The URL may carry a password: never in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("from", &self.from.to_string())
+            .field("retry_delays", &self.retry_delays)
             .finish_non_exhaustive()
     }
 }
@@ -354,6 +395,7 @@ impl Config {
                 i32::MAX
             ));
         }
+        self.mail_settings()?;
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|err| format!("KEYMETER_LOG is not a valid filter: {err}"))?;
         self.validate_sign_in()
@@ -374,6 +416,48 @@ impl Config {
             check_issuer(&settings.issuer).map_err(|why| format!("{var}ISSUER: {why}"))?;
         }
         Ok(())
+    }
+
+    /// Where and as whom email is sent: `None` when neither
+    /// KEYMETER_SMTP_URL nor KEYMETER_EMAIL_FROM is set (nothing is
+    /// emailed); refused when only one is, or either cannot work. A refusal
+    /// names the variable and never echoes the URL: it may hold a password.
+    pub fn mail_settings(&self) -> Result<Option<MailSettings>, String> {
+        let given = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        if self.mail_retry_delays.len() > 20 || self.mail_retry_delays.iter().any(|&s| s > 86_400) {
+            return Err(
+                "KEYMETER_MAIL_RETRY_DELAYS must be at most 20 delays of 0 to 86400 seconds".into(),
+            );
+        }
+        let (url, from) = match (given(&self.smtp_url), given(&self.email_from)) {
+            (None, None) => return Ok(None),
+            (Some(url), Some(from)) => (url, from),
+            (Some(_), None) => {
+                return Err("KEYMETER_EMAIL_FROM must be set with KEYMETER_SMTP_URL".into())
+            }
+            (None, Some(_)) => {
+                return Err("KEYMETER_SMTP_URL must be set with KEYMETER_EMAIL_FROM".into())
+            }
+        };
+        check_smtp_url(&url)?;
+        let from = from.parse::<lettre::message::Mailbox>().map_err(|_| {
+            format!("KEYMETER_EMAIL_FROM: {from:?} is not a mailbox such as keymeter <keys@example.com>")
+        })?;
+        Ok(Some(MailSettings {
+            smtp_url: url,
+            from,
+            retry_delays: self
+                .mail_retry_delays
+                .iter()
+                .map(|&secs| Duration::from_secs(secs))
+                .collect(),
+        }))
     }
 
     /// The configured provider ids, blanks dropped.
@@ -542,6 +626,33 @@ fn check_origin(origin: &str) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// An SMTP URL as lettre reads it (`smtp://` or `smtps://`, a host, and
+/// `tls=required|opportunistic` for STARTTLS). Nothing of the URL is
+/// echoed: the part after the scheme may hold a password.
+fn check_smtp_url(raw: &str) -> Result<(), String> {
+    const EXAMPLE: &str = "such as smtps://user:password@smtp.example.com";
+    let Ok(url) = url::Url::parse(raw) else {
+        return Err(format!("KEYMETER_SMTP_URL is not a URL {EXAMPLE}"));
+    };
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(format!(
+            "KEYMETER_SMTP_URL must be smtp:// or smtps://, {EXAMPLE}"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("KEYMETER_SMTP_URL has no host; give one {EXAMPLE}"));
+    }
+    // lettre itself decides the rest (the tls parameter, the EHLO name):
+    // whatever it refuses now would fail every delivery later.
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(raw)
+        .map(|_| ())
+        .map_err(|_| {
+            format!(
+                "KEYMETER_SMTP_URL is not an SMTP URL lettre accepts (smtp:// takes tls=required or tls=opportunistic), {EXAMPLE}"
+            )
+        })
 }
 
 /// `KEYMETER_OIDC_<ID>_<suffix>`.
@@ -717,6 +828,65 @@ mod tests {
             "".into(),
         ];
         assert_eq!(fine.validate(), Ok(()));
+    }
+
+    #[test]
+    fn email_needs_both_settings_or_neither_and_never_echoes_the_password() {
+        let with = |url: &str, from: &str| {
+            let mut config = Config::from_defaults();
+            config.smtp_url = Some(url.into());
+            config.email_from = Some(from.into());
+            config.validate().and_then(|()| config.mail_settings())
+        };
+        assert!(Config::from_defaults().mail_settings().unwrap().is_none());
+        assert!(with("", "").unwrap().is_none(), "blank is unset");
+        let settings = with(
+            "smtps://ops:hunter2@smtp.example.com",
+            "Keys <keys@example.com>",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.retry_delays.len(), 5);
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert!(with("smtp://127.0.0.1:2525", "keys@example.com").is_ok());
+        for (url, from, says) in [
+            ("smtp://smtp.example.com", "", "KEYMETER_EMAIL_FROM"),
+            ("", "keys@example.com", "KEYMETER_SMTP_URL"),
+            (
+                "https://ops:hunter2@smtp.example.com",
+                "k@example.com",
+                "KEYMETER_SMTP_URL",
+            ),
+            ("smtp://ops:hunter2@", "k@example.com", "KEYMETER_SMTP_URL"),
+            (
+                "ops:hunter2@smtp.example.com",
+                "k@example.com",
+                "KEYMETER_SMTP_URL",
+            ),
+            (
+                "smtp://ops:hunter2@smtp.example.com?tls=maybe",
+                "k@example.com",
+                "KEYMETER_SMTP_URL",
+            ),
+            (
+                "smtp://smtp.example.com",
+                "not a mailbox",
+                "KEYMETER_EMAIL_FROM",
+            ),
+        ] {
+            let refused = with(url, from).unwrap_err();
+            assert!(refused.starts_with(says), "{url} {from}: {refused}");
+            assert!(
+                !refused.contains("hunter2") && !refused.contains('\n'),
+                "{refused}"
+            );
+        }
+        let mut config = Config::from_defaults();
+        config.mail_retry_delays = vec![5, 100_000];
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .contains("KEYMETER_MAIL_RETRY_DELAYS"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Inner {
     /// verifyKey, refunds, keysUsage and usageSeries.
     pub metering: Metering,
     pub lookups: Lookups,
+    /// Outgoing email, through the outbox; disabled without SMTP settings.
+    pub mail: Mailer,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
         config: &Config,
         public: &PublicOrigin,
         providers: Providers,
+        mail: Mailer,
     ) -> Self {
         let policy = config.account_policy();
         let lookups = if config.coalesce_reads {
@@ -95,7 +98,7 @@ impl AppState {
             clock: clock.clone(),
             policy: policy.clone(),
             public: public.clone(),
-            mail: Mailer,
+            mail: mail.clone(),
         };
         let sessions = Sessions {
             db: db.clone(),
@@ -113,6 +116,7 @@ impl AppState {
             keys,
             metering,
             lookups,
+            mail,
         }))
     }
 }

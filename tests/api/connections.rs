@@ -136,23 +136,48 @@ on_both_backends! {
             ("KEYMETER_PUBLIC_URL", "https://keys.example.com/base/", "has a path"),
             ("KEYMETER_PUBLIC_URL", "https://keys.example.com/?a=1", "has a query"),
             ("KEYMETER_PUBLIC_URL", "ftp://keys.example.com", "KEYMETER_PUBLIC_URL"),
+            // Email needs both settings; a lone URL's password is not echoed.
+            ("KEYMETER_SMTP_URL", "smtps://ops:hunter2@smtp.example.com", "KEYMETER_EMAIL_FROM must be set"),
+            ("KEYMETER_EMAIL_FROM", "keys@example.com", "KEYMETER_SMTP_URL must be set"),
+            ("KEYMETER_MAIL_RETRY_DELAYS", "5,100000", "KEYMETER_MAIL_RETRY_DELAYS"),
         ] {
-            let output = Command::new(env!("CARGO_BIN_EXE_keymeter"))
-                .env("DATABASE_URL", &database.url)
-                .env("KEYMETER_BIND", "127.0.0.1:0")
-                .env(name, value)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!(output.status.code(), Some(2), "{name}={value}: {stderr}");
-            assert!(stderr.contains(says), "{name}={value}: {stderr}");
-            assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+            refuse_to_start(&database, &[(name, value)], says);
+        }
+        // Both email settings given, one of them unusable.
+        let from = ("KEYMETER_EMAIL_FROM", "keymeter <keys@example.com>");
+        let url = ("KEYMETER_SMTP_URL", "smtp://127.0.0.1:2525");
+        for (env, says) in [
+            ([("KEYMETER_SMTP_URL", "https://ops:hunter2@smtp.example.com"), from], "KEYMETER_SMTP_URL"),
+            ([("KEYMETER_SMTP_URL", "ops:hunter2@smtp.example.com"), from], "KEYMETER_SMTP_URL"),
+            ([("KEYMETER_SMTP_URL", "smtp://ops:hunter2@smtp.example.com?tls=sometimes"), from], "KEYMETER_SMTP_URL"),
+            ([url, ("KEYMETER_EMAIL_FROM", "keys at example dot com")], "KEYMETER_EMAIL_FROM"),
+        ] {
+            refuse_to_start(&database, &env, says);
         }
         // Nothing touched the database: not even the migrations ran.
         let app_db = sea_orm::Database::connect(database.url.as_str()).await.unwrap();
         let tables = count_tables(&app_db).await;
         assert_eq!(tables, 0);
     }
+}
+
+/// Starts the binary with `env` on `database` and expects it to stop at
+/// once with status 2 and one line naming the setting, no password in it.
+fn refuse_to_start(database: &TestDatabase, env: &[(&str, &str)], says: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_keymeter"))
+        .env("DATABASE_URL", &database.url)
+        .env("KEYMETER_BIND", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{env:?}: {stderr}");
+    assert!(stderr.contains(says), "{env:?}: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "a password echoed: {stderr}");
 }
 
 async fn count_tables(db: &sea_orm::DatabaseConnection) -> i64 {

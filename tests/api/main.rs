@@ -6,7 +6,7 @@
 mod support;
 
 // The harness, under the names every test module imports it by.
-use support::{browser, gateways, helpers, oidc, server_process};
+use support::{browser, gateways, helpers, oidc, server_process, smtp};
 
 mod answer_bounds;
 mod attacks;
@@ -25,6 +25,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod mail;
 mod malformed;
 mod metering;
 mod metering_failures;
