@@ -43,5 +43,6 @@ mod series;
 mod sessions;
 mod sign_in;
 mod signup;
+mod teams;
 mod upgrade;
 mod usage;
