@@ -10,6 +10,7 @@ use support::{browser, gateways, helpers, oidc, server_process, smtp};
 
 mod answer_bounds;
 mod attacks;
+mod audit;
 mod backup;
 mod behind_gateways;
 mod coalescing;

@@ -62,6 +62,16 @@ on_both_backends! {
         assert_eq!(field(&printed, "credits used"), "900");
         assert_eq!(field(&printed, "credits left"), "4100");
         assert_eq!(app.keys_usage(&user).await["remainingCredits"], 4100);
+        // The operator's change is in the account's audit log, as theirs.
+        let log = app
+            .ok("{ account { id auditLog(actions: [\"plan.changed\"]) { events { actor { type user { id } } targetType targetId targetName ip } } } }", json!({}), Some(&user.token))
+            .await;
+        let events = log["account"]["auditLog"]["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{log}");
+        assert_eq!(events[0]["actor"], json!({ "type": "OPERATOR", "user": null }));
+        assert_eq!((&events[0]["targetType"], &events[0]["targetId"]), (&json!("ACCOUNT"), &log["account"]["id"]));
+        assert_eq!(events[0]["targetName"], "pro (5000 credits)");
+        assert!(events[0]["ip"].is_null());
 
         let next = app.charge(secret, 1).await;
         assert_eq!((next["code"].as_str(), next["remainingCredits"].as_i64()), (Some("VALID"), Some(4099)));
