@@ -80,7 +80,7 @@ async fn write_backlog(db: &DatabaseConnection, seed: &Seed, events: u64) -> any
     };
     let sql = format!(
         "INSERT INTO api_key_usage (id, api_key_id, credits, endpoint, created_at)
-         SELECT -g.n, (SELECT id FROM api_keys WHERE user_id = $1 ORDER BY id LIMIT 1), 1, '/bench/backlog', $3
+         SELECT -g.n, (SELECT id FROM api_keys WHERE created_by = $1 ORDER BY id LIMIT 1), 1, '/bench/backlog', $3
            FROM ({rows}) AS g"
     );
     let values = [

@@ -141,7 +141,7 @@ pub async fn seed_events(database_url: &str, seed: &Seed, total: u64) -> anyhow:
     let backend = db.get_database_backend();
     let count = Statement::from_sql_and_values(
         backend,
-        "SELECT COUNT(*) FROM api_key_usage u JOIN api_keys k ON k.id = u.api_key_id WHERE k.user_id = $1",
+        "SELECT COUNT(*) FROM api_key_usage u JOIN api_keys k ON k.id = u.api_key_id WHERE k.created_by = $1",
         [seed.usage_user.into()],
     );
     let existing: i64 = db
@@ -154,15 +154,15 @@ pub async fn seed_events(database_url: &str, seed: &Seed, total: u64) -> anyhow:
     let statements = [
         "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $3)
          INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
-         SELECT k.id, 1, '/bench', $2 FROM api_keys k CROSS JOIN g WHERE k.user_id = $1",
+         SELECT k.id, 1, '/bench', $2 FROM api_keys k CROSS JOIN g WHERE k.created_by = $1",
         "INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests)
          SELECT u.api_key_id, $2, SUM(u.credits), COUNT(*)
            FROM api_key_usage u JOIN api_keys k ON k.id = u.api_key_id
-          WHERE k.user_id = $1 AND $3 = $3 GROUP BY u.api_key_id
+          WHERE k.created_by = $1 AND $3 = $3 GROUP BY u.api_key_id
          ON CONFLICT (api_key_id, cycle_start) DO UPDATE SET credits = excluded.credits, requests = excluded.requests",
         "INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
          SELECT b.id, $2, (SELECT COALESCE(SUM(r.credits), 0) FROM api_key_cycle_usage r JOIN api_keys k ON k.id = r.api_key_id
-                           WHERE k.user_id = $1 AND r.cycle_start = $2)
+                           WHERE k.created_by = $1 AND r.cycle_start = $2)
            FROM billing_accounts b WHERE b.user_id = $1 AND $3 = $3
          ON CONFLICT (billing_account_id, cycle_start) DO UPDATE SET credits_used = excluded.credits_used",
     ];
@@ -197,7 +197,7 @@ async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyho
     let keys = db
         .query_all_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
-            "SELECT id FROM api_keys WHERE user_id = $1",
+            "SELECT id FROM api_keys WHERE created_by = $1",
             [seed.usage_user.into()],
         ))
         .await?;
@@ -205,7 +205,7 @@ async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyho
     for interval in counters::TIME_ROLLUPS {
         let (table, _) = counters::time_rollup_table(interval);
         let clear = format!(
-            "DELETE FROM {table} WHERE api_key_id IN (SELECT id FROM api_keys WHERE user_id = $1)"
+            "DELETE FROM {table} WHERE api_key_id IN (SELECT id FROM api_keys WHERE created_by = $1)"
         );
         let values = [seed.usage_user.into()];
         db.execute_raw(Statement::from_sql_and_values(
