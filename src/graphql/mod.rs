@@ -23,7 +23,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 pub use context::{ClientAddress, RequestAuth, SignInBrowser, UserAgent};
 pub use documents::Documents;
 pub use operation::RanOperation;
-pub use teams::Makers;
+pub use types::Makers;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::context::state;
 use super::cost;
 use super::scalars::DateTime;
-use super::types::BillingAccount;
+use super::types::{BillingAccount, MemberUser};
 use crate::domain::{MemberRole, Membership};
 use crate::entity::{audit_event, billing_account, invitation, user};
 use crate::error::Result;
@@ -111,66 +111,6 @@ async fn users_by_id(
         .into_iter()
         .map(|user| (user.id, MemberUser::from(user)))
         .collect())
-}
-
-/// v3: the public face of a user inside an account.
-#[derive(SimpleObject, Clone)]
-pub struct MemberUser {
-    id: Uuid,
-    email: String,
-}
-
-impl From<user::Model> for MemberUser {
-    fn from(user: user::Model) -> Self {
-        Self {
-            id: user.id,
-            email: user.email,
-        }
-    }
-}
-
-impl MemberUser {
-    /// A user whose row is gone (never, as users are not deleted): shown
-    /// by id, without an email.
-    pub fn unknown(id: Uuid) -> Self {
-        Self {
-            id,
-            email: String::new(),
-        }
-    }
-}
-
-/// The users who made the keys one request shows, each looked up once.
-#[derive(Default)]
-pub struct Makers(tokio::sync::Mutex<HashMap<Uuid, MemberUser>>);
-
-impl Makers {
-    /// The user `id`, looked up at most once per request (every request
-    /// served over HTTP carries a `Makers`).
-    pub async fn lookup(ctx: &Context<'_>, id: Uuid) -> Result<MemberUser> {
-        let Some(makers) = ctx.data_opt::<Makers>() else {
-            return Self::read(ctx, id).await;
-        };
-        let mut known = makers.0.lock().await;
-        if let Some(maker) = known.get(&id) {
-            return Ok(maker.clone());
-        }
-        let maker = Self::read(ctx, id).await?;
-        known.insert(id, maker.clone());
-        Ok(maker)
-    }
-
-    async fn read(ctx: &Context<'_>, id: Uuid) -> Result<MemberUser> {
-        let maker = state(ctx)
-            .teams
-            .users(vec![id])
-            .await?
-            .into_iter()
-            .next()
-            .map(MemberUser::from)
-            .unwrap_or_else(|| MemberUser::unknown(id));
-        Ok(maker)
-    }
 }
 
 /// v3
