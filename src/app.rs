@@ -115,6 +115,8 @@ impl Application {
         let sweeper = tokio::spawn(sweep_expired(self.state.clone()));
         // Email left by earlier runs or other processes is sent from here too.
         let mailer = tokio::spawn(self.state.mail.clone().deliver_forever());
+        // Alerts raised by charges here or in other processes, fanned out once.
+        let alerts = tokio::spawn(self.state.alerts.clone().fan_out_forever());
         let (stop, stopping) = watch::channel(false);
         let api = server::serve(
             self.listener,
@@ -136,6 +138,8 @@ impl Application {
         // An email cut off mid-send stays in the outbox, leased: once the
         // lease runs out, this process or another sends it again.
         mailer.abort();
+        // A fan-out cut off is rolled back whole; the next look redoes it.
+        alerts.abort();
         // A connection still busy past the deadline must not hold the exit.
         let closed = tokio::time::timeout(self.limits.shutdown, self.state.db.clone().close());
         match closed.await {

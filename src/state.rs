@@ -16,6 +16,7 @@ use crate::metering::{Grouping, Metering};
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
 use crate::service::accounts::Accounts;
+use crate::service::alerts::Alerts;
 use crate::service::keys::Keys;
 use crate::service::lookups::Lookups;
 use crate::service::mail::Mailer;
@@ -42,6 +43,8 @@ pub struct Inner {
     pub sessions: Sessions,
     /// Accounts and their members, invitations and audit log.
     pub teams: Teams,
+    /// Usage alert thresholds, and the fan-out of the alerts charges raise.
+    pub alerts: Alerts,
     /// API keys: create, list, rename, rotate, revoke.
     pub keys: Keys,
     /// verifyKey, refunds, keysUsage and usageSeries.
@@ -100,6 +103,11 @@ impl AppState {
             public: public.clone(),
             mail: mail.clone(),
         };
+        let alerts = Alerts {
+            db: db.clone(),
+            clock: clock.clone(),
+            mail: mail.clone(),
+        };
         let sessions = Sessions {
             db: db.clone(),
             clock: clock.clone(),
@@ -113,6 +121,7 @@ impl AppState {
             accounts,
             sessions,
             teams,
+            alerts,
             keys,
             metering,
             lookups,

@@ -27,7 +27,6 @@ const CONTRACT_V3: &str = "api-contract-v3.graphql";
 /// the server comes to serve fails the test until it is taken off.
 const V3_NOT_YET: &[&str] = &[
     // Usage alerts and webhooks.
-    "Account.usageAlerts: missing on the server",
     "Account.webhookEndpoints: missing on the server",
     "Account.webhookDeliveries: missing on the server",
     "WebhookEndpoint: type missing on the server",
@@ -35,7 +34,6 @@ const V3_NOT_YET: &[&str] = &[
     "DeliveryStatus: type missing on the server",
     "WebhookDelivery: type missing on the server",
     "CreateWebhookEndpointInput: type missing on the server",
-    "Mutation.setUsageAlerts: missing on the server",
     "Mutation.createWebhookEndpoint: missing on the server",
     "Mutation.deleteWebhookEndpoint: missing on the server",
     "Mutation.sendTestWebhook: missing on the server",

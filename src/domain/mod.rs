@@ -2,6 +2,7 @@
 //! billing-cycle arithmetic.
 
 pub mod admission;
+pub mod alerts;
 pub mod audit;
 pub mod cycle;
 pub mod email;

@@ -9,5 +9,7 @@ pub mod billing_account;
 pub mod invitation;
 pub mod session;
 pub mod sign_in_flow;
+pub mod usage_alert;
+pub mod usage_alert_threshold;
 pub mod user;
 pub mod user_identity;

@@ -13,6 +13,7 @@ use super::types::{
     RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput,
     SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
+use crate::domain::alerts::Thresholds;
 use crate::domain::{AccountName, Charge, Email, GracePeriod, KeyName, KeyType, MemberRole};
 use crate::error::Result;
 use crate::service::accounts::SignedUp;
@@ -281,6 +282,25 @@ impl Mutation {
             .set_role(&member, &actor(ctx, user), user_id, role)
             .await?;
         Ok(changed.into())
+    }
+
+    /// v3: OWNER. Sets the account's usage alert thresholds (0 to 5 distinct values, 1 to 100).
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn set_usage_alerts(
+        &self,
+        ctx: &Context<'_>,
+        account_id: Option<Uuid>,
+        thresholds: Vec<i32>,
+    ) -> Result<Account> {
+        let thresholds = Thresholds::parse(&thresholds)?;
+        let (user, member) = member(ctx, account_id).await?;
+        let state = state(ctx);
+        state
+            .alerts
+            .set(&member, &actor(ctx, user), thresholds)
+            .await?;
+        let account = state.teams.account(&member).await?;
+        Ok(Account::new(account, member))
     }
 
     /// v3: an OWNER removes a member, or a member removes themself (leaves).

@@ -79,6 +79,14 @@ impl Account {
             .collect())
     }
 
+    /// Credit thresholds, in percent of monthlyCredits (1 to 100), ascending, at which
+    /// usage.threshold_reached is raised, each at most once per account and cycle. Default [80, 100].
+    /// Any member may read them.
+    #[graphql(complexity = "cost::READ + child_complexity")]
+    async fn usage_alerts(&self, ctx: &Context<'_>) -> Result<Vec<i32>> {
+        state(ctx).alerts.thresholds(self.account.id).await
+    }
+
     /// first: 1 to 200. actions restricts to those actions.
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn audit_log(

@@ -1,7 +1,8 @@
 //! The write model of a charge, built once from the calls admitted and
 //! rendered per path: what each counter is given, one event per call, one
 //! rollup per key and cycle (and the same per key and hour, and per key and
-//! day: a batch shares one instant), and the keys whose lastUsedAt moves. The
+//! day: a batch shares one instant), the keys whose lastUsedAt moves, and
+//! the usage alerts the counters' moves raise (`counters::raise_alerts`). The
 //! one-statement path sends it whole, priced, in one statement; the locked
 //! path sets each counter to its locked value plus its credits and writes
 //! the rest beside it (one statement on PostgreSQL, several on SQLite).
@@ -150,7 +151,10 @@ impl ChargeWrites {
         if backend == DbBackend::Postgres {
             let sql = counters::record_charges(counter_rows.len(), events_n, rollups_n, keys_n);
             let values = [
-                counter_rows.concat(),
+                counter_rows
+                    .iter()
+                    .flat_map(|row| row.values([row.after, row.before]))
+                    .collect(),
                 events,
                 rollups,
                 touch,
@@ -159,9 +163,18 @@ impl ChargeWrites {
             return vec![(sql, values.concat())];
         }
         let mut statements: Vec<(String, Vec<Value>)> = counter_rows
-            .into_iter()
-            .map(|values| (counters::SET_COUNTER.to_owned(), values))
+            .iter()
+            .map(|row| {
+                let values = row.values([row.after]).collect();
+                (counters::SET_COUNTER.to_owned(), values)
+            })
             .collect();
+        let mut moved: Vec<Value> = counter_rows
+            .iter()
+            .flat_map(|row| row.values([row.before, row.after]))
+            .collect();
+        moved.push(now.into());
+        statements.push((counters::raise_alerts(counter_rows.len()), moved));
         statements.push((counters::insert_events(events_n, 1), events));
         statements.push((counters::add_to_rollups(rollups_n, 1), rollups));
         for interval in TIME_ROLLUPS {
@@ -172,14 +185,17 @@ impl ChargeWrites {
         statements
     }
 
-    /// Each counter's row (account, cycle, total): its locked value plus its credits.
-    fn counters_after(&self, locked: &BTreeMap<CounterKey, i64>) -> Vec<Vec<Value>> {
+    /// Each counter's move: from its locked value to that plus its credits.
+    fn counters_after(&self, locked: &BTreeMap<CounterKey, i64>) -> Vec<CounterMove> {
         self.counters
             .iter()
             .map(|(counter, addition)| {
-                let total = locked.get(counter).copied().unwrap_or(0) + addition.credits;
-                let (account, start) = (counter.account_id, counter.cycle_start);
-                vec![account.into(), start.into(), total.into()]
+                let before = locked.get(counter).copied().unwrap_or(0);
+                CounterMove {
+                    counter: *counter,
+                    before,
+                    after: before + addition.credits,
+                }
             })
             .collect()
     }
@@ -199,6 +215,26 @@ impl ChargeWrites {
                 ]
             })
             .collect()
+    }
+}
+
+/// A counter's move on the locked path: its total under the lock, and after.
+struct CounterMove {
+    counter: CounterKey,
+    before: i64,
+    after: i64,
+}
+
+impl CounterMove {
+    /// The counter's row as a statement takes it: account, cycle start,
+    /// then `totals` in the order the statement names them.
+    fn values<const N: usize>(&self, totals: [i64; N]) -> impl Iterator<Item = Value> {
+        [
+            self.counter.account_id.into(),
+            self.counter.cycle_start.into(),
+        ]
+        .into_iter()
+        .chain(totals.into_iter().map(Value::from))
     }
 }
 

@@ -11,8 +11,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::domain::alerts::DEFAULT_THRESHOLDS;
 use crate::domain::{AccountName, AccountPolicy, MemberRole};
-use crate::entity::{account_member, billing_account, user};
+use crate::entity::{account_member, billing_account, usage_alert_threshold, user};
 use crate::error::Result;
 
 /// The user's own account, provisioned now (with them as its OWNER) if it
@@ -38,7 +39,7 @@ pub async fn own_account<C: ConnectionTrait + TransactionTrait>(
         billing_cycle_start: Set(now),
         created_at: Set(now),
     };
-    billing_account::Entity::insert(account)
+    let inserted = billing_account::Entity::insert(account)
         .on_conflict(
             OnConflict::column(billing_account::Column::UserId)
                 .do_nothing()
@@ -49,16 +50,26 @@ pub async fn own_account<C: ConnectionTrait + TransactionTrait>(
     let account = find_own_account(&txn, user.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("own account of {} missing after insert", user.id))?;
-    add_member(
-        &txn,
-        account.id,
-        user.id,
-        MemberRole::Owner,
-        account.created_at,
-    )
-    .await?;
+    // A racing first read that made it also made its owner and thresholds.
+    if inserted == 1 {
+        let owner = MemberRole::Owner;
+        add_member(&txn, account.id, user.id, owner, account.created_at).await?;
+        seed_alerts(&txn, account.id).await?;
+    }
     txn.commit().await?;
     Ok(account)
+}
+
+/// Gives a new account the default usage alert thresholds.
+pub async fn seed_alerts(conn: &impl ConnectionTrait, account_id: Uuid) -> Result<()> {
+    let rows = DEFAULT_THRESHOLDS.map(|threshold| usage_alert_threshold::ActiveModel {
+        account_id: Set(account_id),
+        threshold: Set(threshold),
+    });
+    usage_alert_threshold::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
 }
 
 /// Makes `user_id` a member of `account_id`; an existing membership is

@@ -7,6 +7,7 @@
 //! account call.
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod billing;

@@ -185,6 +185,7 @@ impl Teams {
         .insert(&txn)
         .await?;
         billing::add_member(&txn, account.id, user.id, MemberRole::Owner, now).await?;
+        billing::seed_alerts(&txn, account.id).await?;
         let change = Change::new(Action::AccountCreated, TargetType::Account, account.id)
             .named(&account.name);
         audit::record(&txn, account.id, actor, change, now).await?;

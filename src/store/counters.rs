@@ -1,6 +1,6 @@
 //! The statements that charge: counters locked or added to, and the
-//! events, rollups and lastUsedAt that every charge writes with them, for
-//! a number of rows. The write model (`metering::writes`) supplies their
+//! events, rollups, lastUsedAt and usage alerts that every charge writes
+//! with them, for a number of rows. The write model (`metering::writes`) supplies their
 //! values; `metering::one_statement` and `metering::locked` run them.
 
 use chrono::{DateTime, Utc};
@@ -49,6 +49,35 @@ pub fn lock_counters(rows: usize) -> String {
 
 pub const SET_COUNTER: &str =
     "UPDATE billing_cycle_usage SET credits_used = $3 WHERE billing_account_id = $1 AND cycle_start = $2";
+
+/// The usage alerts a charge raises: for each counter it moved (a FROM
+/// item `moved` with columns account, cycle_start, before, after), every
+/// threshold of the account that `before` was under and `after` is not,
+/// in percent of the account's monthly credits as it stands. The alert's
+/// key (account, cycle, threshold) keeps it to one per cycle, whatever
+/// races across it or changes the plan since. `$now` is the charge's time.
+fn raise_alerts_from(moved: &str, now: usize) -> String {
+    format!(
+        "INSERT INTO usage_alerts (account_id, cycle_start, threshold, credits_used, monthly_credits, raised_at)
+         SELECT m.account, m.cycle_start, t.threshold, m.after, b.monthly_credits, ${now}
+           FROM {moved}
+           JOIN billing_accounts b ON b.id = m.account
+           JOIN usage_alert_thresholds t ON t.account_id = m.account
+          WHERE m.before * 100 < t.threshold * b.monthly_credits
+            AND m.after * 100 >= t.threshold * b.monthly_credits
+         ON CONFLICT DO NOTHING"
+    )
+}
+
+/// SQLite's alerts statement, beside the locked path's others: rows of
+/// (account, cycle start, total before, total after), then the time.
+pub fn raise_alerts(rows: usize) -> String {
+    let moved = format!(
+        "(WITH moved(account, cycle_start, before, after) AS (VALUES {}) SELECT * FROM moved) m",
+        placeholders(rows, 4, 1)
+    );
+    raise_alerts_from(&moved, rows * 4 + 1)
+}
 
 pub fn insert_events(rows: usize, first: usize) -> String {
     format!(
@@ -134,21 +163,27 @@ pub fn touch_keys(keys: usize, first: usize) -> String {
 }
 
 /// PostgreSQL: every write of a batch in one statement. Parameters: the
-/// counters (account, cycle, total), then the events, the rollups, the
-/// two times of `touch_keys` followed by the keys, and last the batch's
-/// hour and day: the time rollups' rows are the cycle rollups' (one per
-/// key), in those buckets.
+/// counters (account, cycle, total after, total before), then the events,
+/// the rollups, the two times of `touch_keys` followed by the keys, and
+/// last the batch's hour and day: the time rollups' rows are the cycle
+/// rollups' (one per key), in those buckets. The alerts raised read the
+/// counters' rows and the first time of `touch_keys` (the batch's instant).
 pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usize) -> String {
     let mut parts = Vec::new();
     let mut next = 1;
     if counters > 0 {
+        let rows = placeholders(counters, 4, next);
         parts.push(format!(
             "counters AS (UPDATE billing_cycle_usage AS u SET credits_used = v.total
-               FROM (VALUES {}) AS v(account, cycle_start, total)
-              WHERE u.billing_account_id = v.account AND u.cycle_start = v.cycle_start)",
-            placeholders(counters, 3, next)
+               FROM (VALUES {rows}) AS v(account, cycle_start, total, before)
+              WHERE u.billing_account_id = v.account AND u.cycle_start = v.cycle_start)"
         ));
-        next += counters * 3;
+        if events > 0 {
+            let now = next + counters * 4 + events * 4 + rollups * 4;
+            let moved = format!("(VALUES {rows}) AS m(account, cycle_start, after, before)");
+            parts.push(format!("alerts AS ({})", raise_alerts_from(&moved, now)));
+        }
+        next += counters * 4;
     }
     if events > 0 {
         parts.push(format!("events AS ({})", insert_events(events, next)));
@@ -203,7 +238,13 @@ pub fn charge_in_one_statement(
         now,
         now + 2 + keys * 2,
     );
-    format!("WITH {checked},\n{written}\nSELECT billing_account_id, credits_used FROM charged")
+    let moved = "(SELECT c.billing_account_id AS account, f.cycle_start, c.credits_used - f.total AS before,
+                         c.credits_used AS after
+                    FROM charged c JOIN fits f ON f.account = c.billing_account_id) m";
+    let alerts = raise_alerts_from(moved, now);
+    format!(
+        "WITH {checked},\n{written},\nalerts AS ({alerts})\nSELECT billing_account_id, credits_used FROM charged"
+    )
 }
 
 /// The one statement's checks and counters: `fits` (accounts whose keys
@@ -286,8 +327,9 @@ mod tests {
                 parameters(&charge_in_one_statement(accounts, events, rows, rows)),
                 accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2 + 2
             );
+            assert_eq!(parameters(&raise_alerts(rows)), rows * 4 + 1);
             for counters in [0, 1, 3] {
-                let all = counters * 3 + rows * 4 + rows * 4 + rows + 2 + 2;
+                let all = counters * 4 + rows * 4 + rows * 4 + rows + 2 + 2;
                 assert_eq!(parameters(&record_charges(counters, rows, rows, rows)), all);
             }
         }

@@ -8,6 +8,7 @@ mod support;
 // The harness, under the names every test module imports it by.
 use support::{browser, gateways, helpers, oidc, server_process, smtp};
 
+mod alerts;
 mod answer_bounds;
 mod attacks;
 mod audit;
