@@ -303,6 +303,76 @@ on_both_backends! {
         browser.close().await;
     }
 
+    async fn an_owner_manages_members_and_pages_through_the_audit_log(backend: Backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let app = TestApp::spawn(backend).await;
+        let owner = app.signup().await;
+        let colleague = app.signup().await;
+        let stranger = app.signup().await;
+        let pending = unique_email();
+        let team = app.ok("mutation { createAccount(name: \"Ops\") { id } }", json!({}), Some(&owner.token)).await;
+        let team = team["createAccount"]["id"].as_str().unwrap().to_owned();
+        let invite = "mutation($input: CreateInvitationInput!) { createInvitation(input: $input) { acceptUrl } }";
+        let invited = app.ok(invite, json!({ "input": { "accountId": team, "email": colleague.email } }), Some(&owner.token)).await;
+        let token = invited["createInvitation"]["acceptUrl"].as_str().unwrap().split('#').nth(1).unwrap().to_owned();
+        let accept = "mutation($token: String!) { acceptInvitation(token: $token) { id } }";
+        app.ok(accept, json!({ "token": token }), Some(&colleague.token)).await;
+        app.ok(invite, json!({ "input": { "accountId": team, "email": pending } }), Some(&owner.token)).await;
+        // More than a page of events: 55 renames.
+        let key = app.ok("mutation($input: CreateKeyInput!) { createKey(input: $input) { apiKey { id } } }",
+            json!({ "input": { "name": "k", "accountId": team } }), Some(&owner.token)).await;
+        let key_id = key["createKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+        for n in 0..55 {
+            app.ok("mutation($id: UUID!, $name: String!) { renameKey(id: $id, name: $name) { id } }", json!({ "id": key_id, "name": format!("k{n}") }), Some(&owner.token)).await;
+        }
+
+        browser.goto(&app.url("/")).await;
+        browser.sign_up_or_log_in(&owner.email, PASSWORD, "Log in").await;
+        browser.text_of("#keys-body", "Default key").await;
+        browser.select("#account-select", &team).await;
+        browser.text_of("#keys-body", "k54").await;
+
+        // The audit log: a page of 50, then the older ones.
+        browser.click("#account-bar", "Audit log").await;
+        browser.text_of("#audit-body tr:first-child", "key.renamed").await;
+        browser.shown("#audit-body tr:nth-child(50)").await;
+        browser.gone("#audit-body tr:nth-child(51)").await;
+        browser.click("#audit-view", "Older").await;
+        browser.text_of("#audit-body", "account.created").await;
+        browser.gone("#audit-older").await;
+        let rows = "return document.querySelectorAll('#audit-body tr').length";
+        // 55 renames, key, account, 2 invitations, 1 join.
+        assert_eq!(browser.js(rows, vec![]).await, json!(60));
+
+        // Members: promote, demote, revoke the pending invitation, remove.
+        browser.click("#account-bar", "Members").await;
+        browser.text_of("#invitations", &pending).await;
+        browser.click("#members-body", "Make owner").await;
+        let row = format!("#members-body tr[data-user-id='{}']", colleague.id);
+        browser.text_of(&row, "Owner").await;
+        browser.click(&row, "Make member").await;
+        browser.text_of(&row, "Member").await;
+        browser.click("#invitations", "Revoke").await;
+        browser.text_of("#invitations", "No pending invitations.").await;
+        browser.click(&row, "Remove").await;
+        browser.click("dialog[open]", "Remove").await;
+        browser.gone(&row).await;
+        // An owner cannot invite someone already in: said in words.
+        browser.fill("Invitee email", &owner.email).await;
+        browser.click("#invite-form", "Invite").await;
+        browser.shown("#members-error").await;
+
+        // Someone else's invitation: the accept page says the server's refusal.
+        let invited = app.ok(invite, json!({ "input": { "accountId": team, "email": pending } }), Some(&owner.token)).await;
+        let token = invited["createInvitation"]["acceptUrl"].as_str().unwrap().split('#').nth(1).unwrap().to_owned();
+        browser.click("header", "Log out").await;
+        browser.sign_up_or_log_in(&stranger.email, PASSWORD, "Log in").await;
+        browser.text_of("#who", &stranger.email).await;
+        browser.goto(&app.url(&format!("/invitations/accept#{token}"))).await;
+        browser.text_of("#accept-error", "You could not join the team: ").await;
+        browser.close().await;
+    }
+
     async fn focus_comes_back_to_the_row_and_showing_revoked_keys_loads_nothing(backend: Backend) {
         let Some(browser) = Browser::start().await else { return };
         let app = TestApp::spawn(backend).await;
