@@ -297,6 +297,14 @@ on_both_backends! {
         let keys_only = browser.text_of("#audit-body", "key.created").await;
         assert!(keys_only.contains("shared key") && !keys_only.contains("member.joined"), "{keys_only}");
 
+        // The colleague leaves, and is back on their own account.
+        browser.click("#account-bar", "Members").await;
+        browser.click("#members-body", "Leave").await;
+        browser.click("dialog[open]", "Leave").await;
+        browser.text_of("#keys-body", "Default key").await;
+        let options = browser.text_of("#account-select", "(your account)").await;
+        assert!(!options.contains("Platform"), "{options}");
+
         // The link again: used, and said so in words.
         browser.goto(&accept).await;
         browser.text_of("#accept-error", "You could not join the team: ").await;
