@@ -76,6 +76,7 @@ pub fn router(
         .route("/health", get_only(health).with_state(db.clone()))
         .route("/", get_only(pages::index))
         .route("/auth/callback", get_only(pages::callback))
+        .route("/invitations/accept", get_only(pages::accept_invitation))
         .route("/assets/{*path}", get_only(assets::serve));
     // With an address of their own, the metrics are not on the API's.
     if config.metrics && config.metrics_bind.is_none() {

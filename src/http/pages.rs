@@ -16,3 +16,9 @@ pub async fn index() -> impl IntoResponse {
 pub async fn callback() -> impl IntoResponse {
     Html(DASHBOARD)
 }
+
+/// `{public URL}/invitations/accept#<token>`: the dashboard, which accepts
+/// the invitation (the token stays in the fragment: never sent here).
+pub async fn accept_invitation() -> impl IntoResponse {
+    Html(DASHBOARD)
+}

@@ -213,6 +213,174 @@ on_both_backends! {
         browser.close().await;
     }
 
+    async fn an_owner_invites_a_colleague_who_joins_and_sees_the_teams_keys(backend: Backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let app = TestApp::spawn(backend).await;
+        let owner = unique_email();
+        let colleague = unique_email();
+        browser.goto(&app.url("/")).await;
+        browser.sign_up_or_log_in(&owner, PASSWORD, "Sign up").await;
+        browser.take_secret().await;
+        // The own account is listed first, and the keys say who made them.
+        browser.text_of("#account-select", "(your account)").await;
+        browser.text_of("#keys-body", "Default key").await;
+        browser.text_of("#keys-body", &owner).await;
+
+        // A new team, chosen at once, with a key of its own.
+        browser.click("#account-bar", "New team").await;
+        browser.fill("Team name", "Platform").await;
+        browser.click("dialog[open]", "Create team").await;
+        browser.text_of("#account-select", "Platform").await;
+        browser.text_of("#keys-body", "No keys yet").await;
+        browser.fill("Key name", "shared key").await;
+        browser.click("#create-form", "Create key").await;
+        browser.take_secret().await;
+        browser.text_of("#keys-body", "shared key").await;
+        let keys = browser.text_of("#keys-body", &owner).await;
+        assert!(!keys.contains("Default key"), "the team's keys only: {keys}");
+
+        // The owner invites the colleague; the link is shown once.
+        browser.click("#account-bar", "Members").await;
+        browser.text_of("#members-title", "Members of Platform").await;
+        browser.text_of("#members-body", &owner).await;
+        browser.fill("Invitee email", &colleague).await;
+        browser.click("#invite-form", "Invite").await;
+        let url = browser.text_of("#invite-url", "/invitations/accept#").await;
+        browser.text_of("#invitations", &colleague).await;
+        browser.click("#invite-link", "Copy").await;
+        browser.text_of("#invite-copy-status", "Copied to the clipboard.").await;
+        browser.click("#invite-link", "Done").await;
+        browser.gone("#invite-link").await;
+        let token = url.split('#').nth(1).expect("a token in the fragment").to_owned();
+
+        // Signed out, the link asks to sign up first, then joins.
+        browser.click("header", "Log out").await;
+        browser.shown("#auth-form").await;
+        let accept = app.url(&format!("/invitations/accept#{token}"));
+        browser.goto(&accept).await;
+        browser.text_of("#auth-error", "sign up with the email the invitation was sent to").await;
+        browser.sign_up_or_log_in(&colleague, PASSWORD, "Sign up").await;
+        browser.take_secret().await;
+        browser.text_of("#who", &colleague).await;
+        let chosen = "const s = document.getElementById('account-select'); return s.options[s.selectedIndex].text;";
+        let deadline = Instant::now() + std::time::Duration::from_secs(15);
+        while browser.js(chosen, vec![]).await != json!("Platform") {
+            assert!(Instant::now() < deadline, "the team is not the account shown");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let keys = browser.text_of("#keys-body", "shared key").await;
+        assert!(keys.contains(&owner) && !keys.contains("Default key"), "{keys}");
+        let url = browser.client.current_url().await.unwrap();
+        assert_eq!(url.path(), "/", "the token does not linger in the address bar");
+        assert_eq!(url.fragment(), None);
+
+        // A member sees the members, and cannot invite.
+        browser.click("#account-bar", "Members").await;
+        browser.text_of("#members-body", &colleague).await;
+        let members = browser.text_of("#members-body", &owner).await;
+        assert!(members.contains("Owner") && members.contains("Member"), "{members}");
+        browser.gone("#owner-tools").await;
+
+        // The audit log, newest first, and by action.
+        browser.click("#account-bar", "Audit log").await;
+        browser.text_of("#audit-title", "Audit log of Platform").await;
+        let first = browser.text_of("#audit-body tr:first-child", "member.joined").await;
+        assert!(first.contains(&colleague), "{first}");
+        let all = browser.text_of("#audit-body", "account.created").await;
+        let order: Vec<usize> = ["member.joined", "invitation.created", "key.created", "account.created"]
+            .iter()
+            .map(|action| all.find(action).unwrap_or_else(|| panic!("{action} in {all}")))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first: {all}");
+        browser.select("#audit-action", "key.created").await;
+        browser.gone("#audit-body tr:nth-child(2)").await;
+        let keys_only = browser.text_of("#audit-body", "key.created").await;
+        assert!(keys_only.contains("shared key") && !keys_only.contains("member.joined"), "{keys_only}");
+
+        // The colleague leaves, and is back on their own account.
+        browser.click("#account-bar", "Members").await;
+        browser.click("#members-body", "Leave").await;
+        browser.click("dialog[open]", "Leave").await;
+        browser.text_of("#keys-body", "Default key").await;
+        let options = browser.text_of("#account-select", "(your account)").await;
+        assert!(!options.contains("Platform"), "{options}");
+
+        // The link again: used, and said so in words.
+        browser.goto(&accept).await;
+        browser.text_of("#accept-error", "You could not join the team: ").await;
+        browser.close().await;
+    }
+
+    async fn an_owner_manages_members_and_pages_through_the_audit_log(backend: Backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let app = TestApp::spawn(backend).await;
+        let owner = app.signup().await;
+        let colleague = app.signup().await;
+        let stranger = app.signup().await;
+        let pending = unique_email();
+        let team = app.ok("mutation { createAccount(name: \"Ops\") { id } }", json!({}), Some(&owner.token)).await;
+        let team = team["createAccount"]["id"].as_str().unwrap().to_owned();
+        let invite = "mutation($input: CreateInvitationInput!) { createInvitation(input: $input) { acceptUrl } }";
+        let invited = app.ok(invite, json!({ "input": { "accountId": team, "email": colleague.email } }), Some(&owner.token)).await;
+        let token = invited["createInvitation"]["acceptUrl"].as_str().unwrap().split('#').nth(1).unwrap().to_owned();
+        let accept = "mutation($token: String!) { acceptInvitation(token: $token) { id } }";
+        app.ok(accept, json!({ "token": token }), Some(&colleague.token)).await;
+        app.ok(invite, json!({ "input": { "accountId": team, "email": pending } }), Some(&owner.token)).await;
+        // More than a page of events: 55 renames.
+        let key = app.ok("mutation($input: CreateKeyInput!) { createKey(input: $input) { apiKey { id } } }",
+            json!({ "input": { "name": "k", "accountId": team } }), Some(&owner.token)).await;
+        let key_id = key["createKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+        for n in 0..55 {
+            app.ok("mutation($id: UUID!, $name: String!) { renameKey(id: $id, name: $name) { id } }", json!({ "id": key_id, "name": format!("k{n}") }), Some(&owner.token)).await;
+        }
+
+        browser.goto(&app.url("/")).await;
+        browser.sign_up_or_log_in(&owner.email, PASSWORD, "Log in").await;
+        browser.text_of("#keys-body", "Default key").await;
+        browser.select("#account-select", &team).await;
+        browser.text_of("#keys-body", "k54").await;
+
+        // The audit log: a page of 50, then the older ones.
+        browser.click("#account-bar", "Audit log").await;
+        browser.text_of("#audit-body tr:first-child", "key.renamed").await;
+        browser.shown("#audit-body tr:nth-child(50)").await;
+        browser.gone("#audit-body tr:nth-child(51)").await;
+        browser.click("#audit-view", "Older").await;
+        browser.text_of("#audit-body", "account.created").await;
+        browser.gone("#audit-older").await;
+        let rows = "return document.querySelectorAll('#audit-body tr').length";
+        // 55 renames, key, account, 2 invitations, 1 join.
+        assert_eq!(browser.js(rows, vec![]).await, json!(60));
+
+        // Members: promote, demote, revoke the pending invitation, remove.
+        browser.click("#account-bar", "Members").await;
+        browser.text_of("#invitations", &pending).await;
+        browser.click("#members-body", "Make owner").await;
+        let row = format!("#members-body tr[data-user-id='{}']", colleague.id);
+        browser.text_of(&row, "Owner").await;
+        browser.click(&row, "Make member").await;
+        browser.text_of(&row, "Member").await;
+        browser.click("#invitations", "Revoke").await;
+        browser.text_of("#invitations", "No pending invitations.").await;
+        browser.click(&row, "Remove").await;
+        browser.click("dialog[open]", "Remove").await;
+        browser.gone(&row).await;
+        // An owner cannot invite someone already in: said in words.
+        browser.fill("Invitee email", &owner.email).await;
+        browser.click("#invite-form", "Invite").await;
+        browser.shown("#members-error").await;
+
+        // Someone else's invitation: the accept page says the server's refusal.
+        let invited = app.ok(invite, json!({ "input": { "accountId": team, "email": pending } }), Some(&owner.token)).await;
+        let token = invited["createInvitation"]["acceptUrl"].as_str().unwrap().split('#').nth(1).unwrap().to_owned();
+        browser.click("header", "Log out").await;
+        browser.sign_up_or_log_in(&stranger.email, PASSWORD, "Log in").await;
+        browser.text_of("#who", &stranger.email).await;
+        browser.goto(&app.url(&format!("/invitations/accept#{token}"))).await;
+        browser.text_of("#accept-error", "You could not join the team: ").await;
+        browser.close().await;
+    }
+
     async fn focus_comes_back_to_the_row_and_showing_revoked_keys_loads_nothing(backend: Backend) {
         let Some(browser) = Browser::start().await else { return };
         let app = TestApp::spawn(backend).await;

@@ -5,10 +5,9 @@ import { $ } from "./dom.js";
 import { date, inDays, number } from "./format.js";
 import { watch } from "./state.js";
 
-watch(["me", "usage"], ({ me, usage }) => renderAccount(me, usage));
+watch(["me", "account", "usage"], ({ me, account, usage }) => renderAccount(me, account, usage));
 
-function renderAccount(me, usage) {
-  const account = me.billingAccount;
+function renderAccount(me, { billingAccount: account }, usage) {
   const used = usage.totalCredits;
   $("who").textContent = me.email;
   $("plan").textContent = account.plan;

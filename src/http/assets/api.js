@@ -43,6 +43,8 @@ export function describe(error) {
       return "Too many attempts. Try again " + waitText(error.extensions.retryAfterSeconds) + ".";
     case "UNAUTHENTICATED":
       return "Your session has ended. Please log in again.";
+    case "FORBIDDEN":
+      return error.message ? capitalize(error.message) + (error.message.endsWith(".") ? "" : ".") : "Only an owner of this account may do that.";
     case "BAD_USER_INPUT":
     case "NOT_FOUND":
       return capitalize(error.message) + (error.message.endsWith(".") ? "" : ".");

@@ -13,5 +13,9 @@ import "./dashboard.js";
 import "./account.js";
 import "./keys.js";
 import "./usage.js";
+import "./teams.js";
+import "./members.js";
+import "./accept.js";
+import "./audit.js";
 
 start();

@@ -5,6 +5,7 @@
 import { ApiError, graphql, describe } from "./api.js";
 import { $, h, replace } from "./dom.js";
 import * as Q from "./queries.js";
+import { set } from "./state.js";
 import { register, show } from "./view.js";
 
 const PROVIDER_ERRORS = {
@@ -25,6 +26,8 @@ const SIGN_IN_ERRORS = {
 register("signed-out", {
   element: $("signed-out"),
   enter(message) {
+    // A new sign-in starts on its own account.
+    set({ accountId: null });
     showError(message || "");
     loadProviders();
   },
@@ -67,7 +70,9 @@ $("auth-form").addEventListener("submit", async (event) => {
     const data = signup ? await graphql(Q.SIGNUP, { input }) : await graphql(Q.LOGIN, { input });
     $("password").value = "";
     showError("");
-    show("dashboard", { newKey: signup ? data.signup.defaultKey : null });
+    const arrival = { newKey: signup ? data.signup.defaultKey : null };
+    // Signing in on an invitation's page (accept.js) goes on to accept it.
+    show(location.pathname === "/invitations/accept" ? "accept" : "dashboard", arrival);
   } catch (error) {
     showError(describe(error));
   } finally {

@@ -20,6 +20,7 @@ register("dashboard", {
   element: $("signed-in"),
   path: "/",
   signedIn: true,
+  accountBar: true,
   load: (arg = {}) => load(() => arg.message),
   async enter(arg = {}) {
     performance.mark("keys-shown");
@@ -42,11 +43,16 @@ export async function refresh() {
 // signed-out view shows, saying `signedOut(error)`.
 async function load(signedOut) {
   try {
-    const data = await graphql(Q.DASHBOARD);
-    set({ me: data.me, keys: data.keys, usage: data.keysUsage });
+    const data = await graphql(Q.DASHBOARD, { accountId: state.accountId });
+    set({ me: data.me, accounts: data.accounts, account: data.account, keys: data.keys, usage: data.keysUsage });
     return true;
   } catch (error) {
     if (error.code === "UNAUTHENTICATED") show("signed-out", signedOut(error));
+    else if (error.code === "NOT_FOUND" && state.accountId) {
+      // No longer a member of the chosen account: back to the user's own.
+      set({ accountId: null });
+      return load(signedOut);
+    }
     else setStatus(describe(error));
     return false;
   }
@@ -66,7 +72,7 @@ async function provisionDefaultKey() {
 // without them if it fails.
 function loadExtras() {
   loadChart();
-  graphql(Q.KEY_SPARKLINES, { from: daysAgo(30) })
+  graphql(Q.KEY_SPARKLINES, { from: daysAgo(30), accountId: state.accountId })
     .then(({ usageSeries }) => new Map(usageSeries.keys.map((k) => [k.apiKey.id, k.points])))
     .catch(() => null)
     .then((sparklines) => set({ sparklines }));
@@ -74,9 +80,10 @@ function loadExtras() {
 
 async function loadChart() {
   const range = state.range;
-  const variables = range === "day" ? { from: hoursAgo(24), interval: "HOUR" } : { interval: "DAY" };
+  const accountId = state.accountId;
+  const variables = range === "day" ? { from: hoursAgo(24), interval: "HOUR", accountId } : { interval: "DAY", accountId };
   // Charts are extra: on failure the table beside says the same in numbers.
   const series = await graphql(Q.USAGE_SERIES, variables).then((data) => data.usageSeries, () => null);
   // An answer for a range no longer chosen is not shown.
-  if (state.range === range) set({ series });
+  if (state.range === range && state.accountId === accountId) set({ series });
 }

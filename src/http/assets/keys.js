@@ -21,7 +21,7 @@ $("create-form").addEventListener("submit", async (event) => {
   const name = $("key-name").value.trim();
   if (!name) return report("Give the key a name.");
   const days = EXPIRY_DAYS[$("key-expiry").value];
-  const input = { name, keyType: $("key-type").value };
+  const input = { name, keyType: $("key-type").value, accountId: state.accountId };
   if (days) input.expiresAt = new Date(Date.now() + days * 86400000).toISOString();
   await act(async () => {
     const { createKey } = await graphql(Q.CREATE_KEY, { input });
@@ -59,7 +59,7 @@ function renderKeys({ keys, showRevoked }) {
     const tr = onScreen.get(key.id);
     return tr && drawn.get(tr).look === look ? tr : row(key, replaced.has(key.id), look);
   });
-  reconcile(body, rows.length ? rows : [h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No keys yet. Create one above."))]);
+  reconcile(body, rows.length ? rows : [h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No keys yet. Create one above."))]);
   if (focused && document.activeElement !== focused.button) refocus(body, focused);
 }
 
@@ -91,6 +91,7 @@ function row(key, isReplaced, look) {
       h("span", { class: "badge " + key.keyType.toLowerCase() }, key.keyType)),
     h("td", { "data-label": "Status" }, h("span", { class: "status " + tone }, text)),
     h("td", { "data-label": "Created" }, date(key.createdAt)),
+    h("td", { "data-label": "Made by" }, key.createdBy.email),
     h("td", { "data-label": "Last used" }, key.lastUsedAt ? dateTime(key.lastUsedAt) : "Never used"),
     h("td", { "data-label": "Expires" }, key.expiresAt ? dateTime(key.expiresAt) : "Never"),
     h("td", { "data-label": "Last 30 days", class: "spark" }, points ? sparkline(points, key.name) : "–"),

@@ -24,12 +24,14 @@ export const COMPLETE_SIGN_IN = `mutation CompleteSignIn($input: CompleteSignInI
   completeSignIn(input: $input) { user { id email } defaultKey { secret apiKey { id name keyType prefix } } }
 }`;
 
-export const DASHBOARD = `query Dashboard {
-  me { id email billingAccount { plan monthlyCredits billingCycleStart billingCycleEnd } }
-  keys(includeRevoked: true) {
-    id name keyType prefix status createdAt lastUsedAt expiresAt revokedAt rotatedFromId
+export const DASHBOARD = `query Dashboard($accountId: UUID) {
+  me { id email }
+  accounts { id name role }
+  account(id: $accountId) { id name role billingAccount { plan monthlyCredits billingCycleStart billingCycleEnd } }
+  keys(includeRevoked: true, accountId: $accountId) {
+    id name keyType prefix status createdAt lastUsedAt expiresAt revokedAt rotatedFromId createdBy { email }
   }
-  keysUsage {
+  keysUsage(accountId: $accountId) {
     cycleStart cycleEnd totalCredits remainingCredits
     keys { credits requests apiKey { id name keyType prefix status } }
   }
@@ -57,8 +59,8 @@ export const REVOKE_KEY = `mutation RevokeKey($id: UUID!) {
 
 // The usage chart: the cycle by day (no arguments: the server's defaults),
 // or the last 24 hours by hour.
-export const USAGE_SERIES = `query UsageSeries($from: DateTime, $interval: UsageInterval) {
-  usageSeries(from: $from, interval: $interval) {
+export const USAGE_SERIES = `query UsageSeries($from: DateTime, $interval: UsageInterval, $accountId: UUID) {
+  usageSeries(from: $from, interval: $interval, accountId: $accountId) {
     interval from to
     total { start credits requests }
     keys { apiKey { id name } points { start credits requests } }
@@ -66,9 +68,56 @@ export const USAGE_SERIES = `query UsageSeries($from: DateTime, $interval: Usage
 }`;
 
 // The keys table's sparklines: each key's last 30 days, by day.
-export const KEY_SPARKLINES = `query KeySparklines($from: DateTime!) {
-  usageSeries(from: $from, interval: DAY) {
+export const KEY_SPARKLINES = `query KeySparklines($from: DateTime!, $accountId: UUID) {
+  usageSeries(from: $from, interval: DAY, accountId: $accountId) {
     from to
     keys { apiKey { id } points { start credits } }
+  }
+}`;
+
+// v3 accounts: a new team.
+export const CREATE_ACCOUNT = `mutation CreateAccount($name: String!) {
+  createAccount(name: $name) { id name role }
+}`;
+
+// The members page: everyone can read the members; only an OWNER the
+// pending invitations (MEMBERS_INVITATIONS, asked only then).
+export const MEMBERS = `query Members($id: UUID) {
+  me { id }
+  account(id: $id) { id name role members { user { id email } role joinedAt } }
+}`;
+
+export const INVITATIONS = `query Invitations($id: UUID) {
+  account(id: $id) { id invitations { id email role createdAt expiresAt invitedBy { email } } }
+}`;
+
+export const CREATE_INVITATION = `mutation CreateInvitation($input: CreateInvitationInput!) {
+  createInvitation(input: $input) { acceptUrl invitation { id email role } }
+}`;
+
+export const REVOKE_INVITATION = `mutation RevokeInvitation($id: UUID!) {
+  revokeInvitation(id: $id) { id }
+}`;
+
+export const SET_MEMBER_ROLE = `mutation SetMemberRole($accountId: UUID!, $userId: UUID!, $role: MemberRole!) {
+  setMemberRole(accountId: $accountId, userId: $userId, role: $role) { role }
+}`;
+
+export const REMOVE_MEMBER = `mutation RemoveMember($accountId: UUID!, $userId: UUID!) {
+  removeMember(accountId: $accountId, userId: $userId)
+}`;
+
+export const ACCEPT_INVITATION = `mutation AcceptInvitation($token: String!) {
+  acceptInvitation(token: $token) { id name role }
+}`;
+
+// The audit log, newest first, a page at a time; `actions` filters.
+export const AUDIT_LOG = `query AuditLog($id: UUID, $after: String, $actions: [String!]) {
+  account(id: $id) {
+    id name
+    auditLog(first: 50, after: $after, actions: $actions) {
+      nextCursor
+      events { id occurredAt action targetType targetName actor { type user { email } } }
+    }
   }
 }`;

@@ -7,6 +7,11 @@
 
 export const state = {
   me: null,
+  // v3: the accounts the user is a member of (their own first), the one on
+  // screen (its id is null until one is chosen: the user's own), and its id.
+  accounts: null,
+  account: null,
+  accountId: null,
   keys: null,
   usage: null,
   // A Map from key id to its last 30 days' points, or null (none, or failed).

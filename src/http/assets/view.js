@@ -3,7 +3,7 @@
 // itself here; a new page is a new module that calls `register`, its
 // markup in index.html, and an import in app.js.
 //
-// A view is { element, path, signedIn, load(arg), enter(arg) }, all
+// A view is { element, path, signedIn, accountBar, load(arg), enter(arg) }, all
 // optional: `load` runs while the current view stays on screen and
 // resolves to false to stay there (it said why, or showed another view);
 // then the view's element is the only one shown, and `enter` runs.
@@ -27,6 +27,12 @@ export async function show(name, arg) {
     if (other.element) other.element.hidden = other !== view;
   }
   $("logout").hidden = !view.signedIn;
+  // The account switcher and the signed-in pages' tabs (teams.js).
+  $("account-bar").hidden = !view.accountBar;
+  for (const tab of document.querySelectorAll("[data-page]")) {
+    if (tab.dataset.page === name) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
   if (!view.signedIn) $("who").textContent = "";
   setStatus("");
   if (view.enter) await view.enter(arg);
