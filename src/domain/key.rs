@@ -3,7 +3,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use sea_orm::entity::prelude::StringLen;
 use sea_orm::{DeriveActiveEnum, EnumIter};
 
-use super::text::is_printable;
+use super::text::display_name;
 use crate::error::{Error, Result};
 
 // Stored as 'dev' / 'prod'; a CHECK constraint allows nothing else.
@@ -43,16 +43,7 @@ pub struct KeyName(String);
 
 impl KeyName {
     pub fn parse(raw: &str) -> Result<Self> {
-        let name = raw.trim();
-        if !(1..=64).contains(&name.chars().count()) {
-            return Err(Error::bad_input("name: 1 to 64 characters after trimming"));
-        }
-        if !is_printable(name) {
-            return Err(Error::bad_input(
-                "name: must not contain control, format or bidi characters",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        display_name(raw).map(Self)
     }
 
     pub fn into_inner(self) -> String {

@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::StringLen;
 use sea_orm::{DeriveActiveEnum, EnumIter};
 use uuid::Uuid;
 
-use super::text::is_printable;
+use super::text::display_name;
 use crate::error::{Error, Result};
 
 /// A member's role in an account. An OWNER may do everything a MEMBER may,
@@ -59,16 +59,7 @@ pub struct AccountName(String);
 
 impl AccountName {
     pub fn parse(raw: &str) -> Result<Self> {
-        let name = raw.trim();
-        if !(1..=64).contains(&name.chars().count()) {
-            return Err(Error::bad_input("name: 1 to 64 characters after trimming"));
-        }
-        if !is_printable(name) {
-            return Err(Error::bad_input(
-                "name: must not contain control, format or bidi characters",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        display_name(raw).map(Self)
     }
 
     /// A user's own account is named after their email (its first 64 characters).

@@ -12,6 +12,23 @@ pub fn is_unprintable(c: char) -> bool {
     c.is_control() || is_format(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
+/// A name people read on the dashboard (a key's, an account's): 1 to 64
+/// printable characters after trimming, so that a bidi override or an
+/// invisible character cannot make it read as something else.
+pub fn display_name(raw: &str) -> crate::error::Result<String> {
+    use crate::error::Error;
+    let name = raw.trim();
+    if !(1..=64).contains(&name.chars().count()) {
+        return Err(Error::bad_input("name: 1 to 64 characters after trimming"));
+    }
+    if !is_printable(name) {
+        return Err(Error::bad_input(
+            "name: must not contain control, format or bidi characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// True when `text` holds no unprintable character.
 pub fn is_printable(text: &str) -> bool {
     !text.chars().any(is_unprintable)

@@ -2,6 +2,8 @@
 // HttpOnly cookie this script never sees; the header below is what makes
 // the server accept that cookie (a cross-site form cannot send it).
 
+import { $ } from "./dom.js";
+
 export class ApiError extends Error {
   constructor(message, code, extensions) {
     super(message);
@@ -62,4 +64,23 @@ function waitText(seconds) {
 
 function capitalize(text) {
   return text ? text[0].toUpperCase() + text.slice(1) : text;
+}
+
+// A page's way to run a change and say its refusal in words, in the
+// element `id` (cleared when the next change starts).
+export function reporter(id) {
+  const report = (text) => {
+    const message = $(id);
+    message.textContent = text;
+    message.hidden = !text;
+  };
+  const act = async (work) => {
+    report("");
+    try {
+      await work();
+    } catch (error) {
+      report(describe(error));
+    }
+  };
+  return { act, report };
 }

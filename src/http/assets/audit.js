@@ -2,12 +2,14 @@
 // first, 50 at a time ("Older" asks for the next page with nextCursor),
 // filtered by action.
 
-import { graphql, describe } from "./api.js";
+import { graphql, describe, reporter } from "./api.js";
 import { $, h, replace } from "./dom.js";
 import { dateTime } from "./format.js";
 import * as Q from "./queries.js";
 import { state } from "./state.js";
 import { register, setStatus, show } from "./view.js";
+
+const { act: run, report } = reporter("audit-error");
 
 // AuditEvent.action's values, as the contract lists them.
 const ACTIONS = [
@@ -78,18 +80,3 @@ $("audit-older").addEventListener("click", () => run(async () => {
     }
   }
 }));
-
-async function run(work) {
-  report("");
-  try {
-    await work();
-  } catch (error) {
-    report(describe(error));
-  }
-}
-
-function report(text) {
-  const message = $("audit-error");
-  message.textContent = text;
-  message.hidden = !text;
-}

@@ -4,7 +4,7 @@
 // its points did, and keeps keyboard focus on the same button of the same
 // row (or the nearest logical place, if that row or button is gone).
 
-import { graphql, describe } from "./api.js";
+import { graphql, reporter } from "./api.js";
 import { refresh } from "./dashboard.js";
 import { $, ask, field, h, reconcile, replace } from "./dom.js";
 import { dateTime, date, SOON } from "./format.js";
@@ -12,6 +12,8 @@ import { sparkline } from "./chart.js";
 import * as Q from "./queries.js";
 import { showSecret } from "./secret.js";
 import { set, state, watch } from "./state.js";
+
+const { act, report } = reporter("keys-error");
 
 const EXPIRY_DAYS = { never: null, "7d": 7, "30d": 30, "90d": 90, "1y": 365 };
 const GRACE_SECONDS = { now: 0, "1h": 3600, "24h": 86400, "7d": 604800 };
@@ -185,19 +187,4 @@ async function revoke(key) {
     await graphql(Q.REVOKE_KEY, { id: key.id });
     await refresh();
   });
-}
-
-async function act(work) {
-  report("");
-  try {
-    await work();
-  } catch (error) {
-    report(describe(error));
-  }
-}
-
-function report(text) {
-  const message = $("keys-error");
-  message.textContent = text;
-  message.hidden = !text;
 }

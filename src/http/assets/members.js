@@ -3,12 +3,14 @@
 // link is shown once, with Copy), revokes pending invitations, changes
 // roles and removes members; anyone but in their own account may leave.
 
-import { graphql, describe } from "./api.js";
+import { graphql, describe, reporter } from "./api.js";
 import { $, ask, h, replace } from "./dom.js";
 import { date, dateTime } from "./format.js";
 import * as Q from "./queries.js";
 import { set, state } from "./state.js";
 import { register, setStatus, show } from "./view.js";
+
+const { act, report } = reporter("members-error");
 
 let current = null;
 
@@ -174,19 +176,4 @@ async function revokeInvitation(invitation) {
     await graphql(Q.REVOKE_INVITATION, { id: invitation.id });
     await reload();
   });
-}
-
-async function act(work) {
-  report("");
-  try {
-    await work();
-  } catch (error) {
-    report(describe(error));
-  }
-}
-
-function report(text) {
-  const message = $("members-error");
-  message.textContent = text;
-  message.hidden = !text;
 }
