@@ -19,6 +19,7 @@ mod m20261204_000014_refunds;
 mod m20261204_000015_hourly_usage_by_hour;
 mod m20261205_000016_accounts_and_members;
 mod m20261205_000017_create_email_outbox;
+mod m20261205_000019_webhooks;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000015_hourly_usage_by_hour::Migration),
             Box::new(m20261205_000016_accounts_and_members::Migration),
             Box::new(m20261205_000017_create_email_outbox::Migration),
+            Box::new(m20261205_000019_webhooks::Migration),
         ]
     }
 }

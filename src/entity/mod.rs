@@ -11,3 +11,5 @@ pub mod session;
 pub mod sign_in_flow;
 pub mod user;
 pub mod user_identity;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
