@@ -6,7 +6,7 @@
 mod support;
 
 // The harness, under the names every test module imports it by.
-use support::{browser, gateways, helpers, oidc, server_process, smtp};
+use support::{browser, gateways, helpers, oidc, receiver, server_process, smtp};
 
 mod answer_bounds;
 mod attacks;
@@ -47,3 +47,4 @@ mod signup;
 mod teams;
 mod upgrade;
 mod usage;
+mod webhooks;
