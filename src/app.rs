@@ -1,6 +1,7 @@
 //! Builds the whole application: the pool (migrated), the schema and the
 //! router, bound to a listener, then serves until a shutdown signal, with
-//! the background workers (the sweeper, the mailer) beside it.
+//! the background workers (the sweeper, the mailer, the webhook deliverer)
+//! beside it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -117,6 +118,8 @@ impl Application {
         let mailer = tokio::spawn(self.state.mail.clone().deliver_forever());
         // Alerts raised by charges here or in other processes, fanned out once.
         let alerts = tokio::spawn(self.state.alerts.clone().fan_out_forever());
+        // So are webhooks, each attempt once between the processes.
+        let webhooks = tokio::spawn(self.state.webhooks.clone().deliver_forever());
         let (stop, stopping) = watch::channel(false);
         let api = server::serve(
             self.listener,
@@ -140,6 +143,9 @@ impl Application {
         mailer.abort();
         // A fan-out cut off is rolled back whole; the next look redoes it.
         alerts.abort();
+        // Likewise an attempt cut off mid-request: made again once its
+        // lease runs out (a receiver may see it twice; the webhook-id says so).
+        webhooks.abort();
         // A connection still busy past the deadline must not hold the exit.
         let closed = tokio::time::timeout(self.limits.shutdown, self.state.db.clone().close());
         match closed.await {

@@ -270,6 +270,33 @@ pub struct Config {
     )]
     pub mail_retry_delays: Vec<u64>,
 
+    /// Lets webhook endpoints be http:// URLs and reach private, loopback
+    /// and link-local addresses. Off by default: an OWNER could otherwise
+    /// make keymeter call into its own network (SSRF). For development and
+    /// tests only.
+    #[arg(
+        long,
+        env = "KEYMETER_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub webhook_allow_private: bool,
+
+    /// Seconds to wait before each retry of a failed webhook attempt,
+    /// comma-separated: n delays give at most n + 1 attempts, then FAILED.
+    #[arg(
+        long,
+        env = "KEYMETER_WEBHOOK_RETRY_DELAYS",
+        value_delimiter = ',',
+        default_value = "5,30,120,600,1800,3600,7200,14400,28800,43200"
+    )]
+    pub webhook_retry_delays: Vec<u64>,
+
+    /// Longest wait for a webhook endpoint's answer, in seconds; past it the
+    /// attempt failed.
+    #[arg(long, env = "KEYMETER_WEBHOOK_TIMEOUT_SECS", default_value_t = 15)]
+    pub webhook_timeout_secs: u64,
+
     /// Each provider's settings, by id. Not flags: their names depend on the
     /// ids, so `read_provider_settings` takes them from the environment.
     #[arg(skip)]
@@ -295,6 +322,17 @@ impl std::fmt::Debug for ProviderSettings {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// How webhooks leave: validated by `Config::webhook_settings`.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// http:// and private addresses allowed (KEYMETER_WEBHOOK_ALLOW_PRIVATE).
+    pub allow_private: bool,
+    /// The waits before each retry, in order.
+    pub retry_delays: Vec<Duration>,
+    /// Longest wait for one attempt's answer.
+    pub timeout: Duration,
 }
 
 /// How email leaves: validated, so a `Mailer` built from it cannot fail.
@@ -396,6 +434,7 @@ impl Config {
             ));
         }
         self.mail_settings()?;
+        self.webhook_settings()?;
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|err| format!("KEYMETER_LOG is not a valid filter: {err}"))?;
         self.validate_sign_in()
@@ -458,6 +497,31 @@ impl Config {
                 .map(|&secs| Duration::from_secs(secs))
                 .collect(),
         }))
+    }
+
+    /// How webhooks are sent; refused when the delays or the timeout are
+    /// out of range (checked by `validate`, before the database).
+    pub fn webhook_settings(&self) -> Result<WebhookSettings, String> {
+        if self.webhook_retry_delays.len() > 20
+            || self.webhook_retry_delays.iter().any(|&s| s > 86_400)
+        {
+            return Err(
+                "KEYMETER_WEBHOOK_RETRY_DELAYS must be at most 20 delays of 0 to 86400 seconds"
+                    .into(),
+            );
+        }
+        if !(1..=300).contains(&self.webhook_timeout_secs) {
+            return Err("KEYMETER_WEBHOOK_TIMEOUT_SECS must be 1 to 300".into());
+        }
+        Ok(WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            retry_delays: self
+                .webhook_retry_delays
+                .iter()
+                .map(|&secs| Duration::from_secs(secs))
+                .collect(),
+            timeout: Duration::from_secs(self.webhook_timeout_secs),
+        })
     }
 
     /// The configured provider ids, blanks dropped.

@@ -24,6 +24,7 @@ use crate::service::passwords::PasswordHasher;
 use crate::service::sessions::Sessions;
 use crate::service::sign_in::SignIn;
 use crate::service::teams::Teams;
+use crate::service::webhooks::Webhooks;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -52,6 +53,8 @@ pub struct Inner {
     pub lookups: Lookups,
     /// Outgoing email, through the outbox; disabled without SMTP settings.
     pub mail: Mailer,
+    /// Webhook endpoints and deliveries, and the worker delivering them.
+    pub webhooks: Webhooks,
 }
 
 impl AppState {
@@ -108,6 +111,10 @@ impl AppState {
             clock: clock.clone(),
             mail: mail.clone(),
         };
+        let webhook_settings = config
+            .webhook_settings()
+            .expect("checked by Config::validate before the application is built");
+        let webhooks = Webhooks::new(db.clone(), clock.clone(), webhook_settings);
         let sessions = Sessions {
             db: db.clone(),
             clock: clock.clone(),
@@ -126,6 +133,7 @@ impl AppState {
             metering,
             lookups,
             mail,
+            webhooks,
         }))
     }
 }

@@ -26,18 +26,6 @@ const CONTRACT_V3: &str = "api-contract-v3.graphql";
 /// causes, exactly; the gateway and refund parts are served whole. An entry
 /// the server comes to serve fails the test until it is taken off.
 const V3_NOT_YET: &[&str] = &[
-    // Usage alerts and webhooks.
-    "Account.webhookEndpoints: missing on the server",
-    "Account.webhookDeliveries: missing on the server",
-    "WebhookEndpoint: type missing on the server",
-    "CreateWebhookEndpointPayload: type missing on the server",
-    "DeliveryStatus: type missing on the server",
-    "WebhookDelivery: type missing on the server",
-    "CreateWebhookEndpointInput: type missing on the server",
-    "Mutation.createWebhookEndpoint: missing on the server",
-    "Mutation.deleteWebhookEndpoint: missing on the server",
-    "Mutation.sendTestWebhook: missing on the server",
-    "Mutation.redeliverWebhook: missing on the server",
     // Per-key rate limits.
     "VerifyCode.RATE_LIMITED: enum value missing on the server",
     "ApiKey.rateLimit: missing on the server",

@@ -20,6 +20,7 @@ mod m20261204_000015_hourly_usage_by_hour;
 mod m20261205_000016_accounts_and_members;
 mod m20261205_000017_create_email_outbox;
 mod m20261205_000018_usage_alerts;
+mod m20261205_000019_webhooks;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_accounts_and_members::Migration),
             Box::new(m20261205_000017_create_email_outbox::Migration),
             Box::new(m20261205_000018_usage_alerts::Migration),
+            Box::new(m20261205_000019_webhooks::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ pub mod secret;
 mod series;
 pub mod text;
 mod verification;
+pub mod webhook;
 
 #[cfg(test)]
 mod properties;

@@ -13,3 +13,5 @@ pub mod usage_alert;
 pub mod usage_alert_threshold;
 pub mod user;
 pub mod user_identity;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

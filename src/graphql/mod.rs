@@ -17,6 +17,7 @@ mod query;
 mod scalars;
 mod teams;
 mod types;
+mod webhooks;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 

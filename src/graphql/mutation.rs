@@ -13,6 +13,7 @@ use super::types::{
     RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput,
     SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
+use super::webhooks::{CreateWebhookEndpointInput, CreateWebhookEndpointPayload, WebhookDelivery};
 use crate::domain::alerts::Thresholds;
 use crate::domain::{AccountName, Charge, Email, GracePeriod, KeyName, KeyType, MemberRole};
 use crate::error::Result;
@@ -317,6 +318,60 @@ impl Mutation {
             .remove(&member, &actor(ctx, user), user_id)
             .await?;
         Ok(true)
+    }
+
+    /// v3: OWNER. At most 10 endpoints per account, else BAD_USER_INPUT.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookEndpointInput,
+    ) -> Result<CreateWebhookEndpointPayload> {
+        let (user, member) = member(ctx, input.account_id).await?;
+        let events = input.events.unwrap_or_default();
+        let created = state(ctx)
+            .webhooks
+            .create(&member, &actor(ctx, user), &input.url, &events)
+            .await?;
+        Ok(created.into())
+    }
+
+    /// v3: OWNER. Its pending deliveries are dropped.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn delete_webhook_endpoint(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        let webhooks = &state(ctx).webhooks;
+        let account_id = webhooks.account_of_endpoint(id).await?;
+        let (user, member) = member(ctx, Some(account_id)).await?;
+        webhooks.delete(&member, &actor(ctx, user), id).await?;
+        Ok(true)
+    }
+
+    /// v3: OWNER. Sends a webhook.test event (data: {endpointId}) to the endpoint now, whatever
+    /// its event filter; it appears in webhookDeliveries like any other.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn send_test_webhook(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: Uuid,
+    ) -> Result<WebhookDelivery> {
+        let webhooks = &state(ctx).webhooks;
+        let account_id = webhooks.account_of_endpoint(endpoint_id).await?;
+        let (_, member) = member(ctx, Some(account_id)).await?;
+        Ok(webhooks.send_test(&member, endpoint_id).await?.into())
+    }
+
+    /// v3: OWNER. Delivers a delivery's event again (a SUCCEEDED or FAILED one), with the same
+    /// webhook-id, as a new attempt of the same delivery; it is PENDING until that attempt ends.
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn redeliver_webhook(
+        &self,
+        ctx: &Context<'_>,
+        delivery_id: Uuid,
+    ) -> Result<WebhookDelivery> {
+        let webhooks = &state(ctx).webhooks;
+        let account_id = webhooks.account_of_delivery(delivery_id).await?;
+        let (_, member) = member(ctx, Some(account_id)).await?;
+        Ok(webhooks.redeliver(&member, delivery_id).await?.into())
     }
 }
 

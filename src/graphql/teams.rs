@@ -10,6 +10,7 @@ use super::context::state;
 use super::cost;
 use super::scalars::DateTime;
 use super::types::{BillingAccount, MemberUser};
+use super::webhooks::{WebhookDelivery, WebhookEndpoint};
 use crate::domain::{MemberRole, Membership};
 use crate::entity::{audit_event, billing_account, invitation, user};
 use crate::error::Result;
@@ -103,6 +104,28 @@ impl Account {
         };
         let page = state(ctx).teams.audit_log(&self.membership, ask).await?;
         AuditLogPage::new(ctx, page).await
+    }
+
+    /// OWNER only, else FORBIDDEN.
+    #[graphql(complexity = "cost::READ + child_complexity")]
+    async fn webhook_endpoints(&self, ctx: &Context<'_>) -> Result<Vec<WebhookEndpoint>> {
+        let endpoints = state(ctx).webhooks.endpoints(&self.membership).await?;
+        Ok(endpoints.into_iter().map(WebhookEndpoint::from).collect())
+    }
+
+    /// Newest first; first: 1 to 200. OWNER only, else FORBIDDEN.
+    #[graphql(complexity = "cost::READ + child_complexity")]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: Option<Uuid>,
+        #[graphql(default_with = "Some(50)")] first: Option<i32>,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let deliveries = state(ctx)
+            .webhooks
+            .deliveries(&self.membership, endpoint_id, first.unwrap_or(50))
+            .await?;
+        Ok(deliveries.into_iter().map(WebhookDelivery::from).collect())
     }
 }
 

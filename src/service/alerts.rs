@@ -21,10 +21,11 @@ use uuid::Uuid;
 
 use super::audit;
 use super::mail::{Email as OutgoingEmail, Mailer};
+use super::webhooks::{self, WebhookEvent};
 use crate::clock::Clock;
 use crate::domain::alerts::Thresholds;
 use crate::domain::audit::{Action, Actor, Change, TargetType};
-use crate::domain::{Cycle, MemberRole, Membership};
+use crate::domain::{instant, Cycle, MemberRole, Membership};
 use crate::entity::{account_member, billing_account, usage_alert, usage_alert_threshold, user};
 use crate::error::Result;
 
@@ -152,6 +153,12 @@ impl Alerts {
         )
         .named(reached.summary());
         audit::record(&txn, alert.account_id, &Actor::System, change, now).await?;
+        let event = WebhookEvent::new(
+            Action::UsageThresholdReached.name(),
+            alert.raised_at,
+            reached.data(),
+        );
+        webhooks::enqueue(&txn, alert.account_id, &event, now).await?;
         let owners = account_member::Entity::find()
             .filter(account_member::Column::AccountId.eq(alert.account_id))
             .filter(account_member::Column::Role.eq(MemberRole::Owner))
@@ -231,6 +238,7 @@ impl Reached {
     }
 }
 
+/// As the API renders instants, so the data's cycle matches `cycleStart`.
 fn render(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    instant::render(at)
 }

@@ -21,6 +21,7 @@ pub mod retention;
 pub mod sessions;
 pub mod sign_in;
 pub mod teams;
+pub mod webhooks;
 
 use sea_orm::DbErr;
 

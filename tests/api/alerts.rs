@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::receiver::Receiver;
 use crate::smtp::SmtpSink;
 use crate::teams::{join, team};
 
@@ -167,6 +168,46 @@ on_both_backends! {
         assert_eq!(app.charge(secret, 65).await["code"], "VALID");
         let rows = app.query_i64("SELECT COUNT(*) FROM usage_alerts WHERE threshold <> 25 AND account_id IN (SELECT account_id FROM api_keys WHERE name = 'k')").await;
         assert_eq!(rows, [0]);
+    }
+
+    async fn a_threshold_reached_is_a_signed_webhook_to_subscribed_endpoints(backend: Backend) {
+        let receiver = Receiver::start().await;
+        let app = TestApp::spawn_with(backend, |config| {
+            config.monthly_credits = 100;
+            config.webhook_allow_private = true;
+        })
+        .await;
+        let owner = app.signup().await;
+        let create = "mutation($url: String!, $events: [String!]) { createWebhookEndpoint(input: { url: $url, events: $events }) { secret endpoint { id } } }";
+        let subscribed = app.ok(create, json!({ "url": receiver.url("/alerts"), "events": ["usage.threshold_reached"] }), Some(&owner.token)).await;
+        let secret = subscribed["createWebhookEndpoint"]["secret"].as_str().unwrap().to_owned();
+        app.ok(create, json!({ "url": receiver.url("/keys-only"), "events": ["key.created"] }), Some(&owner.token)).await;
+        let own = app.ok("{ account { id billingAccount { billingCycleStart billingCycleEnd } } }", json!({}), Some(&owner.token)).await;
+
+        assert_eq!(app.charge(owner.default_secret(), 85).await["code"], "VALID");
+        eventually(WAIT, || async { !receiver.requests_to("/alerts").is_empty() }).await;
+        let delivered = &receiver.requests_to("/alerts")[0];
+        assert!(crate::webhooks::verify_signature(
+            &secret,
+            delivered.header("webhook-id"),
+            delivered.header("webhook-timestamp"),
+            &delivered.body,
+            delivered.header("webhook-signature"),
+        ));
+        let body = delivered.json();
+        assert_eq!(body["type"], "usage.threshold_reached");
+        assert_eq!(body["data"], json!({
+            "accountId": own["account"]["id"],
+            "threshold": 80,
+            "creditsUsed": 85,
+            "monthlyCredits": 100,
+            "cycleStart": own["account"]["billingAccount"]["billingCycleStart"],
+            "cycleEnd": own["account"]["billingAccount"]["billingCycleEnd"],
+        }));
+        // Once, and not to the endpoint that did not subscribe.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(receiver.requests_to("/alerts").len(), 1);
+        assert!(receiver.requests_to("/keys-only").is_empty());
     }
 
     async fn the_owners_are_emailed_when_a_threshold_is_reached(backend: Backend) {

@@ -6,7 +6,7 @@
 mod support;
 
 // The harness, under the names every test module imports it by.
-use support::{browser, gateways, helpers, oidc, server_process, smtp};
+use support::{browser, gateways, helpers, oidc, receiver, server_process, smtp};
 
 mod alerts;
 mod answer_bounds;
@@ -48,3 +48,4 @@ mod signup;
 mod teams;
 mod upgrade;
 mod usage;
+mod webhooks;

@@ -206,7 +206,26 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub clock: ManualClock,
     pub config: Config,
+    /// Stops the server (see `stop`); dropped unused, the server runs
+    /// until the test's runtime ends, as it always has.
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _database: TestDatabase,
+}
+
+/// A stopped server's database and configuration, for starting another.
+pub struct Stopped {
+    config: Config,
+    database: TestDatabase,
+}
+
+impl Stopped {
+    /// A new server on the stopped one's database and configuration, its
+    /// clock at `now`.
+    pub async fn start(self, now: chrono::DateTime<Utc>) -> TestApp {
+        let config = self.config;
+        TestApp::spawn_on(self.database, now, |c| *c = config).await
+    }
 }
 
 pub struct TestUser {
@@ -248,7 +267,12 @@ impl TestApp {
             .expect("building the application");
         let addr = app.local_addr();
         let metrics_addr = app.metrics_addr();
-        tokio::spawn(app.run_until(std::future::pending()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }));
 
         let db = Database::connect(database.url.as_str())
             .await
@@ -260,7 +284,24 @@ impl TestApp {
             db,
             clock,
             config,
+            stop,
+            server,
             _database: database,
+        }
+    }
+
+    /// Stops this server as a shutdown signal would (its background workers
+    /// aborted, its pool closed), keeping its database for `Stopped::start`.
+    pub async fn stop(self) -> Stopped {
+        let _ = self.stop.send(());
+        self.server
+            .await
+            .expect("the server task")
+            .expect("the server stopped cleanly");
+        let _ = self.db.close().await;
+        Stopped {
+            config: self.config,
+            database: self._database,
         }
     }
 
