@@ -73,6 +73,28 @@ impl TestApp {
 }
 
 on_both_databases! {
+    async fn a_members_cookie_session_reaches_no_owner_operation_and_ends_with_the_membership(app: TestApp) {
+        let owner = app.signup().await;
+        let member = app.signup().await;
+        let acme = crate::teams::team(&app, &owner, "Acme").await;
+        crate::teams::join(&app, &owner, &acme, &member, "MEMBER").await;
+        let cookie = app.dashboard_login(&member).await;
+        let origin = app.own_origin();
+        let page = Browser { origin: Some(&origin), csrf: true, cookie: Some(&cookie) };
+        let rename = "mutation($a: UUID!) { renameAccount(accountId: $a, name: \"mine\") { name } }";
+        let (_, renamed) = app.post_as(&page, rename, json!({ "a": acme })).await;
+        assert_error(&renamed, "FORBIDDEN");
+        let keys = "query($a: UUID) { keys(accountId: $a) { id } }";
+        let (_, listed) = app.post_as(&page, keys, json!({ "a": acme })).await;
+        assert!(listed.get("errors").is_none(), "{listed}");
+        // Removed: the same cookie reaches the team no more, and still signs in.
+        app.ok(crate::teams::REMOVE, json!({ "a": acme, "u": member.id }), Some(&owner.token)).await;
+        let (_, listed) = app.post_as(&page, keys, json!({ "a": acme })).await;
+        assert_error(&listed, "NOT_FOUND");
+        let (_, me) = app.post_as(&page, ME_EMAIL, json!({})).await;
+        assert_eq!(me["data"]["me"]["email"], member.email.as_str());
+    }
+
     async fn the_cookie_signs_in_only_requests_from_keymeters_own_pages(app: TestApp) {
         let user = app.signup().await;
         let cookie = app.dashboard_login(&user).await;
