@@ -10,6 +10,7 @@ mod backlog;
 mod ceilings;
 mod scenario;
 mod server;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +54,11 @@ pub struct Args {
     /// while the retention sweep clears them (and the database's size).
     #[arg(long, default_value_t = 0)]
     pub sweep_backlog: u64,
+
+    /// Also measure how fast the first server delivers this many webhooks
+    /// to a local receiver (needs `--server-env KEYMETER_WEBHOOK_ALLOW_PRIVATE=true`).
+    #[arg(long, default_value_t = 0)]
+    pub webhook_deliveries: u64,
     /// Skip pgbench and the bare-stack ceilings.
     #[arg(long)]
     pub no_ceilings: bool,
@@ -135,6 +141,22 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("  {}", measured.line());
             results.push(measured);
         }
+    }
+    if args.webhook_deliveries > 0 {
+        let report = webhooks::measure(
+            &args.database_url,
+            &servers[0].url(),
+            &seed,
+            args.webhook_deliveries,
+        )
+        .await?;
+        eprintln!(
+            "  webhook deliveries: {} delivered in {:.1} s ({:.0}/s) by one process; the receiver saw {}",
+            report.deliveries,
+            report.seconds,
+            report.deliveries as f64 / report.seconds,
+            report.received
+        );
     }
     let peak_rss_kib: Vec<u64> = servers.iter().map(Server::peak_rss_kib).collect();
     drop(servers);
