@@ -1,5 +1,6 @@
 //! Keeping storage bounded: raw events and hourly rollups past their
-//! retention (`domain::Retention`) are deleted in the background, in small
+//! retention (`domain::Retention`), and webhook deliveries that ended as
+//! long ago as the raw events' retention, are deleted in the background, in small
 //! batches, each its own short statement followed by a rest four times as
 //! long, so a sweep never holds what a charge waits for, even on SQLite's
 //! one writer, and takes at most a fifth of one connection's time. What
@@ -31,6 +32,7 @@ const REST_PER_WORK: u32 = 4;
 pub struct Swept {
     pub events: u64,
     pub hours: u64,
+    pub deliveries: u64,
 }
 
 /// Deletes the events and hourly rollups past their retention at `now`,
@@ -56,6 +58,11 @@ pub async fn sweep_usage(
         .await?,
         hours: in_batches(db, batch, |b| {
             sweeps::delete_old_hours(backend, hours_before, b)
+        })
+        .await?,
+        // The delivery log is kept as long as the raw events it reports on.
+        deliveries: in_batches(db, batch, |b| {
+            sweeps::delete_old_deliveries(backend, events_before, b)
         })
         .await?,
     };

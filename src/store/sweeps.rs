@@ -1,4 +1,5 @@
-//! Deleting usage past its retention, one bounded batch per statement.
+//! Deleting usage and webhook deliveries past their retention, one
+//! bounded batch per statement.
 //! Several processes may sweep at once: on PostgreSQL each batch locks the
 //! rows it takes and skips those another sweep holds, so no two do the same
 //! batch, and none waits on another or on a charge (charges write the
@@ -43,6 +44,26 @@ pub fn delete_old_hours(backend: DbBackend, before: DateTime<Utc>, batch: i64) -
         _ => {
             "DELETE FROM api_key_hourly_usage WHERE rowid IN (
                SELECT rowid FROM api_key_hourly_usage WHERE hour_start < $1 LIMIT $2)"
+        }
+    };
+    statement(backend, sql, vec![before.into(), batch.into()])
+}
+
+/// Deletes at most `batch` webhook deliveries that ended (succeeded or
+/// failed) and were made before `before` (a range scan on their creation
+/// time); pending ones stay, however old.
+pub fn delete_old_deliveries(backend: DbBackend, before: DateTime<Utc>, batch: i64) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "DELETE FROM webhook_deliveries WHERE id IN (
+               SELECT id FROM webhook_deliveries
+                WHERE created_at < $1 AND status IN ('succeeded', 'failed')
+                LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        }
+        _ => {
+            "DELETE FROM webhook_deliveries WHERE id IN (
+               SELECT id FROM webhook_deliveries
+                WHERE created_at < $1 AND status IN ('succeeded', 'failed') LIMIT $2)"
         }
     };
     statement(backend, sql, vec![before.into(), batch.into()])
