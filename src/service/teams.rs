@@ -425,6 +425,16 @@ impl Teams {
         if redeemed.rows_affected == 0 {
             return Err(unusable());
         }
+        // Invitations may outnumber the room left: the cap holds at joining.
+        let members = account_member::Entity::find()
+            .filter(account_member::Column::AccountId.eq(found.account_id))
+            .count(&txn)
+            .await?;
+        if members >= MAX_MEMBERS {
+            return Err(Error::bad_input(format!(
+                "token: the account already has {MAX_MEMBERS} members, its most"
+            )));
+        }
         let joined = billing::add_member(&txn, found.account_id, user.id, found.role, now).await?;
         if joined == 0 {
             return Err(Error::bad_input(
