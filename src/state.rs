@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::oidc::Providers;
 use crate::service::accounts::Accounts;
 use crate::service::alerts::Alerts;
+use crate::service::invitations::Invitations;
 use crate::service::keys::Keys;
 use crate::service::lookups::Lookups;
 use crate::service::mail::Mailer;
@@ -42,8 +43,10 @@ pub struct Inner {
     pub sign_in: SignIn,
     /// Ending sessions.
     pub sessions: Sessions,
-    /// Accounts and their members, invitations and audit log.
+    /// Accounts and their members and audit log.
     pub teams: Teams,
+    /// Invitations to an account: made, revoked, accepted.
+    pub invitations: Invitations,
     /// Usage alert thresholds, and the fan-out of the alerts charges raise.
     pub alerts: Alerts,
     /// API keys: create, list, rename, rotate, revoke.
@@ -103,8 +106,13 @@ impl AppState {
             db: db.clone(),
             clock: clock.clone(),
             policy: policy.clone(),
+        };
+        let invitations = Invitations {
+            db: db.clone(),
+            clock: clock.clone(),
             public: public.clone(),
             mail: mail.clone(),
+            teams: teams.clone(),
         };
         let alerts = Alerts {
             db: db.clone(),
@@ -128,6 +136,7 @@ impl AppState {
             accounts,
             sessions,
             teams,
+            invitations,
             alerts,
             keys,
             metering,

@@ -237,7 +237,7 @@ impl Mutation {
         let (user, member) = member(ctx, input.account_id).await?;
         let role = input.role.unwrap_or(MemberRole::Member);
         let invited = state(ctx)
-            .teams
+            .invitations
             .invite(&member, &actor(ctx, user), email, role)
             .await?;
         Ok(CreateInvitationPayload::new(invited, user))
@@ -247,9 +247,12 @@ impl Mutation {
     #[graphql(complexity = "cost::WRITE + child_complexity")]
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: Uuid) -> Result<Invitation> {
         let user = current_user(ctx).await?;
-        let teams = &state(ctx).teams;
-        let revoked = teams.revoke_invitation(user, &actor(ctx, user), id).await?;
-        let inviter = teams.users(vec![revoked.invited_by]).await?;
+        let state = state(ctx);
+        let revoked = state
+            .invitations
+            .revoke(user, &actor(ctx, user), id)
+            .await?;
+        let inviter = state.teams.users(vec![revoked.invited_by]).await?;
         let users = inviter
             .into_iter()
             .map(|user| (user.id, user.into()))
@@ -262,7 +265,7 @@ impl Mutation {
     async fn accept_invitation(&self, ctx: &Context<'_>, token: String) -> Result<Account> {
         let user = current_user(ctx).await?;
         let joined = state(ctx)
-            .teams
+            .invitations
             .accept(user, &actor(ctx, user), &token)
             .await?;
         Ok(joined.into())

@@ -15,7 +15,8 @@ use crate::domain::{MemberRole, Membership};
 use crate::entity::{audit_event, billing_account, invitation, user};
 use crate::error::Result;
 use crate::service::audit::{Page, PageAsk};
-use crate::service::teams::{AccountView, Invited, MemberView};
+use crate::service::invitations::Invited;
+use crate::service::teams::{AccountView, MemberView};
 
 /// v3: an account: one billing account and its credits, its keys, its members.
 pub struct Account {
@@ -71,8 +72,7 @@ impl Account {
     /// Pending (not accepted, revoked or expired) invitations, newest first. OWNER only, else FORBIDDEN.
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<Invitation>> {
-        let teams = &state(ctx).teams;
-        let invitations = teams.invitations(&self.membership).await?;
+        let invitations = state(ctx).invitations.pending(&self.membership).await?;
         let inviters = users_by_id(ctx, invitations.iter().map(|i| i.invited_by)).await?;
         Ok(invitations
             .into_iter()

@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod billing;
+pub mod invitations;
 pub mod keys;
 pub mod limits;
 pub mod lookups;
