@@ -1,6 +1,6 @@
 //! Webhooks (contract v3) over HTTP on both databases, delivered to a real
 //! receiver (`receiver::Receiver`): signatures a receiver library would
-//! accept, test events, retries with one webhook-id, 410 disabling an
+//! accept, test events, retries with one webhook-id, timeouts, 410 disabling an
 //! endpoint, redelivery, event filters, deliveries that survive a restart
 //! and are made once by two servers, SSRF refusals, OWNER-only access,
 //! the endpoint cap and the audit log.
@@ -248,6 +248,25 @@ on_both_backends! {
         app.ok(REDELIVER, json!({ "id": delivery }), Some(&user.token)).await;
         let twice = app.graphql(REDELIVER, json!({ "id": delivery }), Some(&user.token)).await;
         assert_error(&twice, "BAD_USER_INPUT");
+    }
+
+    async fn an_answer_later_than_the_timeout_is_a_failed_attempt(backend: Backend) {
+        let receiver = Receiver::start().await;
+        receiver.delay(Duration::from_secs(4));
+        let app = TestApp::spawn_with(backend, |c| {
+            c.webhook_allow_private = true;
+            c.webhook_retry_delays = vec![];
+            c.webhook_timeout_secs = 1;
+        })
+        .await;
+        let user = app.signup().await;
+        let (id, _) = endpoint(&app, &user, None, &receiver.url("/slow"), &[]).await;
+        let sent = send_test(&app, &user, &id).await;
+
+        let failed = delivery_once(&app, &user, sent["id"].as_str().unwrap(), "FAILED").await;
+        assert_eq!(failed["attempts"], 1);
+        assert_eq!(failed["lastResponseStatus"], Value::Null, "no answer in time");
+        assert_eq!(receiver.requests().len(), 1);
     }
 
     async fn a_410_disables_the_endpoint_and_nothing_more_is_sent_to_it(backend: Backend) {
