@@ -23,7 +23,7 @@ use crate::http::server;
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
 use crate::service::mail::Mailer;
-use crate::service::{limits, retention, sign_in};
+use crate::service::{limits, retention, sign_in, webhooks};
 use crate::state::AppState;
 use crate::store::requests;
 use crate::{graphql, http};
@@ -253,7 +253,8 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// Deletes, every KEYMETER_SWEEP_INTERVAL_SECS in the background, what has
 /// outlived its use: usage past its retention (`service::retention`),
-/// idempotency answers past 24 hours, old auth attempts and sign-in flows.
+/// idempotency answers past 24 hours, old auth attempts and sign-in flows,
+/// webhook deliveries ended more than 30 days ago.
 /// Requests never wait on it, and with several processes each sweeps (a
 /// no-op when another just did).
 async fn sweep_expired(state: AppState) {
@@ -286,6 +287,9 @@ async fn sweep_expired(state: AppState) {
         }
         if let Err(err) = sign_in::forget_expired_flows(&state.db, now).await {
             tracing::warn!(error = %err, "could not forget expired sign-in flows");
+        }
+        if let Err(err) = webhooks::forget_ended(&state.db, now).await {
+            tracing::warn!(error = %err, "could not forget old webhook deliveries");
         }
     }
 }

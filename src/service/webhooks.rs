@@ -132,6 +132,23 @@ async fn insert_delivery(
     .await?)
 }
 
+/// How long an ended (SUCCEEDED or FAILED) delivery stays listed and
+/// redeliverable: long enough to notice and replay a receiver's outage,
+/// short enough that the table stays the size of recent traffic.
+pub const KEEP_ENDED: chrono::Duration = chrono::Duration::days(30);
+
+/// Deletes the deliveries that ended (were made) before `now - KEEP_ENDED`;
+/// pending ones stay whatever their age. Called by the sweeper.
+pub async fn forget_ended(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64> {
+    const FORGET: &str = "DELETE FROM webhook_deliveries
+ WHERE status <> 'pending' AND created_at < $1";
+    let backend = conn.get_database_backend();
+    let deleted = conn
+        .execute_raw(statement(backend, FORGET, vec![(now - KEEP_ENDED).into()]))
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// An endpoint just made, with the only copy of its secret returned.
 pub struct Created {
     pub endpoint: webhook_endpoint::Model,

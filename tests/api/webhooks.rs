@@ -521,6 +521,30 @@ on_both_backends! {
         }
     }
 
+    async fn ended_deliveries_are_forgotten_after_30_days_and_pending_ones_kept(backend: Backend) {
+        let down = Receiver::unused_addr();
+        let app = spawn(backend, &[3600]).await;
+        let user = app.signup().await;
+        let (id, _) = endpoint(&app, &user, None, &url_at(down, "/old"), &[]).await;
+        let receiver = Receiver::start().await;
+        let (ok_id, _) = endpoint(&app, &user, None, &receiver.url("/ok"), &[]).await;
+        let pending = send_test(&app, &user, &id).await;
+        let ended = send_test(&app, &user, &ok_id).await;
+        let _ = delivery_once(&app, &user, ended["id"].as_str().unwrap(), "SUCCEEDED").await;
+        eventually(WAIT, || async {
+            deliveries(&app, &user).await.iter().any(|d| d["id"] == pending["id"] && d["attempts"] == 1)
+        })
+        .await;
+
+        let day29 = app.clock.now() + chrono::Duration::days(29);
+        assert_eq!(keymeter::service::webhooks::forget_ended(&app.db, day29).await.unwrap(), 0);
+        let day31 = app.clock.now() + chrono::Duration::days(31);
+        assert_eq!(keymeter::service::webhooks::forget_ended(&app.db, day31).await.unwrap(), 1);
+        let left = deliveries(&app, &user).await;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["id"], pending["id"]);
+    }
+
     async fn an_account_has_at_most_ten_endpoints(backend: Backend) {
         let receiver = Receiver::start().await;
         let app = spawn(backend, &[5]).await;
