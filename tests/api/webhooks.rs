@@ -549,8 +549,18 @@ on_both_backends! {
         let receiver = Receiver::start().await;
         let app = spawn(backend, &[5]).await;
         let user = app.signup().await;
-        for i in 0..10 {
+        for i in 0..5 {
             endpoint(&app, &user, None, &receiver.url(&format!("/{i}")), &[]).await;
+        }
+        // Racing creations cannot pass the cap between them.
+        let racing = (5..13).map(|i| {
+            app.graphql(CREATE, json!({ "input": { "url": receiver.url(&format!("/{i}")) } }), Some(&user.token))
+        });
+        let answers = futures_util::future::join_all(racing).await;
+        let made = answers.iter().filter(|a| a.get("errors").is_none()).count();
+        assert_eq!(made, 5, "{answers:?}");
+        for refused in answers.iter().filter(|a| a.get("errors").is_some()) {
+            assert_error(refused, "BAD_USER_INPUT");
         }
         let eleventh = app.graphql(CREATE, json!({ "input": { "url": receiver.url("/10") } }), Some(&user.token)).await;
         assert_error(&eleventh, "BAD_USER_INPUT");
