@@ -257,7 +257,8 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// Deletes, every KEYMETER_SWEEP_INTERVAL_SECS in the background, what has
 /// outlived its use: usage past its retention (`service::retention`),
-/// idempotency answers past 24 hours, old auth attempts and sign-in flows.
+/// idempotency answers past 24 hours, old auth attempts and sign-in flows,
+/// webhook deliveries ended more than 30 days ago.
 /// Requests never wait on it, and with several processes each sweeps (a
 /// no-op when another just did).
 async fn sweep_expired(state: AppState) {

@@ -166,6 +166,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // The sweep of deliveries ended long ago (`webhooks::forget_ended`).
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_webhook_deliveries_created_at")
+                    .table(WebhookDeliveries::Table)
+                    .col(WebhookDeliveries::CreatedAt)
+                    .to_owned(),
+            )
+            .await?;
         // webhookDeliveries(endpointId), and the cascade from an endpoint.
         manager
             .create_index(

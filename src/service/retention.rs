@@ -1,6 +1,6 @@
 //! Keeping storage bounded: raw events and hourly rollups past their
-//! retention (`domain::Retention`), and webhook deliveries that ended as
-//! long ago as the raw events' retention, are deleted in the background, in small
+//! retention (`domain::Retention`), and webhook deliveries that ended
+//! `webhooks::KEEP_ENDED` ago, are deleted in the background, in small
 //! batches, each its own short statement followed by a rest four times as
 //! long, so a sweep never holds what a charge waits for, even on SQLite's
 //! one writer, and takes at most a fifth of one connection's time. What
@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
+use super::webhooks;
 use crate::domain::Retention;
 use crate::error::Result;
 use crate::store::sweeps;
@@ -51,6 +52,7 @@ pub async fn sweep_usage(
     };
     let events_before = now - retention.events;
     let hours_before = now - retention.hourly_usage;
+    let deliveries_before = now - webhooks::KEEP_ENDED;
     let swept = Swept {
         events: in_batches(db, batch, |b| {
             sweeps::delete_old_events(backend, events_before, b)
@@ -60,9 +62,8 @@ pub async fn sweep_usage(
             sweeps::delete_old_hours(backend, hours_before, b)
         })
         .await?,
-        // The delivery log is kept as long as the raw events it reports on.
         deliveries: in_batches(db, batch, |b| {
-            sweeps::delete_old_deliveries(backend, events_before, b)
+            sweeps::delete_old_deliveries(backend, deliveries_before, b)
         })
         .await?,
     };

@@ -132,6 +132,11 @@ async fn insert_delivery(
     .await?)
 }
 
+/// How long an ended (SUCCEEDED or FAILED) delivery stays listed and
+/// redeliverable: long enough to notice and replay a receiver's outage,
+/// short enough that the table stays the size of recent traffic.
+pub const KEEP_ENDED: chrono::Duration = chrono::Duration::days(30);
+
 /// An endpoint just made, with the only copy of its secret returned.
 pub struct Created {
     pub endpoint: webhook_endpoint::Model,
@@ -200,9 +205,14 @@ impl Webhooks {
         member.require_owner()?;
         let url = WebhookUrl::parse(url, self.settings.allow_private)?;
         let events = webhook::parse_events(events)?;
-        resolve(&url, self.settings.allow_private)
-            .await
-            .map_err(|why| Error::bad_input(format!("url: {why}")))?;
+        // A host whose DNS never answers must not hold the request.
+        let resolved = tokio::time::timeout(
+            self.settings.timeout,
+            resolve(&url, self.settings.allow_private),
+        )
+        .await
+        .unwrap_or_else(|_| Err(format!("resolving its host {} timed out", url.host())));
+        resolved.map_err(|why| Error::bad_input(format!("url: {why}")))?;
         let secret = webhook::new_secret();
         let now = self.clock.now();
         let txn = self.db.begin().await?;

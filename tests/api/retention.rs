@@ -31,40 +31,6 @@ fn sums(series: &Value) -> (i64, i64) {
 }
 
 on_both_backends! {
-    async fn ended_webhook_deliveries_are_swept_with_the_events_and_pending_ones_kept(backend: Backend) {
-        let receiver = crate::receiver::Receiver::start().await;
-        let app = TestApp::spawn_with(backend, |config| {
-            config.event_retention_days = 1;
-            config.webhook_allow_private = true;
-        })
-        .await;
-        let user = app.signup().await;
-        let made = app
-            .ok("mutation($url: String!) { createWebhookEndpoint(input: { url: $url }) { endpoint { id } } }", json!({ "url": receiver.url("/hooks") }), Some(&user.token))
-            .await;
-        let endpoint = made["createWebhookEndpoint"]["endpoint"]["id"].clone();
-        let send = "mutation($id: UUID!) { sendTestWebhook(endpointId: $id) { id } }";
-        for _ in 0..2 {
-            app.ok(send, json!({ "id": endpoint }), Some(&user.token)).await;
-        }
-        eventually(std::time::Duration::from_secs(20), || async {
-            app.query_i64("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'succeeded'").await == [2]
-        })
-        .await;
-        // One of them is made to wait for a later attempt.
-        let far = (app.clock.now() + Duration::days(30)).to_rfc3339();
-        app.execute(&format!(
-            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = '{far}'
-              WHERE id = (SELECT id FROM webhook_deliveries ORDER BY created_at, id LIMIT 1)"
-        ))
-        .await;
-        assert_eq!(sweep(&app).await, Swept::default(), "nothing is old yet");
-        app.clock.advance(Duration::days(2));
-        assert_eq!(sweep(&app).await.deliveries, 1);
-        assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").await, [1]);
-        assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhook_deliveries").await, [1]);
-    }
-
     async fn usage_past_its_retention_is_swept_and_the_api_reads_the_same(backend: Backend) {
         let app = TestApp::spawn_with(backend, |config| {
             config.event_retention_days = 1;

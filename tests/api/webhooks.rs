@@ -1,6 +1,6 @@
 //! Webhooks (contract v3) over HTTP on both databases, delivered to a real
 //! receiver (`receiver::Receiver`): signatures a receiver library would
-//! accept, test events, retries with one webhook-id, 410 disabling an
+//! accept, test events, retries with one webhook-id, timeouts, 410 disabling an
 //! endpoint, redelivery, event filters, deliveries that survive a restart
 //! and are made once by two servers, SSRF refusals, OWNER-only access,
 //! the endpoint cap and the audit log.
@@ -248,6 +248,25 @@ on_both_backends! {
         app.ok(REDELIVER, json!({ "id": delivery }), Some(&user.token)).await;
         let twice = app.graphql(REDELIVER, json!({ "id": delivery }), Some(&user.token)).await;
         assert_error(&twice, "BAD_USER_INPUT");
+    }
+
+    async fn an_answer_later_than_the_timeout_is_a_failed_attempt(backend: Backend) {
+        let receiver = Receiver::start().await;
+        receiver.delay(Duration::from_secs(4));
+        let app = TestApp::spawn_with(backend, |c| {
+            c.webhook_allow_private = true;
+            c.webhook_retry_delays = vec![];
+            c.webhook_timeout_secs = 1;
+        })
+        .await;
+        let user = app.signup().await;
+        let (id, _) = endpoint(&app, &user, None, &receiver.url("/slow"), &[]).await;
+        let sent = send_test(&app, &user, &id).await;
+
+        let failed = delivery_once(&app, &user, sent["id"].as_str().unwrap(), "FAILED").await;
+        assert_eq!(failed["attempts"], 1);
+        assert_eq!(failed["lastResponseStatus"], Value::Null, "no answer in time");
+        assert_eq!(receiver.requests().len(), 1);
     }
 
     async fn a_410_disables_the_endpoint_and_nothing_more_is_sent_to_it(backend: Backend) {
@@ -502,12 +521,48 @@ on_both_backends! {
         }
     }
 
+    async fn ended_deliveries_are_forgotten_after_30_days_and_pending_ones_kept(backend: Backend) {
+        let down = Receiver::unused_addr();
+        let app = spawn(backend, &[3600]).await;
+        let user = app.signup().await;
+        let (id, _) = endpoint(&app, &user, None, &url_at(down, "/old"), &[]).await;
+        let receiver = Receiver::start().await;
+        let (ok_id, _) = endpoint(&app, &user, None, &receiver.url("/ok"), &[]).await;
+        let pending = send_test(&app, &user, &id).await;
+        let ended = send_test(&app, &user, &ok_id).await;
+        let _ = delivery_once(&app, &user, ended["id"].as_str().unwrap(), "SUCCEEDED").await;
+        eventually(WAIT, || async {
+            deliveries(&app, &user).await.iter().any(|d| d["id"] == pending["id"] && d["attempts"] == 1)
+        })
+        .await;
+
+        let day29 = app.clock.now() + chrono::Duration::days(29);
+        let retention = app.config.retention();
+        let sweep = |at| keymeter::service::retention::sweep_usage(&app.db, &retention, at);
+        assert_eq!(sweep(day29).await.unwrap().deliveries, 0);
+        let day31 = app.clock.now() + chrono::Duration::days(31);
+        assert_eq!(sweep(day31).await.unwrap().deliveries, 1);
+        let left = deliveries(&app, &user).await;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["id"], pending["id"]);
+    }
+
     async fn an_account_has_at_most_ten_endpoints(backend: Backend) {
         let receiver = Receiver::start().await;
         let app = spawn(backend, &[5]).await;
         let user = app.signup().await;
-        for i in 0..10 {
+        for i in 0..5 {
             endpoint(&app, &user, None, &receiver.url(&format!("/{i}")), &[]).await;
+        }
+        // Racing creations cannot pass the cap between them.
+        let racing = (5..13).map(|i| {
+            app.graphql(CREATE, json!({ "input": { "url": receiver.url(&format!("/{i}")) } }), Some(&user.token))
+        });
+        let answers = futures_util::future::join_all(racing).await;
+        let made = answers.iter().filter(|a| a.get("errors").is_none()).count();
+        assert_eq!(made, 5, "{answers:?}");
+        for refused in answers.iter().filter(|a| a.get("errors").is_some()) {
+            assert_error(refused, "BAD_USER_INPUT");
         }
         let eleventh = app.graphql(CREATE, json!({ "input": { "url": receiver.url("/10") } }), Some(&user.token)).await;
         assert_error(&eleventh, "BAD_USER_INPUT");
