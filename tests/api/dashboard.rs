@@ -652,6 +652,12 @@ on_both_backends! {
         browser.gone("#webhook-tools").await;
         browser.gone("#alerts-error").await;
         browser.gone("#status").await;
+        // Offline-safe: everything the page loaded came from keymeter.
+        let external = browser.js(
+            "return performance.getEntriesByType('resource').filter(r => !r.name.startsWith(location.origin)).length",
+            vec![],
+        ).await;
+        assert_eq!(external, 0);
         browser.close().await;
     }
 }
