@@ -37,6 +37,7 @@ const ASSETS: &[Asset] = assets![
     "members.js",
     "accept.js",
     "audit.js",
+    "alerts.js",
     "api.js",
     "queries.js",
     "dom.js",

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::browser::Browser;
 use crate::helpers::*;
 use crate::oidc::{self, provider};
+use crate::receiver::Receiver;
 use crate::signup::{break_provisioning, repair_provisioning};
 
 impl Browser {
@@ -548,7 +549,120 @@ on_both_backends! {
         headers_typed_in_graphiql_stay_off_the_disk(&browser, &app).await;
         browser.close().await;
     }
+
+    async fn an_owner_sets_alerts_and_manages_webhooks_and_a_member_sees_only_the_thresholds(backend: Backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let receiver = Receiver::start().await;
+        let app = TestApp::spawn_with(backend, |c| c.webhook_allow_private = true).await;
+        let owner = app.signup().await;
+        let colleague = app.signup().await;
+        let team = app.ok("mutation { createAccount(name: \"Ops\") { id } }", json!({}), Some(&owner.token)).await;
+        let team = team["createAccount"]["id"].as_str().unwrap().to_owned();
+        let invite = "mutation($input: CreateInvitationInput!) { createInvitation(input: $input) { acceptUrl } }";
+        let invited = app.ok(invite, json!({ "input": { "accountId": team, "email": colleague.email } }), Some(&owner.token)).await;
+        let token = invited["createInvitation"]["acceptUrl"].as_str().unwrap().split('#').nth(1).unwrap().to_owned();
+        let accept = "mutation($token: String!) { acceptInvitation(token: $token) { id } }";
+        app.ok(accept, json!({ "token": token }), Some(&colleague.token)).await;
+
+        browser.goto(&app.url("/")).await;
+        browser.sign_up_or_log_in(&owner.email, PASSWORD, "Log in").await;
+        browser.text_of("#keys-body", "Default key").await;
+        browser.click("#account-bar", "Alerts and webhooks").await;
+        browser.shown("#alerts-view").await;
+        browser.select("#account-select", &team).await;
+        browser.text_of("#alerts-title", "Alerts and webhooks of Ops").await;
+        browser.text_of("#alerts-thresholds", "80%, 100%").await;
+
+        // Thresholds: a refusal in words, then 50 and 90.
+        browser.fill("Thresholds (%)", "50, 150").await;
+        browser.click("#alerts-form", "Save").await;
+        browser.shown("#alerts-error").await;
+        browser.fill("Thresholds (%)", "50, 90").await;
+        browser.click("#alerts-form", "Save").await;
+        browser.text_of("#alerts-thresholds", "50%, 90%").await;
+        browser.gone("#alerts-error").await;
+        let read = app.ok("query($id: UUID) { account(id: $id) { usageAlerts } }", json!({ "id": team }), Some(&owner.token)).await;
+        assert_eq!(read["account"]["usageAlerts"], json!([50, 90]));
+
+        // An endpoint at the receiver; its secret is shown once.
+        let url = receiver.url("/hooks");
+        browser.fill("Endpoint URL", &url).await;
+        browser.click("#endpoint-form", "Add endpoint").await;
+        let secret = browser.text_of("#endpoint-secret-value", "whsec_").await;
+        browser.text_of("#endpoints-body", &url).await;
+        browser.text_of("#endpoints-body", "all events").await;
+        browser.click("#endpoint-secret", "Copy").await;
+        browser.text_of("#endpoint-copy-status", "Copied to the clipboard.").await;
+        browser.click("#endpoint-secret", "Done").await;
+        browser.gone("#endpoint-secret").await;
+        let page = browser.js("return document.body.innerText", vec![]).await;
+        assert!(!page.as_str().unwrap().contains(&secret), "the secret is gone from the page");
+
+        // A test event, signed with that secret, SUCCEEDED after Refresh.
+        browser.click("#endpoints-body", "Send test").await;
+        eventually(WEBHOOK_WAIT, || async { receiver.requests_to("/hooks").len() == 1 }).await;
+        let first = receiver.requests_to("/hooks").remove(0);
+        assert_eq!(first.json()["type"], "webhook.test");
+        assert!(crate::webhooks::verify_signature(
+            &secret,
+            first.header("webhook-id"),
+            first.header("webhook-timestamp"),
+            &first.body,
+            first.header("webhook-signature"),
+        ));
+        let row = "const r = document.querySelector('#deliveries-body tr'); \
+                   return r ? [r.innerText, r.querySelector('td.num') && r.querySelector('td.num').innerText] : null;";
+        let page = &browser;
+        eventually(WEBHOOK_WAIT, || async move {
+            page.click("#alerts-view", "Refresh").await;
+            let row = page.js(row, vec![]).await;
+            row[0].as_str().is_some_and(|text| text.contains("webhook.test") && text.contains("SUCCEEDED"))
+        })
+        .await;
+
+        // Redelivered: the same webhook-id again, a second attempt.
+        browser.click("#deliveries-body", "Redeliver").await;
+        eventually(WEBHOOK_WAIT, || async { receiver.requests_to("/hooks").len() == 2 }).await;
+        let got = receiver.requests_to("/hooks");
+        assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+        eventually(WEBHOOK_WAIT, || async move {
+            page.click("#alerts-view", "Refresh").await;
+            let row = page.js(row, vec![]).await;
+            row[0].as_str().is_some_and(|text| text.contains("SUCCEEDED")) && row[1] == "2"
+        })
+        .await;
+
+        // Deleted after a confirmation.
+        browser.click("#endpoints-body", "Delete").await;
+        browser.click("dialog[open]", "Delete").await;
+        browser.text_of("#endpoints-body", "No endpoints yet.").await;
+        let left = app.ok("query($id: UUID) { account(id: $id) { webhookEndpoints { id } } }", json!({ "id": team }), Some(&owner.token)).await;
+        assert_eq!(left["account"]["webhookEndpoints"], json!([]));
+
+        // A member sees the thresholds, read-only, and nothing else.
+        browser.click("header", "Log out").await;
+        browser.sign_up_or_log_in(&colleague.email, PASSWORD, "Log in").await;
+        browser.text_of("#who", &colleague.email).await;
+        browser.click("#account-bar", "Alerts and webhooks").await;
+        browser.shown("#alerts-view").await;
+        browser.select("#account-select", &team).await;
+        browser.text_of("#alerts-title", "Alerts and webhooks of Ops").await;
+        browser.text_of("#alerts-thresholds", "50%, 90%").await;
+        browser.gone("#alerts-edit").await;
+        browser.gone("#webhook-tools").await;
+        browser.gone("#alerts-error").await;
+        browser.gone("#status").await;
+        // Offline-safe: everything the page loaded came from keymeter.
+        let external = browser.js(
+            "return performance.getEntriesByType('resource').filter(r => !r.name.startsWith(location.origin)).length",
+            vec![],
+        ).await;
+        assert_eq!(external, 0);
+        browser.close().await;
+    }
 }
+
+const WEBHOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// What GraphiQL keeps in localStorage: never a typed header (a bearer
 /// token there outlives the session, and any script on the origin reads

@@ -17,5 +17,6 @@ import "./teams.js";
 import "./members.js";
 import "./accept.js";
 import "./audit.js";
+import "./alerts.js";
 
 start();

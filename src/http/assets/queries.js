@@ -121,3 +121,39 @@ export const AUDIT_LOG = `query AuditLog($id: UUID, $after: String, $actions: [S
     }
   }
 }`;
+
+// The alerts and webhooks page: any member reads the thresholds (ALERTS);
+// only an OWNER the endpoints and deliveries (WEBHOOKS, asked only then).
+export const ALERTS = `query Alerts($id: UUID) {
+  account(id: $id) { id name role usageAlerts }
+}`;
+
+export const WEBHOOKS = `query Webhooks($id: UUID) {
+  account(id: $id) {
+    id
+    webhookEndpoints { id url events createdAt disabledAt }
+    webhookDeliveries(first: 50) {
+      id endpointId eventId eventType status attempts lastResponseStatus createdAt nextAttemptAt
+    }
+  }
+}`;
+
+export const SET_USAGE_ALERTS = `mutation SetUsageAlerts($accountId: UUID!, $thresholds: [Int!]!) {
+  setUsageAlerts(accountId: $accountId, thresholds: $thresholds) { id usageAlerts }
+}`;
+
+export const CREATE_WEBHOOK_ENDPOINT = `mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {
+  createWebhookEndpoint(input: $input) { secret endpoint { id url events createdAt disabledAt } }
+}`;
+
+export const DELETE_WEBHOOK_ENDPOINT = `mutation DeleteWebhookEndpoint($id: UUID!) {
+  deleteWebhookEndpoint(id: $id)
+}`;
+
+export const SEND_TEST_WEBHOOK = `mutation SendTestWebhook($endpointId: UUID!) {
+  sendTestWebhook(endpointId: $endpointId) { id status }
+}`;
+
+export const REDELIVER_WEBHOOK = `mutation RedeliverWebhook($deliveryId: UUID!) {
+  redeliverWebhook(deliveryId: $deliveryId) { id status attempts }
+}`;

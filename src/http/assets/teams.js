@@ -14,7 +14,7 @@ for (const tab of document.querySelectorAll("[data-page]")) {
 }
 
 // The pages the switcher reloads, by their element.
-const PAGES = { dashboard: "signed-in", members: "members-view", audit: "audit-view" };
+const PAGES = { dashboard: "signed-in", members: "members-view", audit: "audit-view", alerts: "alerts-view" };
 
 watch(["accounts", "account"], renderSwitcher);
 
