@@ -53,34 +53,37 @@ pub fn sign_in_browser<'a>(ctx: &Context<'a>) -> Option<&'a str> {
     ctx.data_opt::<SignInBrowser>()?.0.as_deref()
 }
 
-/// The address a request came from, as rate limits see it.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddress(pub IpAddr);
-
-pub fn client_address(ctx: &Context<'_>) -> IpAddr {
-    ctx.data_unchecked::<ClientAddress>().0
+/// Who sent the request: its address, as rate limits see it, and its
+/// User-Agent, for the audit log (kept as the header's bytes: only a write
+/// that is audited reads it).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub address: IpAddr,
+    pub user_agent: Option<axum::http::HeaderValue>,
 }
 
-/// The request's User-Agent header, for the audit log.
-pub struct UserAgent(pub Option<String>);
-
-impl UserAgent {
-    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
-        let agent = headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        Self(agent)
+impl Client {
+    pub fn new(address: IpAddr, headers: &axum::http::HeaderMap) -> Self {
+        Self {
+            address,
+            user_agent: headers.get(axum::http::header::USER_AGENT).cloned(),
+        }
     }
+}
+
+pub fn client_address(ctx: &Context<'_>) -> IpAddr {
+    ctx.data_unchecked::<Client>().address
 }
 
 /// The signed-in user as the audit log names them: with the request's
 /// client address and User-Agent.
 pub fn actor(ctx: &Context<'_>, user: &user::Model) -> Actor {
-    let agent = ctx
-        .data_opt::<UserAgent>()
-        .and_then(|agent| agent.0.as_deref());
-    Actor::user(user.id, Some(client_address(ctx)), agent)
+    let client = ctx.data_unchecked::<Client>();
+    let agent = client
+        .user_agent
+        .as_ref()
+        .and_then(|agent| agent.to_str().ok());
+    Actor::user(user.id, Some(client.address), agent)
 }
 
 /// The signed-in user and their membership of `account_id` (default: their

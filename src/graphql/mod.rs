@@ -21,7 +21,7 @@ mod webhooks;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
-pub use context::{ClientAddress, RequestAuth, SignInBrowser, UserAgent};
+pub use context::{Client, RequestAuth, SignInBrowser};
 pub use documents::Documents;
 pub use operation::RanOperation;
 pub use types::Makers;

@@ -18,8 +18,7 @@ use tracing::Instrument as _;
 use super::refusal::Refusal;
 use crate::graphql::cookies::{Cookie, PageRequest};
 use crate::graphql::{
-    ClientAddress, Documents, KeymeterSchema, Makers, RanOperation, RequestAuth, SignInBrowser,
-    UserAgent,
+    Client, Documents, KeymeterSchema, Makers, RanOperation, RequestAuth, SignInBrowser,
 };
 use crate::metrics::{is_plain_name, Metrics};
 
@@ -83,8 +82,7 @@ impl Endpoint {
         let request = request
             .data(auth)
             .data(page)
-            .data(ClientAddress(client))
-            .data(UserAgent::from_headers(&parts.headers))
+            .data(Client::new(client, &parts.headers))
             .data(Makers::default())
             .data(SignInBrowser(
                 Cookie::SignIn.read(&parts.headers, self.secure_cookies),
