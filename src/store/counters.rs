@@ -51,32 +51,42 @@ pub const SET_COUNTER: &str =
     "UPDATE billing_cycle_usage SET credits_used = $3 WHERE billing_account_id = $1 AND cycle_start = $2";
 
 /// The usage alerts a charge raises: for each counter it moved (a FROM
-/// item `moved` with columns account, cycle_start, before, after), every
-/// threshold of the account that `before` was under and `after` is not,
-/// in percent of the account's monthly credits as it stands. The alert's
-/// key (account, cycle, threshold) keeps it to one per cycle, whatever
-/// races across it or changes the plan since. `$now` is the charge's time.
+/// item `moved` with columns account, cycle_start, before, after and
+/// monthly, the account's monthly credits as the charge was checked
+/// against), every threshold of the account that `before` was under and
+/// `after` is not. The alert's key (account, cycle, threshold) keeps it to
+/// one per cycle, whatever races across it or changes the plan since.
+/// `$now` is the charge's time.
 fn raise_alerts_from(moved: &str, now: usize) -> String {
     format!(
         "INSERT INTO usage_alerts (account_id, cycle_start, threshold, credits_used, monthly_credits, raised_at)
-         SELECT m.account, m.cycle_start, t.threshold, m.after, b.monthly_credits, ${now}
+         SELECT m.account, m.cycle_start, t.threshold, m.after, m.monthly, ${now}
            FROM {moved}
-           JOIN billing_accounts b ON b.id = m.account
            JOIN usage_alert_thresholds t ON t.account_id = m.account
-          WHERE m.before * 100 < t.threshold * b.monthly_credits
-            AND m.after * 100 >= t.threshold * b.monthly_credits
+          WHERE m.before * 100 < t.threshold * m.monthly
+            AND m.after * 100 >= t.threshold * m.monthly
          ON CONFLICT DO NOTHING"
+    )
+}
+
+/// The accounts' monthly credits beside `rows` (columns account,
+/// cycle_start, before, after): the locked paths read them from the row
+/// the counter's lock already serialises.
+fn with_monthly_credits(rows: &str) -> String {
+    format!(
+        "(SELECT r.account, r.cycle_start, r.before, r.after, b.monthly_credits AS monthly
+            FROM {rows} JOIN billing_accounts b ON b.id = r.account) m"
     )
 }
 
 /// SQLite's alerts statement, beside the locked path's others: rows of
 /// (account, cycle start, total before, total after), then the time.
 pub fn raise_alerts(rows: usize) -> String {
-    let moved = format!(
-        "(WITH moved(account, cycle_start, before, after) AS (VALUES {}) SELECT * FROM moved) m",
+    let rows_from = format!(
+        "(WITH moved(account, cycle_start, before, after) AS (VALUES {}) SELECT * FROM moved) r",
         placeholders(rows, 4, 1)
     );
-    raise_alerts_from(&moved, rows * 4 + 1)
+    raise_alerts_from(&with_monthly_credits(&rows_from), rows * 4 + 1)
 }
 
 pub fn insert_events(rows: usize, first: usize) -> String {
@@ -180,7 +190,8 @@ pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usiz
         ));
         if events > 0 {
             let now = next + counters * 4 + events * 4 + rollups * 4;
-            let moved = format!("(VALUES {rows}) AS m(account, cycle_start, after, before)");
+            let moved = format!("(VALUES {rows}) AS r(account, cycle_start, after, before)");
+            let moved = with_monthly_credits(&moved);
             parts.push(format!("alerts AS ({})", raise_alerts_from(&moved, now)));
         }
         next += counters * 4;
@@ -238,10 +249,18 @@ pub fn charge_in_one_statement(
         now,
         now + 2 + keys * 2,
     );
-    let moved = "(SELECT c.billing_account_id AS account, f.cycle_start, c.credits_used - f.total AS before,
-                         c.credits_used AS after
-                    FROM charged c JOIN fits f ON f.account = c.billing_account_id) m";
-    let alerts = raise_alerts_from(moved, now);
+    // The counters' values again, not `fits`: a CTE read twice would be
+    // materialised, and `charged`'s plan with it. `fits` checked that each
+    // account is priced as the values say.
+    let moved = format!(
+        "(SELECT c.billing_account_id AS account, v.cycle_start, c.credits_used - v.total AS before,
+                 c.credits_used AS after, v.monthly_credits AS monthly
+            FROM charged c
+            JOIN (VALUES {}) AS v(account, cycle_start, total, anchor, monthly_credits)
+              ON v.account = c.billing_account_id) m",
+        placeholders(counters, 5, 1)
+    );
+    let alerts = raise_alerts_from(&moved, now);
     format!(
         "WITH {checked},\n{written},\nalerts AS ({alerts})\nSELECT billing_account_id, credits_used FROM charged"
     )
