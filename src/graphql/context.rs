@@ -1,11 +1,13 @@
 //! Reading the application state and the signed-in user out of a resolver's context.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_graphql::Context;
 use tokio::sync::OnceCell;
+use uuid::Uuid;
 
 use crate::domain::audit::Actor;
 use crate::domain::{Membership, SecretHash};
@@ -17,11 +19,15 @@ use crate::state::AppState;
 /// The session token of one HTTP request (its bearer token, or the
 /// dashboard's session cookie, see `http::endpoint`), and the user it resolves to,
 /// looked up at most once however many fields ask. Once `logout` ends the
-/// session, the rest of the document runs signed out.
+/// session, the rest of the document runs signed out. Also the other users
+/// the answer names (the makers of keys), each looked up once per request
+/// however many aliases ask: made on first use, as most requests (every
+/// verifyKey) name none.
 pub struct RequestAuth {
     token: Option<String>,
     user: OnceCell<user::Model>,
     ended: AtomicBool,
+    named: std::sync::OnceLock<tokio::sync::Mutex<HashMap<Uuid, Option<user::Model>>>>,
 }
 
 impl RequestAuth {
@@ -30,6 +36,7 @@ impl RequestAuth {
             token,
             user: OnceCell::new(),
             ended: AtomicBool::new(false),
+            named: std::sync::OnceLock::new(),
         }
     }
 
@@ -113,6 +120,25 @@ fn auth<'a>(ctx: &Context<'a>) -> &'a RequestAuth {
 /// The bearer token of this request, or UNAUTHENTICATED.
 pub fn bearer_token<'a>(ctx: &Context<'a>) -> Result<&'a str> {
     auth(ctx).token()
+}
+
+/// The user `id` as this request's answer names it (a key's maker), read
+/// at most once per request; None if there is no such user.
+pub async fn named_user(ctx: &Context<'_>, id: Uuid) -> Result<Option<user::Model>> {
+    let Some(auth) = ctx.data_opt::<RequestAuth>() else {
+        return read_user(ctx, id).await;
+    };
+    let mut named = auth.named.get_or_init(Default::default).lock().await;
+    if let Some(known) = named.get(&id) {
+        return Ok(known.clone());
+    }
+    let found = read_user(ctx, id).await?;
+    named.insert(id, found.clone());
+    Ok(found)
+}
+
+async fn read_user(ctx: &Context<'_>, id: Uuid) -> Result<Option<user::Model>> {
+    Ok(state(ctx).teams.users(vec![id]).await?.into_iter().next())
 }
 
 /// Marks this request's session as ended (see `RequestAuth::end`).

@@ -24,7 +24,6 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 pub use context::{Client, RequestAuth, SignInBrowser};
 pub use documents::Documents;
 pub use operation::RanOperation;
-pub use types::Makers;
 
 use std::sync::Arc;
 

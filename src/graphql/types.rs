@@ -1,11 +1,9 @@
 //! Output and input types of the contract, converted from entities.
 
-use std::collections::HashMap;
-
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
 use uuid::Uuid;
 
-use super::context::state;
+use super::context::{named_user, state};
 use super::cost;
 use super::points::UsagePoints;
 use super::scalars::{saturating_i32, DateTime};
@@ -114,11 +112,14 @@ pub struct ApiKey {
 impl ApiKey {
     /// v3: the member who made the key (for a rotated key: who rotated it).
     /// Read with the key by `keys`; elsewhere looked up once per maker and
-    /// request (`Makers`), so aliases do not multiply the lookups.
+    /// request (`context::named_user`), so aliases do not multiply the lookups.
     async fn created_by(&self, ctx: &Context<'_>) -> Result<MemberUser> {
         match &self.maker {
             Some(maker) => Ok(maker.clone()),
-            None => Makers::lookup(ctx, self.created_by_id).await,
+            None => Ok(named_user(ctx, self.created_by_id)
+                .await?
+                .map(MemberUser::from)
+                .unwrap_or_else(|| MemberUser::unknown(self.created_by_id))),
         }
     }
 }
@@ -452,38 +453,5 @@ impl MemberUser {
             id,
             email: String::new(),
         }
-    }
-}
-
-/// The users who made the keys one request shows, each looked up once.
-#[derive(Default)]
-pub struct Makers(tokio::sync::Mutex<HashMap<Uuid, MemberUser>>);
-
-impl Makers {
-    /// The user `id`, looked up at most once per request (every request
-    /// served over HTTP carries a `Makers`).
-    pub async fn lookup(ctx: &Context<'_>, id: Uuid) -> Result<MemberUser> {
-        let Some(makers) = ctx.data_opt::<Makers>() else {
-            return Self::read(ctx, id).await;
-        };
-        let mut known = makers.0.lock().await;
-        if let Some(maker) = known.get(&id) {
-            return Ok(maker.clone());
-        }
-        let maker = Self::read(ctx, id).await?;
-        known.insert(id, maker.clone());
-        Ok(maker)
-    }
-
-    async fn read(ctx: &Context<'_>, id: Uuid) -> Result<MemberUser> {
-        let maker = state(ctx)
-            .teams
-            .users(vec![id])
-            .await?
-            .into_iter()
-            .next()
-            .map(MemberUser::from)
-            .unwrap_or_else(|| MemberUser::unknown(id));
-        Ok(maker)
     }
 }

@@ -17,9 +17,7 @@ use tracing::Instrument as _;
 
 use super::refusal::Refusal;
 use crate::graphql::cookies::{Cookie, PageRequest};
-use crate::graphql::{
-    Client, Documents, KeymeterSchema, Makers, RanOperation, RequestAuth, SignInBrowser,
-};
+use crate::graphql::{Client, Documents, KeymeterSchema, RanOperation, RequestAuth, SignInBrowser};
 use crate::metrics::{is_plain_name, Metrics};
 
 /// The header keymeter's pages send with every API call. A cross-site form
@@ -83,7 +81,6 @@ impl Endpoint {
             .data(auth)
             .data(page)
             .data(Client::new(client, &parts.headers))
-            .data(Makers::default())
             .data(SignInBrowser(
                 Cookie::SignIn.read(&parts.headers, self.secure_cookies),
             ));
