@@ -111,8 +111,8 @@ pub struct ApiKey {
 #[ComplexObject]
 impl ApiKey {
     /// v3: the member who made the key (for a rotated key: who rotated it).
-    /// Read with the key by `keys`; elsewhere looked up once per maker and
-    /// request (`context::named_user`), so aliases do not multiply the lookups.
+    // Read with the key by `keys`; elsewhere looked up once per maker and
+    // request (`context::named_user`), so aliases do not multiply lookups.
     async fn created_by(&self, ctx: &Context<'_>) -> Result<MemberUser> {
         match &self.maker {
             Some(maker) => Ok(maker.clone()),
