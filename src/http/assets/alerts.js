@@ -5,12 +5,12 @@
 // deliveries, newest first, with Redeliver and Refresh. A MEMBER's page
 // never asks for the OWNER-only fields (see load).
 
-import { graphql, describe, reporter } from "./api.js";
+import { graphql, reporter } from "./api.js";
 import { $, ask, h, replace } from "./dom.js";
 import { dateTime } from "./format.js";
 import * as Q from "./queries.js";
 import { state } from "./state.js";
-import { register, setStatus, show } from "./view.js";
+import { loaded, register, setStatus } from "./view.js";
 
 const alerts = reporter("alerts-error");
 const hooks = reporter("webhooks-error");
@@ -30,16 +30,10 @@ register("alerts", {
   element: $("alerts-view"),
   signedIn: true,
   accountBar: true,
-  async load() {
-    try {
+  load: () =>
+    loaded(async () => {
       current = await read();
-      return true;
-    } catch (error) {
-      if (error.code === "UNAUTHENTICATED") show("signed-out", describe(error));
-      else setStatus(describe(error));
-      return false;
-    }
-  },
+    }),
   enter() {
     alerts.report("");
     hooks.report("");

@@ -2,12 +2,12 @@
 // first, 50 at a time ("Older" asks for the next page with nextCursor),
 // filtered by action.
 
-import { graphql, describe, reporter } from "./api.js";
+import { graphql, reporter } from "./api.js";
 import { $, h, replace } from "./dom.js";
 import { dateTime } from "./format.js";
 import * as Q from "./queries.js";
 import { state } from "./state.js";
-import { register, setStatus, show } from "./view.js";
+import { loaded, register } from "./view.js";
 
 const { act: run, report } = reporter("audit-error");
 
@@ -30,16 +30,10 @@ register("audit", {
   element: $("audit-view"),
   signedIn: true,
   accountBar: true,
-  async load() {
-    try {
+  load: () =>
+    loaded(async () => {
       first = await page(null);
-      return true;
-    } catch (error) {
-      if (error.code === "UNAUTHENTICATED") show("signed-out", describe(error));
-      else setStatus(describe(error));
-      return false;
-    }
-  },
+    }),
   enter() {
     report("");
     draw(first, false);

@@ -8,7 +8,7 @@ import { $, ask, h, replace } from "./dom.js";
 import { date, dateTime } from "./format.js";
 import * as Q from "./queries.js";
 import { set, state } from "./state.js";
-import { register, setStatus, show } from "./view.js";
+import { loaded, register, show } from "./view.js";
 
 const { act, report } = reporter("members-error");
 
@@ -18,20 +18,14 @@ register("members", {
   element: $("members-view"),
   signedIn: true,
   accountBar: true,
-  async load() {
-    try {
+  load: () =>
+    loaded(async () => {
       const { me, account } = await graphql(Q.MEMBERS, { id: state.accountId });
       const invitations = account.role === "OWNER"
         ? (await graphql(Q.INVITATIONS, { id: account.id })).account.invitations
         : [];
       current = { me, account, invitations };
-      return true;
-    } catch (error) {
-      if (error.code === "UNAUTHENTICATED") show("signed-out", describe(error));
-      else setStatus(describe(error));
-      return false;
-    }
-  },
+    }),
   enter() {
     report("");
     render();

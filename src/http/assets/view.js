@@ -8,6 +8,7 @@
 // resolves to false to stay there (it said why, or showed another view);
 // then the view's element is the only one shown, and `enter` runs.
 
+import { describe } from "./api.js";
 import { $ } from "./dom.js";
 
 const views = new Map();
@@ -50,4 +51,18 @@ export function setStatus(text) {
   const status = $("status");
   status.textContent = text;
   status.hidden = !text;
+}
+
+// A page's `load`: runs `read`; true once it has what the page shows. A
+// session that is not good goes to the signed-out view, saying why; any
+// other refusal is said on the status line, and the page stays as it was.
+export async function loaded(read) {
+  try {
+    await read();
+    return true;
+  } catch (error) {
+    if (error.code === "UNAUTHENTICATED") show("signed-out", describe(error));
+    else setStatus(describe(error));
+    return false;
+  }
 }
