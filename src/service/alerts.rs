@@ -116,8 +116,13 @@ impl Alerts {
             .await?;
         let mut done = 0;
         for alert in due {
-            if self.fan_out(&alert).await? {
-                done += 1;
+            // One alert that cannot be fanned out (its transaction rolled
+            // back whole) must not hold back the accounts behind it; it is
+            // tried again at the next look.
+            match self.fan_out(&alert).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(err) => err.log_if_internal(),
             }
         }
         Ok(done)

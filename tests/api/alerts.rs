@@ -210,6 +210,21 @@ on_both_backends! {
         assert!(receiver.requests_to("/keys-only").is_empty());
     }
 
+    async fn an_alert_that_cannot_be_fanned_out_holds_back_no_other_account(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |config| config.monthly_credits = 100).await;
+        let stuck = app.signup().await;
+        let other = app.signup().await;
+        let stuck_account = app.ok("{ account { id } }", json!({}), Some(&stuck.token)).await["account"]["id"].as_str().unwrap().to_owned();
+        refuse_audit_events_of(&app, &stuck_account).await;
+        // The stuck account's alert is raised first, so it is first in line.
+        assert_eq!(app.charge(stuck.default_secret(), 85).await["code"], "VALID");
+        app.clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(app.charge(other.default_secret(), 85).await["code"], "VALID");
+        assert_eq!(logged(&app, &other, 1).await.len(), 1);
+        let pending = app.query_i64("SELECT COUNT(*) FROM usage_alerts WHERE fanned_out_at IS NULL").await;
+        assert_eq!(pending, [1], "the stuck alert waits, rolled back whole");
+    }
+
     async fn the_owners_are_emailed_when_a_threshold_is_reached(backend: Backend) {
         let sink = SmtpSink::start().await;
         let app = TestApp::spawn_with(backend, |config| {
@@ -252,6 +267,26 @@ async fn poison_endpoint(app: &TestApp) {
             "CREATE TRIGGER poison_events BEFORE INSERT ON api_key_usage WHEN NEW.endpoint = 'poison'
              BEGIN SELECT RAISE(ABORT, 'poisoned by the test'); END;",
         )
+        .await;
+    }
+}
+
+/// Makes the database refuse audit events of one account, as a broken
+/// statement would.
+async fn refuse_audit_events_of(app: &TestApp, account_id: &str) {
+    if app.backend() == sea_orm::DbBackend::Postgres {
+        app.execute(&format!(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events
+             FOR EACH ROW WHEN (NEW.target_id = '{account_id}') EXECUTE FUNCTION refuse_audit();"
+        ))
+        .await;
+    } else {
+        app.execute(&format!(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events WHEN NEW.target_id = '{account_id}'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+        ))
         .await;
     }
 }
