@@ -21,7 +21,6 @@ use uuid::Uuid;
 
 use super::audit;
 use super::mail::{Email as OutgoingEmail, Mailer};
-use super::webhooks::{self, WebhookEvent};
 use crate::clock::Clock;
 use crate::domain::alerts::Thresholds;
 use crate::domain::audit::{Action, Actor, Change, TargetType};
@@ -157,13 +156,18 @@ impl Alerts {
             alert.account_id,
         )
         .named(reached.summary());
-        audit::record(&txn, alert.account_id, &Actor::System, change, now).await?;
-        let event = WebhookEvent::new(
-            Action::UsageThresholdReached.name(),
+        // The event is dated when the charge raised it, not when this
+        // worker came by.
+        let data = Some(reached.data());
+        audit::record_with_data(
+            &txn,
+            alert.account_id,
+            &Actor::System,
+            change,
             alert.raised_at,
-            reached.data(),
-        );
-        webhooks::enqueue(&txn, alert.account_id, &event, now).await?;
+            data,
+        )
+        .await?;
         let owners = account_member::Entity::find()
             .filter(account_member::Column::AccountId.eq(alert.account_id))
             .filter(account_member::Column::Role.eq(MemberRole::Owner))

@@ -11,12 +11,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::webhooks::{self, WebhookEvent};
 use crate::domain::audit::{Action, Actor, Change};
 use crate::entity::audit_event;
 use crate::error::{Error, Result};
 
 /// Writes `change` to `account_id`'s log, on `conn`: the change's own
-/// transaction.
+/// transaction. The event also goes, as a webhook, to every endpoint of the
+/// account subscribed to its action, in the same transaction, so an
+/// endpoint hears of exactly the changes that happened.
 pub async fn record(
     conn: &impl ConnectionTrait,
     account_id: Uuid,
@@ -24,12 +27,40 @@ pub async fn record(
     change: Change,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    record_with_data(conn, account_id, actor, change, now, None).await
+}
+
+/// [`record`], with the webhook's `data` given instead of the event's
+/// description (usage.threshold_reached carries the figures the contract
+/// names).
+pub async fn record_with_data(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    actor: &Actor,
+    change: Change,
+    now: DateTime<Utc>,
+    data: Option<serde_json::Value>,
+) -> Result<()> {
     let (ip, user_agent) = match actor {
         Actor::User { ip, user_agent, .. } => (ip.map(|ip| ip.to_string()), user_agent.clone()),
         _ => (None, None),
     };
+    let id = Uuid::new_v4();
+    // What a receiver learns: the log's entry but for the request's address
+    // and User-Agent, which stay with the account's members.
+    let data = data.unwrap_or_else(|| {
+        serde_json::json!({
+            "accountId": account_id,
+            "auditEventId": id,
+            "actor": { "type": actor.kind().to_uppercase(), "userId": actor.user_id() },
+            "targetType": change.target_type.name(),
+            "targetId": change.target_id,
+            "targetName": change.target_name,
+        })
+    });
+    let event = WebhookEvent::of_audit_event(id, change.action.name(), now, data);
     audit_event::ActiveModel {
-        id: Set(Uuid::new_v4()),
+        id: Set(id),
         account_id: Set(account_id),
         occurred_at: Set(now),
         action: Set(change.action.name().to_owned()),
@@ -44,6 +75,7 @@ pub async fn record(
     }
     .insert(conn)
     .await?;
+    webhooks::enqueue(conn, account_id, &event, now).await?;
     Ok(())
 }
 

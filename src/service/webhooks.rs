@@ -39,7 +39,8 @@ use crate::entity::{webhook_delivery, webhook_endpoint};
 use crate::error::{Error, Result};
 use crate::store::statement;
 
-/// One event, as usage-alert code (and sendTestWebhook) raises it.
+/// One event: an audit event on its way out (see `audit::record`), or
+/// sendTestWebhook's.
 #[derive(Debug, Clone)]
 pub struct WebhookEvent {
     /// The webhook-id header: unique per event, the same on every attempt.
@@ -57,6 +58,20 @@ impl WebhookEvent {
             event_type: event_type.to_owned(),
             timestamp,
             data,
+        }
+    }
+
+    /// The event of audit event `audit_event_id`: its webhook-id is made
+    /// from the audit event's, so a receiver can find the one in the log.
+    pub fn of_audit_event(
+        audit_event_id: Uuid,
+        event_type: &str,
+        timestamp: DateTime<Utc>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: format!("evt_{}", audit_event_id.simple()),
+            ..Self::new(event_type, timestamp, data)
         }
     }
 

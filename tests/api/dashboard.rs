@@ -600,8 +600,8 @@ on_both_backends! {
 
         // A test event, signed with that secret, SUCCEEDED after Refresh.
         browser.click("#endpoints-body", "Send test").await;
-        eventually(WEBHOOK_WAIT, || async { receiver.requests_to("/hooks").len() == 1 }).await;
-        let first = receiver.requests_to("/hooks").remove(0);
+        eventually(WEBHOOK_WAIT, || async { receiver.events_to("/hooks", "webhook.test").len() == 1 }).await;
+        let first = receiver.events_to("/hooks", "webhook.test").remove(0);
         assert_eq!(first.json()["type"], "webhook.test");
         assert!(crate::webhooks::verify_signature(
             &secret,
@@ -610,8 +610,13 @@ on_both_backends! {
             &first.body,
             first.header("webhook-signature"),
         ));
-        let row = "const r = document.querySelector('#deliveries-body tr'); \
-                   return r ? [r.innerText, r.querySelector('td.num') && r.querySelector('td.num').innerText] : null;";
+        // The test event's row (the endpoint's own creation is listed too).
+        let test_row = format!("#deliveries-body tr[data-event-id='{}']", first.header("webhook-id"));
+        let row = format!(
+            "const r = document.querySelector(\"{test_row}\"); \
+             return r ? [r.innerText, r.querySelector('td.num') && r.querySelector('td.num').innerText] : null;"
+        );
+        let row = row.as_str();
         let page = &browser;
         eventually(WEBHOOK_WAIT, || async move {
             page.click("#alerts-view", "Refresh").await;
@@ -621,9 +626,9 @@ on_both_backends! {
         .await;
 
         // Redelivered: the same webhook-id again, a second attempt.
-        browser.click("#deliveries-body", "Redeliver").await;
-        eventually(WEBHOOK_WAIT, || async { receiver.requests_to("/hooks").len() == 2 }).await;
-        let got = receiver.requests_to("/hooks");
+        browser.click(&test_row, "Redeliver").await;
+        eventually(WEBHOOK_WAIT, || async { receiver.events_to("/hooks", "webhook.test").len() == 2 }).await;
+        let got = receiver.events_to("/hooks", "webhook.test");
         assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
         eventually(WEBHOOK_WAIT, || async move {
             page.click("#alerts-view", "Refresh").await;

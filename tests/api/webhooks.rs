@@ -64,6 +64,13 @@ async fn endpoint(
     )
 }
 
+/// A filter that lets every event through.
+const EVERY: &[&str] = &[];
+/// A filter for an event these tests raise only on purpose, so a receiver
+/// gets test events and redeliveries alone (an endpoint that takes every
+/// event would also hear of its own creation).
+const QUIET: &[&str] = &["usage.threshold_reached"];
+
 async fn send_test(app: &TestApp, user: &TestUser, endpoint_id: &str) -> Value {
     let sent = app
         .ok(SEND_TEST, json!({ "id": endpoint_id }), Some(&user.token))
@@ -119,7 +126,7 @@ on_both_backends! {
         let receiver = Receiver::start().await;
         let app = spawn(backend, &[5]).await;
         let user = app.signup().await;
-        let (id, secret) = endpoint(&app, &user, None, &receiver.url("/hooks"), &[]).await;
+        let (id, secret) = endpoint(&app, &user, None, &receiver.url("/hooks"), QUIET).await;
         assert!(secret.starts_with("whsec_"));
         let key = base64::engine::general_purpose::STANDARD
             .decode(secret.strip_prefix("whsec_").unwrap())
@@ -173,7 +180,7 @@ on_both_backends! {
         receiver.answer(&[500, 503]);
         let app = spawn(backend, &[1, 2]).await;
         let user = app.signup().await;
-        let (id, secret) = endpoint(&app, &user, None, &receiver.url("/hooks"), &[]).await;
+        let (id, secret) = endpoint(&app, &user, None, &receiver.url("/hooks"), QUIET).await;
         let sent = send_test(&app, &user, &id).await;
         let delivery = sent["id"].as_str().unwrap();
 
@@ -223,7 +230,7 @@ on_both_backends! {
         receiver.answer(&[500, 302]);
         let app = spawn(backend, &[0]).await;
         let user = app.signup().await;
-        let (id, _) = endpoint(&app, &user, None, &receiver.url("/hooks"), &[]).await;
+        let (id, _) = endpoint(&app, &user, None, &receiver.url("/hooks"), QUIET).await;
         let sent = send_test(&app, &user, &id).await;
         let delivery = sent["id"].as_str().unwrap();
 
@@ -260,7 +267,7 @@ on_both_backends! {
         })
         .await;
         let user = app.signup().await;
-        let (id, _) = endpoint(&app, &user, None, &receiver.url("/slow"), &[]).await;
+        let (id, _) = endpoint(&app, &user, None, &receiver.url("/slow"), QUIET).await;
         let sent = send_test(&app, &user, &id).await;
 
         let failed = delivery_once(&app, &user, sent["id"].as_str().unwrap(), "FAILED").await;
@@ -274,7 +281,7 @@ on_both_backends! {
         receiver.answer(&[410]);
         let app = spawn(backend, &[1]).await;
         let user = app.signup().await;
-        let (id, _) = endpoint(&app, &user, None, &receiver.url("/gone"), &[]).await;
+        let (id, _) = endpoint(&app, &user, None, &receiver.url("/gone"), QUIET).await;
         let sent = send_test(&app, &user, &id).await;
 
         let failed = delivery_once(&app, &user, sent["id"].as_str().unwrap(), "FAILED").await;
@@ -303,7 +310,7 @@ on_both_backends! {
         let app = spawn(backend, &[5]).await;
         let user = app.signup().await;
         endpoint(&app, &user, None, &receiver.url("/alerts"), &["usage.threshold_reached"]).await;
-        endpoint(&app, &user, None, &receiver.url("/all"), &[]).await;
+        endpoint(&app, &user, None, &receiver.url("/all"), EVERY).await;
         let (keys_only, _) = endpoint(&app, &user, None, &receiver.url("/keys"), &["key.created"]).await;
         let account = own_account_id(&app, &user).await;
 
@@ -325,9 +332,13 @@ on_both_backends! {
         enqueue(&txn, account, &rolled_back, app.clock.now()).await.unwrap();
         txn.rollback().await.unwrap();
 
-        eventually(WAIT, || async { receiver.requests().len() == 2 }).await;
+        let threshold = "usage.threshold_reached";
+        eventually(WAIT, || async {
+            receiver.events_to("/alerts", threshold).len() + receiver.events_to("/all", threshold).len() == 2
+        })
+        .await;
         for path in ["/alerts", "/all"] {
-            let got = receiver.requests_to(path);
+            let got = receiver.events_to(path, threshold);
             assert_eq!(got.len(), 1, "{path}");
             assert_eq!(got[0].header("webhook-id"), "evt_threshold_1");
             let body = got[0].json();
@@ -337,7 +348,8 @@ on_both_backends! {
         // A test event ignores the filter.
         send_test(&app, &user, &keys_only).await;
         eventually(WAIT, || async { receiver.requests_to("/keys").len() == 1 }).await;
-        assert_eq!(receiver.requests().len(), 3);
+        assert_eq!(receiver.requests_to("/keys")[0].json()["type"], "webhook.test");
+        assert_eq!(receiver.requests_to("/alerts").len(), 1, "nothing else was raised");
         // The filter names known event types only.
         let refused = app
             .graphql(CREATE, json!({ "input": { "url": receiver.url("/x"), "events": ["key.deleted"] } }), Some(&user.token))
@@ -349,7 +361,7 @@ on_both_backends! {
         let down = Receiver::unused_addr();
         let app = spawn(backend, &[1]).await;
         let user = app.signup().await;
-        let (id, _) = endpoint(&app, &user, None, &url_at(down, "/hooks"), &[]).await;
+        let (id, _) = endpoint(&app, &user, None, &url_at(down, "/hooks"), QUIET).await;
         let sent = send_test(&app, &user, &id).await;
         // The receiver is down: the first attempt fails, the next is due in
         // a second by the server's clock, which stands still.
@@ -374,8 +386,8 @@ on_both_backends! {
         let app = spawn(backend, &[5]).await;
         app.spawn_second_server().await;
         let user = app.signup().await;
-        endpoint(&app, &user, None, &receiver.url("/a"), &[]).await;
-        endpoint(&app, &user, None, &receiver.url("/b"), &[]).await;
+        endpoint(&app, &user, None, &receiver.url("/a"), QUIET).await;
+        endpoint(&app, &user, None, &receiver.url("/b"), QUIET).await;
         let account = own_account_id(&app, &user).await;
         for i in 0..15 {
             let event = WebhookEvent::new("usage.threshold_reached", app.clock.now(), json!({ "i": i }));
@@ -405,8 +417,8 @@ on_both_backends! {
         let fast = Receiver::start().await;
         let app = spawn(backend, &[5]).await;
         let user = app.signup().await;
-        let (slow_id, _) = endpoint(&app, &user, None, &slow.url("/slow"), &[]).await;
-        let (fast_id, _) = endpoint(&app, &user, None, &fast.url("/fast"), &[]).await;
+        let (slow_id, _) = endpoint(&app, &user, None, &slow.url("/slow"), QUIET).await;
+        let (fast_id, _) = endpoint(&app, &user, None, &fast.url("/fast"), QUIET).await;
         send_test(&app, &user, &slow_id).await;
         eventually(WAIT, || async { slow.requests().len() == 1 }).await;
         send_test(&app, &user, &fast_id).await;
@@ -473,7 +485,7 @@ on_both_backends! {
         let stranger = app.signup().await;
         let account = team(&app, &owner, "Acme").await;
         join(&app, &owner, &account, &member, "MEMBER").await;
-        let (id, _) = endpoint(&app, &owner, Some(&account), &receiver.url("/acme"), &[]).await;
+        let (id, _) = endpoint(&app, &owner, Some(&account), &receiver.url("/acme"), QUIET).await;
         let sent = app.ok(SEND_TEST, json!({ "id": id }), Some(&owner.token)).await;
         let delivery = sent["sendTestWebhook"]["id"].as_str().unwrap().to_owned();
 
@@ -525,9 +537,9 @@ on_both_backends! {
         let down = Receiver::unused_addr();
         let app = spawn(backend, &[3600]).await;
         let user = app.signup().await;
-        let (id, _) = endpoint(&app, &user, None, &url_at(down, "/old"), &[]).await;
+        let (id, _) = endpoint(&app, &user, None, &url_at(down, "/old"), QUIET).await;
         let receiver = Receiver::start().await;
-        let (ok_id, _) = endpoint(&app, &user, None, &receiver.url("/ok"), &[]).await;
+        let (ok_id, _) = endpoint(&app, &user, None, &receiver.url("/ok"), QUIET).await;
         let pending = send_test(&app, &user, &id).await;
         let ended = send_test(&app, &user, &ok_id).await;
         let _ = delivery_once(&app, &user, ended["id"].as_str().unwrap(), "SUCCEEDED").await;
@@ -552,7 +564,7 @@ on_both_backends! {
         let app = spawn(backend, &[5]).await;
         let user = app.signup().await;
         for i in 0..5 {
-            endpoint(&app, &user, None, &receiver.url(&format!("/{i}")), &[]).await;
+            endpoint(&app, &user, None, &receiver.url(&format!("/{i}")), QUIET).await;
         }
         // Racing creations cannot pass the cap between them.
         let racing = (5..13).map(|i| {
@@ -604,5 +616,101 @@ on_both_backends! {
             assert_eq!(event["actor"]["user"]["id"], user.id.as_str());
         }
         assert!(!log.to_string().contains(&secret));
+    }
+
+    async fn account_changes_reach_subscribed_endpoints_as_their_log_says_them(backend: Backend) {
+        let receiver = Receiver::start().await;
+        let app = spawn(backend, &[5]).await;
+        let owner = app.signup().await;
+        let stranger = app.signup().await;
+        let account = team(&app, &owner, "Acme").await;
+        let (_, secret) = endpoint(&app, &owner, Some(&account), &receiver.url("/all"), EVERY).await;
+        endpoint(&app, &owner, Some(&account), &receiver.url("/keys"), &["key.created", "key.revoked"]).await;
+        let (stranger_endpoint, _) = endpoint(&app, &stranger, None, &receiver.url("/stranger"), EVERY).await;
+
+        let made = app
+            .ok(CREATE_KEY, json!({ "input": { "accountId": account, "name": "ci", "keyType": "DEV" } }), Some(&owner.token))
+            .await;
+        let key_secret = made["createKey"]["secret"].as_str().unwrap().to_owned();
+        let key = made["createKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+        let rename = "mutation($id: UUID!, $name: String!) { renameKey(id: $id, name: $name) { id } }";
+        app.ok(rename, json!({ "id": key, "name": "deploys" }), Some(&owner.token)).await;
+        // A refused change is neither logged nor sent.
+        let refused = app.graphql(rename, json!({ "id": key, "name": "" }), Some(&owner.token)).await;
+        assert_error(&refused, "BAD_USER_INPUT");
+        let invited = app
+            .ok(crate::teams::INVITE, json!({ "input": { "accountId": account, "email": unique_email() } }), Some(&owner.token))
+            .await;
+        let accept_url = invited["createInvitation"]["acceptUrl"].as_str().unwrap().to_owned();
+        app.ok(REVOKE_KEY, json!({ "id": key }), Some(&owner.token)).await;
+
+        let log = app
+            .ok(
+                "query($a: UUID) { account(id: $a) { auditLog { events { id action actor { type user { id } } targetType targetId targetName } } } }",
+                json!({ "a": account }),
+                Some(&owner.token),
+            )
+            .await;
+        let mut logged = log["account"]["auditLog"]["events"].as_array().unwrap().clone();
+        logged.reverse();
+        let actions: Vec<&str> = logged.iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(
+            actions,
+            [
+                "account.created",
+                "webhook_endpoint.created",
+                "webhook_endpoint.created",
+                "key.created",
+                "key.renamed",
+                "invitation.created",
+                "key.revoked"
+            ]
+        );
+
+        // Every change after the first endpoint existed, in the log's order,
+        // each under the log entry's id and with its fields.
+        eventually(WAIT, || async { receiver.requests_to("/all").len() == 6 }).await;
+        let got = receiver.requests_to("/all");
+        for request in &got {
+            let body = request.json();
+            let entry = logged
+                .iter()
+                .find(|entry| entry["id"] == body["data"]["auditEventId"])
+                .unwrap_or_else(|| panic!("{body} is in the log"));
+            let id = Uuid::parse_str(entry["id"].as_str().unwrap()).unwrap();
+            assert_eq!(request.header("webhook-id"), format!("evt_{}", id.simple()));
+            assert_eq!(body["type"], entry["action"]);
+            let data = &body["data"];
+            assert_eq!(data["accountId"], account.as_str());
+            assert_eq!(data["actor"], json!({ "type": "USER", "userId": owner.id }));
+            assert_eq!(data["targetType"], entry["targetType"]);
+            assert_eq!(data["targetId"], entry["targetId"]);
+            assert_eq!(data["targetName"], entry["targetName"]);
+            assert!(verify_signature(
+                &secret,
+                request.header("webhook-id"),
+                request.header("webhook-timestamp"),
+                &request.body,
+                request.header("webhook-signature"),
+            ));
+            for hidden in [&key_secret, &accept_url, &secret] {
+                assert!(!request.body.contains(hidden.as_str()), "{hidden} stays out of {body}");
+            }
+        }
+        let mut sent: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+        sent.sort();
+        let mut expected: Vec<String> = actions[1..].iter().map(|a| a.to_string()).collect();
+        expected.sort();
+        assert_eq!(sent, expected);
+
+        // A filter takes only what it names; another account hears nothing.
+        eventually(WAIT, || async { receiver.requests_to("/keys").len() == 2 }).await;
+        let mut types: Vec<String> =
+            receiver.requests_to("/keys").iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+        types.sort();
+        assert_eq!(types, ["key.created", "key.revoked"]);
+        let stranger_got = receiver.requests_to("/stranger");
+        assert_eq!(stranger_got.len(), 1);
+        assert_eq!(stranger_got[0].json()["data"]["targetId"], stranger_endpoint.as_str());
     }
 }

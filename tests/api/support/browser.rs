@@ -140,11 +140,13 @@ impl Browser {
     }
 
     /// The button (or other control) whose accessible text is `name`, inside `scope`.
+    /// The scope is found again on each try: a page that re-renders it
+    /// (a table row after a refresh) leaves the old element stale.
     pub async fn button(&self, scope: &str, name: &str) -> Element {
-        let within = self.shown(scope).await;
         let xpath = format!(".//button[normalize-space()='{name}']");
         let deadline = Instant::now() + PATIENCE;
         loop {
+            let within = self.shown(scope).await;
             if let Ok(button) = within.find(Locator::XPath(&xpath)).await {
                 if button.is_displayed().await.unwrap_or(false) {
                     return button;

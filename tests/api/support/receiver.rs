@@ -113,6 +113,13 @@ impl Receiver {
         self.recorded.lock().unwrap().requests.clone()
     }
 
+    /// The events of type `event_type` sent to `path`.
+    pub fn events_to(&self, path: &str, event_type: &str) -> Vec<Received> {
+        let mut requests = self.requests_to(path);
+        requests.retain(|request| request.json()["type"] == event_type);
+        requests
+    }
+
     /// The requests sent to `path`.
     pub fn requests_to(&self, path: &str) -> Vec<Received> {
         let mut requests = self.requests();
