@@ -21,6 +21,7 @@ mod m20261205_000016_accounts_and_members;
 mod m20261205_000017_create_email_outbox;
 mod m20261205_000018_usage_alerts;
 mod m20261205_000019_webhooks;
+mod m20261206_000020_key_rate_limits;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000017_create_email_outbox::Migration),
             Box::new(m20261205_000018_usage_alerts::Migration),
             Box::new(m20261205_000019_webhooks::Migration),
+            Box::new(m20261206_000020_key_rate_limits::Migration),
         ]
     }
 }

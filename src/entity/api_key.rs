@@ -25,6 +25,10 @@ pub struct Model {
     /// The key this one replaced (rotateKey). Unique: a key is replaced once.
     #[sea_orm(unique)]
     pub rotated_from_id: Option<Uuid>,
+    /// At most this many calls answered VALID per window; with
+    /// `rate_window_secs`, both or neither (see `RateLimit::from_stored`).
+    pub rate_limit: Option<i32>,
+    pub rate_window_secs: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -45,3 +49,9 @@ impl Related<super::user::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    pub fn rate_limit(&self) -> Option<crate::domain::RateLimit> {
+        crate::domain::RateLimit::from_stored(self.rate_limit, self.rate_window_secs)
+    }
+}

@@ -21,7 +21,8 @@ use crate::clock::Clock;
 use crate::domain::audit::{Action, Actor, Change, TargetType};
 use crate::domain::secret::KeySecret;
 use crate::domain::{
-    AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType, Membership, ROTATION_GRACE_ALLOWANCE,
+    AccountPolicy, GracePeriod, KeyExpiry, KeyName, KeyType, Membership, RateLimit,
+    ROTATION_GRACE_ALLOWANCE,
 };
 use crate::entity::{account_member, api_key, billing_account, user};
 use crate::error::{Error, Result};
@@ -46,6 +47,7 @@ pub struct NewKey {
     key_type: KeyType,
     expires_at: Option<DateTime<Utc>>,
     rotated_from_id: Option<Uuid>,
+    rate_limit: Option<RateLimit>,
 }
 
 impl NewKey {
@@ -56,17 +58,27 @@ impl NewKey {
             key_type,
             expires_at: expiry.map(KeyExpiry::at),
             rotated_from_id: None,
+            rate_limit: None,
         }
     }
 
-    /// The replacement of `old`: its name, kind and expiry, so that a
-    /// rotation never turns an expiring key into a permanent one.
+    /// With at most `limit` calls answered VALID per window.
+    pub fn rate_limited(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// The replacement of `old`: its name, kind, expiry and rate limit, so
+    /// that a rotation never turns an expiring key into a permanent one or
+    /// a limited key into an unlimited one (the new key's window count is
+    /// its own).
     fn replacing(old: &api_key::Model) -> Self {
         Self {
             name: old.name.clone(),
             key_type: old.key_type,
             expires_at: old.expires_at,
             rotated_from_id: Some(old.id),
+            rate_limit: old.rate_limit(),
         }
     }
 }
@@ -329,6 +341,8 @@ async fn insert(
         revoked_at: Set(None),
         expires_at: Set(new.expires_at),
         rotated_from_id: Set(new.rotated_from_id),
+        rate_limit: Set(new.rate_limit.map(|limit| limit.limit)),
+        rate_window_secs: Set(new.rate_limit.map(|limit| limit.window_secs)),
     }
     .insert(conn)
     .await?;
