@@ -48,6 +48,8 @@ enum Literal {
     Bytes(Vec<u8>),
     Int(i64),
     Null,
+    /// A NULL where the server binds an integer parameter.
+    NullInt,
 }
 
 impl Literal {
@@ -64,6 +66,7 @@ impl Literal {
             ),
             Self::Int(i) => i.to_string(),
             Self::Null => "NULL".into(),
+            Self::NullInt => "NULL::int".into(),
         }
     }
 }
@@ -115,9 +118,14 @@ fn verify_script(hot: &HotKey, now: DateTime<Utc>, group: usize) -> String {
         Time(now - LAST_USED_PRECISION),
         Uuid(hot.account),
         Uuid(hot.key),
+        NullInt,
+        NullInt,
     ]);
     values.extend(counters::TIME_ROLLUPS.map(|interval| Time(interval.bucket_of_charge(now))));
-    bind(&counters::charge_in_one_statement(1, group, 1, 1), &values)
+    bind(
+        &counters::charge_in_one_statement(1, group, 1, 1, 0),
+        &values,
+    )
 }
 
 /// The server's statement for one keysUsage.

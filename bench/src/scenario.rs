@@ -20,6 +20,9 @@ use crate::Args;
 /// keys and `events` usage events for keysUsage.
 pub struct Seed {
     pub hot_secret: String,
+    /// The default key of an account like the hot key's, with a rate limit
+    /// the benchmark never reaches (1,000,000 calls a day).
+    pub limited_secret: String,
     pub hot_token: String,
     pub usage_token: String,
     pub usage_user: Uuid,
@@ -55,7 +58,7 @@ impl SeriesScenario {
     }
 }
 
-const SIGNUP: &str = "mutation($e: String!) { signup(input: { email: $e, password: \"benchmark password\" }) { token user { id billingAccount { billingCycleStart } } defaultKey { secret } } }";
+const SIGNUP: &str = "mutation($e: String!) { signup(input: { email: $e, password: \"benchmark password\" }) { token user { id billingAccount { billingCycleStart } } defaultKey { secret apiKey { id } } } }";
 
 async fn graphql(
     http: &reqwest::Client,
@@ -96,6 +99,23 @@ pub async fn seed(server: &Server, args: &Args) -> anyhow::Result<Seed> {
         None,
     )
     .await?;
+    let limited = graphql(
+        &http,
+        server,
+        SIGNUP,
+        json!({ "e": format!("limited-{run}@bench.example") }),
+        None,
+    )
+    .await?;
+    let limit = "mutation($id: UUID!) { setKeyRateLimit(id: $id, rateLimit: { limit: 1000000, windowSeconds: 86400 }) { id } }";
+    graphql(
+        &http,
+        server,
+        limit,
+        json!({ "id": limited["signup"]["defaultKey"]["apiKey"]["id"] }),
+        limited["signup"]["token"].as_str(),
+    )
+    .await?;
     let usage_token = usage["signup"]["token"]
         .as_str()
         .context("token")?
@@ -118,6 +138,10 @@ pub async fn seed(server: &Server, args: &Args) -> anyhow::Result<Seed> {
             .context("secret")?
             .to_owned(),
         hot_token: hot["signup"]["token"].as_str().context("token")?.to_owned(),
+        limited_secret: limited["signup"]["defaultKey"]["secret"]
+            .as_str()
+            .context("secret")?
+            .to_owned(),
         usage_token,
         usage_user: usage["signup"]["user"]["id"]
             .as_str()
@@ -423,18 +447,24 @@ end"#;
         )
     }
 
+    /// verifyKey credits=1 on a key with a rate limit it never reaches:
+    /// what deciding the limit with the charge costs.
+    fn limited_verify(seed: &Seed) -> Self {
+        Self::new(
+            "verifyKey credits=1 (rate-limited key)",
+            script(&verify_body(&seed.limited_secret, 1), None),
+        )
+    }
+
     /// The gateway endpoint charging 1 credit, as nginx's auth_request
     /// calls it: a bodiless GET with the secret and the original URI.
-    fn gateway_verify(seed: &Seed) -> Self {
+    fn gateway_verify(name: &'static str, secret: &str) -> Self {
         let request = r#"
 function request()
   local headers = { ["Authorization"] = auth["Authorization"], ["X-Original-URI"] = "/v1/search?q=1" }
   return wrk.format("GET", "/gateway/verify", headers, nil)
 end"#;
-        Self::new(
-            "gateway verify credits=1",
-            gateway_script(&seed.hot_secret, request),
-        )
+        Self::new(name, gateway_script(secret, request))
     }
 
     /// verifyKey credits=1 with a fresh requestId per call: the charge a
@@ -478,7 +508,12 @@ end"#;
         during.alongside = Some(Box::new(Scenario::signups().with_connections(16)));
         vec![
             Scenario::new("verifyKey credits=1", verify1()),
-            Scenario::gateway_verify(seed),
+            Scenario::gateway_verify("gateway verify credits=1", &seed.hot_secret),
+            Scenario::limited_verify(seed),
+            Scenario::gateway_verify(
+                "gateway verify credits=1 (rate-limited key)",
+                &seed.limited_secret,
+            ),
             Scenario::verify_with_request_ids(seed),
             Scenario::gateway_charge_and_refund(seed),
             Scenario::new("verifyKey credits=1 (1 conn)", verify1()).with_connections(1),

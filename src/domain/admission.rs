@@ -25,66 +25,124 @@ pub struct Ask {
     /// The call carries a requestId: it must be claimed, so never goes the
     /// one-statement way.
     pub has_request_id: bool,
+    /// The call's key has a rate limit.
+    pub rate: Option<RateAsk>,
+}
+
+/// What one call asks of its key's rate limit window: one slot.
+#[derive(Debug, Clone, Copy)]
+pub struct RateAsk {
+    pub key: Uuid,
+    pub limit: i64,
+    /// Calls the key's current window had admitted when the key was read.
+    pub used_before: i64,
 }
 
 /// The calls that may be charged in one statement, without locking first:
-/// those without a requestId whose account, as read, has room for every
-/// such call of the batch on it. The statement checks again on the locked
-/// row; this only avoids sending calls that would certainly not fit.
+/// those without a requestId, with credits to charge, whose account, as
+/// read, has room for every such call of the batch on it, and whose key's
+/// window, as read, a slot for every such call on it. The statement checks
+/// again on the locked rows; this only avoids sending calls that would
+/// certainly not fit. A free check (credits 0, which arrives here only for
+/// a limited key) takes its slot the locked way.
 pub fn fit_as_read(asks: &[Ask]) -> Vec<bool> {
+    let candidate = |ask: &Ask| !ask.has_request_id && ask.credits > 0;
     let mut wanted: BTreeMap<CounterKey, i64> = BTreeMap::new();
-    for ask in asks.iter().filter(|ask| !ask.has_request_id) {
+    let mut slots: HashMap<Uuid, i64> = HashMap::new();
+    for ask in asks.iter().filter(|ask| candidate(ask)) {
         *wanted.entry(ask.counter).or_default() += ask.credits;
+        if let Some(rate) = ask.rate {
+            *slots.entry(rate.key).or_default() += 1;
+        }
     }
     asks.iter()
         .map(|ask| {
-            !ask.has_request_id && ask.used_before + wanted[&ask.counter] <= ask.monthly_credits
+            candidate(ask)
+                && ask.used_before + wanted[&ask.counter] <= ask.monthly_credits
+                && ask
+                    .rate
+                    .is_none_or(|rate| rate.used_before + slots[&rate.key] <= rate.limit)
         })
         .collect()
 }
 
-/// A call's fate under its counter's lock.
+/// A call's fate under its counter's and its key window's locks, with the
+/// counter (`used`) and the window (`window`, for a limited key) as they
+/// stand after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Charged; the counter stands at `used` after it.
-    Admitted { used: i64 },
-    /// Does not fit; the counter stands at `used` without it.
-    Exceeded { used: i64 },
+pub struct Admission {
+    pub outcome: Outcome,
+    pub used: i64,
+    pub window: Option<i64>,
 }
 
-/// Admits calls in arrival order while their credits fit, moving each
-/// counter (`used`, keyed by counter) as it goes: a batch that would cross
-/// the limit admits exactly the calls that fit, and a later, smaller call
-/// may still fit after a larger one was refused.
-pub fn admit_in_order(used: &mut BTreeMap<CounterKey, i64>, asks: &[Ask]) -> Vec<Admission> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Charged, and a slot of its key's window taken.
+    Admitted,
+    /// Its key's window has no slot left: nothing taken.
+    RateLimited,
+    /// Its credits do not fit: nothing taken.
+    Exceeded,
+}
+
+/// Admits calls in arrival order while they fit, moving each counter
+/// (`used`, keyed by counter) and each limited key's window (`windows`,
+/// keyed by key: the calls its current window admitted) as it goes: a
+/// batch that would cross a limit admits exactly the calls that fit, and a
+/// later, smaller call may still fit after a larger one was refused. The
+/// rate limit is weighed before the credits, so a call refused by both is
+/// RATE_LIMITED.
+pub fn admit_in_order(
+    used: &mut BTreeMap<CounterKey, i64>,
+    windows: &mut HashMap<Uuid, i64>,
+    asks: &[Ask],
+) -> Vec<Admission> {
     asks.iter()
         .map(|ask| {
             let counter = used.entry(ask.counter).or_default();
-            if *counter + ask.credits <= ask.monthly_credits {
+            let window = ask
+                .rate
+                .map(|rate| (rate.limit, windows.entry(rate.key).or_default()));
+            let outcome = match &window {
+                Some((limit, taken)) if **taken >= *limit => Outcome::RateLimited,
+                _ if *counter + ask.credits > ask.monthly_credits => Outcome::Exceeded,
+                _ => Outcome::Admitted,
+            };
+            let window = window.map(|(_, taken)| {
+                if outcome == Outcome::Admitted {
+                    *taken += 1;
+                }
+                *taken
+            });
+            if outcome == Outcome::Admitted {
                 *counter += ask.credits;
-                Admission::Admitted { used: *counter }
-            } else {
-                Admission::Exceeded { used: *counter }
+            }
+            Admission {
+                outcome,
+                used: *counter,
+                window,
             }
         })
         .collect()
 }
 
-/// After one statement added each account's calls to its counter, the
-/// total each call saw: the batch's calls on an account come last in its
-/// counter, in arrival order, so each gets the total up to and including
-/// itself. `None` for calls on accounts the statement did not charge.
-pub fn running_totals(
-    calls: &[(Uuid, i64)],
-    charged_totals: &HashMap<Uuid, i64>,
+/// After one statement added each group's calls to its total (an
+/// account's counter, a key's window), the total each call saw: the
+/// batch's calls in a group come last in its total, in arrival order, so
+/// each gets the total up to and including itself. `None` for calls in
+/// groups the statement did not add to.
+pub fn running_totals<G: Copy + Eq + std::hash::Hash>(
+    calls: &[(G, i64)],
+    charged_totals: &HashMap<G, i64>,
 ) -> Vec<Option<i64>> {
-    let mut later: HashMap<Uuid, i64> = HashMap::new();
+    let mut later: HashMap<G, i64> = HashMap::new();
     let mut totals = vec![None; calls.len()];
-    for (index, (account, credits)) in calls.iter().enumerate().rev() {
-        if let Some(total) = charged_totals.get(account) {
-            let after_this = later.entry(*account).or_default();
+    for (index, (group, amount)) in calls.iter().enumerate().rev() {
+        if let Some(total) = charged_totals.get(group) {
+            let after_this = later.entry(*group).or_default();
             totals[index] = Some(total - *after_this);
-            *after_this += credits;
+            *after_this += amount;
         }
     }
     totals
@@ -108,6 +166,26 @@ mod tests {
             monthly_credits: 100,
             used_before,
             has_request_id,
+            rate: None,
+        }
+    }
+
+    fn limited(account: u128, key: u128, limit: i64, window_used: i64) -> Ask {
+        Ask {
+            rate: Some(RateAsk {
+                key: Uuid::from_u128(key),
+                limit,
+                used_before: window_used,
+            }),
+            ..ask(account, 1, 0, false)
+        }
+    }
+
+    fn admitted(used: i64, window: Option<i64>) -> Admission {
+        Admission {
+            outcome: Outcome::Admitted,
+            used,
+            window,
         }
     }
 
@@ -139,17 +217,76 @@ mod tests {
             ask(2, 100, 0, false),
             ask(2, 1, 0, false),
         ];
+        let exceeded = |used| Admission {
+            outcome: Outcome::Exceeded,
+            used,
+            window: None,
+        };
         assert_eq!(
-            admit_in_order(&mut used, &asks),
+            admit_in_order(&mut used, &mut HashMap::new(), &asks),
             [
-                Admission::Admitted { used: 98 },
-                Admission::Exceeded { used: 98 },
-                Admission::Admitted { used: 100 },
-                Admission::Admitted { used: 100 },
-                Admission::Exceeded { used: 100 },
+                admitted(98, None),
+                exceeded(98),
+                admitted(100, None),
+                admitted(100, None),
+                exceeded(100),
             ]
         );
         assert_eq!(used[&counter(1)], 100);
+    }
+
+    #[test]
+    fn a_window_admits_its_limit_and_refusals_take_no_slot() {
+        let mut used = BTreeMap::from([(counter(1), 0)]);
+        let mut windows = HashMap::from([(Uuid::from_u128(7), 1)]);
+        let big = Ask {
+            credits: 200,
+            ..limited(1, 7, 3, 0)
+        };
+        let asks = [
+            limited(1, 7, 3, 0),
+            big,
+            limited(1, 7, 3, 0),
+            limited(1, 7, 3, 0),
+        ];
+        let outcomes: Vec<_> = admit_in_order(&mut used, &mut windows, &asks)
+            .into_iter()
+            .map(|a| (a.outcome, a.used, a.window))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (Outcome::Admitted, 1, Some(2)),
+                (Outcome::Exceeded, 1, Some(2)),
+                (Outcome::Admitted, 2, Some(3)),
+                (Outcome::RateLimited, 2, Some(3)),
+            ]
+        );
+        assert_eq!(windows[&Uuid::from_u128(7)], 3);
+    }
+
+    #[test]
+    fn with_both_exhausted_the_rate_limit_is_said() {
+        let mut used = BTreeMap::from([(counter(1), 100)]);
+        let mut windows = HashMap::from([(Uuid::from_u128(7), 3)]);
+        let admission = admit_in_order(&mut used, &mut windows, &[limited(1, 7, 3, 3)]);
+        assert_eq!(admission[0].outcome, Outcome::RateLimited);
+    }
+
+    #[test]
+    fn calls_fit_as_read_only_while_their_window_has_slots_for_all() {
+        let asks = [
+            limited(1, 7, 3, 1),
+            limited(1, 7, 3, 1),
+            limited(2, 8, 3, 1),
+            limited(2, 8, 3, 1),
+            limited(2, 8, 3, 1),
+            Ask {
+                credits: 0,
+                ..limited(3, 9, 3, 0)
+            },
+        ];
+        assert_eq!(fit_as_read(&asks), [true, true, false, false, false, false]);
     }
 
     #[test]

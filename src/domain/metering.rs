@@ -12,6 +12,8 @@ pub enum VerifyCode {
     UsageExceeded,
     /// v2: the key's expiresAt has passed.
     Expired,
+    /// v3: the key's rate limit admits no more calls in the current window; nothing recorded.
+    RateLimited,
 }
 
 impl VerifyCode {
@@ -23,6 +25,7 @@ impl VerifyCode {
             Self::Revoked => "REVOKED",
             Self::UsageExceeded => "USAGE_EXCEEDED",
             Self::Expired => "EXPIRED",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 
@@ -34,6 +37,7 @@ impl VerifyCode {
             Self::Revoked => "revoked",
             Self::UsageExceeded => "usage_exceeded",
             Self::Expired => "expired",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -44,6 +48,7 @@ impl VerifyCode {
             Self::Revoked,
             Self::UsageExceeded,
             Self::Expired,
+            Self::RateLimited,
         ]
         .into_iter()
         .find(|code| code.as_str() == stored)

@@ -32,4 +32,4 @@ pub use policy::{AccountPolicy, Limit, LoginLimits, Retention, ROTATION_GRACE_AL
 pub use rate_limit::{RateLimit, RateLimitState};
 pub use secret::{BrowserBinding, SecretHash, SessionToken};
 pub use series::{Interval, SeriesRange};
-pub use verification::{AccountPricing, Counter, KeyAccount, KeyRef, Verification};
+pub use verification::{AccountPricing, Counter, KeyAccount, KeyRate, KeyRef, Verification};

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::rate_limit::{seconds_until, RateLimit, RateLimitState, Window, WindowCount};
 use super::{Cycle, KeyType, VerifyCode};
 
 /// A key as verifyKey reports it.
@@ -22,9 +23,16 @@ pub struct Verification {
     pub account_id: Option<Uuid>,
     pub remaining_credits: Option<i64>,
     pub cycle_end: Option<DateTime<Utc>>,
+    /// The key's rate limit as it stands after this call; `None` when the
+    /// key has none.
+    pub rate_limit: Option<RateLimitState>,
     /// Set as the answer leaves metering (`answered_at`): with
-    /// USAGE_EXCEEDED, seconds until the cycle ends, rounded up, at least 1.
+    /// USAGE_EXCEEDED, seconds until the cycle ends; with RATE_LIMITED,
+    /// until the window ends; rounded up, at least 1.
     pub retry_after_secs: Option<i64>,
+    /// Set by `answered_at` for a key with a limit: seconds until its
+    /// window ends, rounded up, at least 1 (the gateway's X-RateLimit-Reset).
+    pub window_resets_in_secs: Option<i64>,
 }
 
 impl Verification {
@@ -35,7 +43,9 @@ impl Verification {
             account_id: None,
             remaining_credits: None,
             cycle_end: None,
+            rate_limit: None,
             retry_after_secs: None,
+            window_resets_in_secs: None,
         }
     }
 
@@ -54,22 +64,30 @@ impl Verification {
             account_id: Some(account.account_id),
             remaining_credits: Some((account.monthly_credits - used).max(0)),
             cycle_end: Some(cycle.end),
+            rate_limit: None,
             retry_after_secs: None,
+            window_resets_in_secs: None,
         }
+    }
+
+    /// With the key's rate limit as it stands after this call.
+    pub fn with_rate_limit(mut self, state: Option<RateLimitState>) -> Self {
+        self.rate_limit = state;
+        self
     }
 
     /// The answer as given at `now`, with the seconds a refused call should
     /// wait before it can succeed: with USAGE_EXCEEDED, until the cycle
-    /// ends and the credits renew (the same cycle arithmetic as cycleEnd),
-    /// rounded up and at least 1.
+    /// ends and the credits renew (the same cycle arithmetic as cycleEnd);
+    /// with RATE_LIMITED, until the key's window ends.
     pub fn answered_at(mut self, now: DateTime<Utc>) -> Self {
-        self.retry_after_secs = match (self.code, self.cycle_end) {
-            (VerifyCode::UsageExceeded, Some(end)) => {
-                let millis = (end - now).num_milliseconds().max(0);
-                Some((millis.saturating_add(999) / 1000).max(1))
-            }
+        let frees_at = match self.code {
+            VerifyCode::UsageExceeded => self.cycle_end,
+            VerifyCode::RateLimited => self.rate_limit.map(|state| state.reset),
             _ => None,
         };
+        self.retry_after_secs = frees_at.map(|at| seconds_until(at, now));
+        self.window_resets_in_secs = self.rate_limit.map(|state| seconds_until(state.reset, now));
         self
     }
 }
@@ -120,6 +138,10 @@ pub struct KeyAccount {
     pub revoked: bool,
     /// When the key stops verifying; `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit: Option<RateLimit>,
+    /// The key's window count as read (a hint: charging reads it again
+    /// under its lock).
+    pub window: Option<WindowCount>,
     pub account: Option<AccountPricing>,
 }
 
@@ -136,10 +158,42 @@ impl KeyAccount {
         }
     }
 
+    /// The key's limit, its window at `now` and the calls that window had
+    /// admitted as read; `None` when the key has no limit.
+    pub fn rate_at(&self, now: DateTime<Utc>) -> Option<KeyRate> {
+        let limit = self.rate_limit?;
+        let window = limit.window_at(now);
+        Some(KeyRate {
+            limit,
+            window,
+            used_before: WindowCount::used_in(self.window, &window),
+        })
+    }
+
     pub fn key_ref(&self) -> KeyRef {
         KeyRef {
             id: self.key_id,
             key_type: self.key_type,
         }
+    }
+}
+
+/// A limited key's window for one call: the limit, the window the call
+/// falls in, and the calls it had admitted when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRate {
+    pub limit: RateLimit,
+    pub window: Window,
+    pub used_before: i64,
+}
+
+impl KeyRate {
+    /// What an answer says once the window has admitted `used` calls.
+    pub fn state(&self, used: i64) -> RateLimitState {
+        RateLimitState::of(self.limit, &self.window, used)
+    }
+
+    pub fn limit(&self) -> i64 {
+        i64::from(self.limit.limit)
     }
 }

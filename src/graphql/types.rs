@@ -7,8 +7,8 @@ use super::context::{named_user, state};
 use super::cost;
 use super::points::UsagePoints;
 use super::scalars::{saturating_i32, DateTime};
+use crate::domain::{self, Interval, Verification};
 use crate::domain::{Cycle, KeyStatus, KeyType, Refund, RefundCode, VerifyCode};
-use crate::domain::{Interval, Verification};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
 use crate::metering;
@@ -264,6 +264,8 @@ pub struct VerifyKeyResult {
     cycle_end: Option<DateTime>,
     /// v3: the key's account; null when the key is unknown.
     account_id: Option<Uuid>,
+    /// v3: the key's rate limit as it stands after this call; null when the key has none or is unknown.
+    rate_limit: Option<RateLimitState>,
     /// v3: with RATE_LIMITED, seconds until the window frees (at least 1); with USAGE_EXCEEDED,
     /// seconds until cycleEnd (at least 1); null otherwise.
     retry_after_seconds: Option<i32>,
@@ -279,7 +281,28 @@ impl From<Verification> for VerifyKeyResult {
             remaining_credits: v.remaining_credits.map(saturating_i32),
             cycle_end: v.cycle_end.map(Into::into),
             account_id: v.account_id,
+            rate_limit: v.rate_limit.map(RateLimitState::from),
             retry_after_seconds: v.retry_after_secs.map(saturating_i32),
+        }
+    }
+}
+
+/// v3
+#[derive(SimpleObject)]
+pub struct RateLimitState {
+    limit: i32,
+    /// Calls the current window still admits after this one.
+    remaining: i32,
+    /// When the current window ends.
+    reset: DateTime,
+}
+
+impl From<domain::RateLimitState> for RateLimitState {
+    fn from(state: domain::RateLimitState) -> Self {
+        Self {
+            limit: state.limit,
+            remaining: saturating_i32(state.remaining),
+            reset: state.reset.into(),
         }
     }
 }

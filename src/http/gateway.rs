@@ -172,7 +172,9 @@ fn denies_with_403(uri: &Uri) -> bool {
 fn answer(verification: &Verification, deny_with_403: bool) -> Response {
     let (status, challenge) = match verification.code {
         VerifyCode::Valid => (StatusCode::OK, false),
-        VerifyCode::UsageExceeded => (StatusCode::TOO_MANY_REQUESTS, false),
+        VerifyCode::UsageExceeded | VerifyCode::RateLimited => {
+            (StatusCode::TOO_MANY_REQUESTS, false)
+        }
         VerifyCode::NotFound | VerifyCode::Revoked | VerifyCode::Expired => {
             (StatusCode::UNAUTHORIZED, true)
         }
@@ -206,6 +208,13 @@ fn answer(verification: &Verification, deny_with_403: bool) -> Response {
     if let Some(wait) = verification.retry_after_secs {
         set("retry-after", wait.to_string());
     }
+    if let Some(state) = verification.rate_limit {
+        set("x-ratelimit-limit", state.limit.to_string());
+        set("x-ratelimit-remaining", state.remaining.to_string());
+    }
+    if let Some(reset) = verification.window_resets_in_secs {
+        set("x-ratelimit-reset", reset.to_string());
+    }
     if challenge {
         set("www-authenticate", "Bearer".to_owned());
     }
@@ -222,7 +231,11 @@ fn verify_body(verification: &Verification) -> Value {
         "remainingCredits": verification.remaining_credits,
         "cycleEnd": verification.cycle_end.map(instant::render),
         "accountId": verification.account_id,
-        "rateLimit": Value::Null,
+        "rateLimit": verification.rate_limit.map(|state| json!({
+            "limit": state.limit,
+            "remaining": state.remaining,
+            "reset": instant::render(state.reset),
+        })),
         "retryAfterSeconds": verification.retry_after_secs,
     })
 }

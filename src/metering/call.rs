@@ -4,8 +4,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::admission::{Ask, CounterKey};
-use crate::domain::{AccountPricing, Charge, Cycle, KeyAccount, KeyRef, Verification, VerifyCode};
+use crate::domain::admission::{Ask, CounterKey, RateAsk};
+use crate::domain::{
+    AccountPricing, Charge, Cycle, KeyAccount, KeyRate, KeyRef, Verification, VerifyCode,
+};
 
 /// A verifyKey call to charge: the secret's hash and what the call asked.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct Call<'a> {
     pub cycle: Cycle,
     /// Credits used in the cycle when the key was read.
     pub used_before: i64,
+    /// The key's rate limit and window, if it has a limit.
+    pub rate: Option<KeyRate>,
     pub hash: &'a [u8],
     pub charge: &'a Charge,
 }
@@ -44,13 +48,30 @@ impl<'a> Call<'a> {
             used_before: account.used_in(&cycle),
             account,
             cycle,
+            rate: key.rate_at(now),
             hash: &request.hash,
             charge: &request.charge,
         }
     }
 
+    /// The answer with the account at `used` credits and the key's window
+    /// as read.
     pub fn answer(&self, code: VerifyCode, used: i64) -> Verification {
+        let window = self.rate.map(|rate| rate.used_before);
+        self.answer_in_window(code, used, window)
+    }
+
+    /// The answer with the account at `used` credits and the key's window
+    /// at `window` calls admitted.
+    pub fn answer_in_window(
+        &self,
+        code: VerifyCode,
+        used: i64,
+        window: Option<i64>,
+    ) -> Verification {
+        let state = self.rate.zip(window).map(|(rate, used)| rate.state(used));
         Verification::for_key(code, self.key, &self.account, used, &self.cycle)
+            .with_rate_limit(state)
     }
 
     pub fn request_id(&self) -> Option<&str> {
@@ -80,6 +101,11 @@ impl<'a> Call<'a> {
             monthly_credits: self.account.monthly_credits,
             used_before: self.used_before,
             has_request_id: self.request_id().is_some(),
+            rate: self.rate.map(|rate| RateAsk {
+                key: self.key.id,
+                limit: rate.limit(),
+                used_before: rate.used_before,
+            }),
         }
     }
 }

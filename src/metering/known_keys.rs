@@ -2,20 +2,20 @@
 //! next charge on the same key can skip reading it again: on PostgreSQL a
 //! call without a requestId is then one statement, one round trip.
 //!
-//! Only ever a guess. What is kept (key id and type, the owner's account,
-//! its monthly credits and cycle anchor) does not change once written, and
-//! the charge statement checks in the database, in the same statement, that
-//! the key is neither revoked nor expired and the account still has that
-//! anchor and those credits, so a revoked or expired key or a changed plan
-//! is never charged on a stale guess: the statement refuses and the call is
-//! charged from a fresh read.
-//! The credits used are a hint only, to skip the guess when the account
-//! looks full. Nothing here is needed for correctness or shared between
-//! processes.
+//! Only ever a guess. The charge statement checks in the database, in the
+//! same statement, that the key is neither revoked nor expired, still has
+//! the rate limit remembered, and the account still has the anchor and
+//! credits remembered, so a revoked or expired key, a changed limit or a
+//! changed plan is never charged on a stale guess: the statement refuses
+//! and the call is charged from a fresh read.
+//! The credits used and a limited key's window count are hints only, to
+//! skip the guess when the account or the window looks full. Nothing here
+//! is needed for correctness or shared between processes.
 
 use chrono::{DateTime, Utc};
 
 use crate::bounded_map::BoundedMap;
+use crate::domain::rate_limit::WindowCount;
 use crate::domain::{Counter, KeyAccount};
 
 /// Keys kept at most; past it the map starts over. An entry is a couple of
@@ -50,6 +50,13 @@ impl KnownKeys {
         }
     }
 
+    /// Notes the calls the key's window starting at `start` has admitted.
+    pub fn saw_window(&self, hash: &[u8], start: DateTime<Utc>, used: i64) {
+        self.keys.update(hash, |key| {
+            key.window = Some(WindowCount { start, used });
+        });
+    }
+
     /// Notes the account's credits used in the cycle starting at `cycle_start`.
     pub fn saw_usage(&self, hash: &[u8], cycle_start: DateTime<Utc>, used: i64) {
         self.keys.update(hash, |key| {
@@ -73,6 +80,8 @@ mod tests {
             key_type: KeyType::Dev,
             revoked,
             expires_at: None,
+            rate_limit: None,
+            window: None,
             account: Some(AccountPricing {
                 account_id: Uuid::new_v4(),
                 monthly_credits: 100,

@@ -1,10 +1,11 @@
-//! The locked path: every call with a requestId, every call on SQLite, and
-//! whatever the one statement refused. One transaction, four steps:
-//! `claim` the requestIds (their primary key decides races, in key order),
-//! `lock` the counters being charged (in account order, so concurrent
-//! batches queue rather than deadlock), `admit` calls in arrival order
-//! while they fit, `record` the writes and the claimed answers; then COMMIT
-//! and answer.
+//! The locked path: every call with a requestId, every call on SQLite, every
+//! free check of a limited key, and whatever the one statement refused. One
+//! transaction, four steps: `claim` the requestIds (their primary key
+//! decides races, in key order), `lock` the counters being charged (in
+//! account order, so concurrent batches queue rather than deadlock) and
+//! then the windows of their limited keys, `admit` calls in arrival order
+//! while they fit, `record` the writes, the windows' slots and the claimed
+//! answers; then COMMIT and answer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -18,9 +19,10 @@ use uuid::Uuid;
 use super::call::Call;
 use super::failures::{Charged, Failure};
 use super::writes::ChargeWrites;
-use crate::domain::admission::{admit_in_order, Admission, CounterKey};
+use crate::domain::admission::{admit_in_order, CounterKey, Outcome};
 use crate::domain::{Verification, VerifyCode};
 use crate::store::counters::{lock_counters, LockedCounter};
+use crate::store::rate_windows::{self, LockedWindow};
 use crate::store::requests::{self, Claimed, REQUEST_ID_TTL};
 
 /// Each call's answer so far, by its place in the batch.
@@ -43,10 +45,18 @@ pub async fn run(
         .map_err(Failure::before_commit("beginning the transaction"))?;
     let mut settled: Settled = vec![None; calls.len()];
     let claims = claim(&txn, calls, &mut settled, now).await?;
-    let mut counters = lock(&txn, calls, &settled, &claims).await?;
-    let admitted = admit(calls, &mut settled, &claims, &mut counters);
-    let writes = ChargeWrites::of(admitted.iter().map(|&c| &calls[c]));
-    record(&txn, writes, &counters, calls, &claims, &settled, now).await?;
+    let counters = lock(&txn, calls, &settled, &claims).await?;
+    let windows = lock_windows(&txn, calls, &settled, &claims).await?;
+    let admitted = admit(calls, &mut settled, &claims, &counters, &windows);
+    let writes = ChargeWrites::of(admitted.charged.iter().map(|&c| &calls[c]));
+    let slots = Slots {
+        windows: &windows,
+        taken: &admitted.windows,
+    };
+    record(
+        &txn, writes, &counters, slots, calls, &claims, &settled, now,
+    )
+    .await?;
     txn.commit()
         .await
         .map_err(Failure::at_commit("committing"))?;
@@ -189,42 +199,139 @@ async fn lock(
         .collect())
 }
 
+/// Locks and reads the windows of the limited keys of the calls still to
+/// admit, in key order, after their counters: every charge of a key takes
+/// its account's counter first, so two batches never wait on each other's
+/// windows. Each key's window, as locked, with the calls the current
+/// window (the batch's) has admitted.
+async fn lock_windows(
+    txn: &DatabaseTransaction,
+    calls: &[Call<'_>],
+    settled: &Settled,
+    claims: &Claims,
+) -> Charged<HashMap<Uuid, LockedKeyWindow>> {
+    let keys: BTreeMap<Uuid, DateTime<Utc>> = calls
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| settled[*c].is_none() && !claims.is_repeat(*c))
+        .filter_map(|(_, call)| Some((call.key.id, call.rate?.window.start)))
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let values: Vec<Value> = keys
+        .iter()
+        .flat_map(|(key, start)| [Value::from(*key), Value::from(*start)])
+        .collect();
+    let sql = rate_windows::lock_windows(keys.len());
+    let statement = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+    let locked = LockedWindow::find_by_statement(statement)
+        .all(txn)
+        .await
+        .map_err(Failure::before_commit("locking rate limit windows"))?;
+    Ok(locked
+        .into_iter()
+        .filter_map(|row| {
+            let start = *keys.get(&row.api_key_id)?;
+            // A row of an earlier window counts nothing in the batch's.
+            let used = if row.window_start == start {
+                row.used
+            } else {
+                0
+            };
+            Some((row.api_key_id, LockedKeyWindow { start, used }))
+        })
+        .collect())
+}
+
+/// A limited key's window under its lock: the batch's window and the calls
+/// it had admitted.
+#[derive(Clone, Copy)]
+struct LockedKeyWindow {
+    start: DateTime<Utc>,
+    used: i64,
+}
+
+/// What admission decided beyond the answers.
+struct Admitted {
+    /// The calls charged (credits above 0).
+    charged: Vec<usize>,
+    /// Each limited key's window after the batch: the calls it admitted.
+    windows: HashMap<Uuid, i64>,
+}
+
 /// Admits the calls still unanswered in arrival order while they fit, and
-/// answers each; returns the calls charged (credits above 0). `counters`
-/// keeps the values as locked, for `record`.
+/// answers each. `counters` and `windows` keep the values as locked, for
+/// `record`.
 fn admit(
     calls: &[Call<'_>],
     settled: &mut Settled,
     claims: &Claims,
-    counters: &mut BTreeMap<CounterKey, i64>,
-) -> Vec<usize> {
+    counters: &BTreeMap<CounterKey, i64>,
+    windows: &HashMap<Uuid, LockedKeyWindow>,
+) -> Admitted {
     let waiting: Vec<usize> = (0..calls.len())
         .filter(|&c| settled[c].is_none() && !claims.is_repeat(c))
         .collect();
     let asks: Vec<_> = waiting.iter().map(|&c| calls[c].ask()).collect();
     let mut used = counters.clone();
-    let admissions = admit_in_order(&mut used, &asks);
-    let mut admitted = Vec::new();
+    let mut taken: HashMap<Uuid, i64> = windows
+        .iter()
+        .map(|(key, window)| (*key, window.used))
+        .collect();
+    let admissions = admit_in_order(&mut used, &mut taken, &asks);
+    let mut charged = Vec::new();
     for (&c, admission) in waiting.iter().zip(admissions) {
-        let answer = match admission {
-            Admission::Admitted { used } => {
+        let code = match admission.outcome {
+            Outcome::Admitted => {
                 if calls[c].credits() > 0 {
-                    admitted.push(c);
+                    charged.push(c);
                 }
-                calls[c].answer(VerifyCode::Valid, used)
+                VerifyCode::Valid
             }
-            Admission::Exceeded { used } => calls[c].answer(VerifyCode::UsageExceeded, used),
+            Outcome::RateLimited => VerifyCode::RateLimited,
+            Outcome::Exceeded => VerifyCode::UsageExceeded,
         };
-        settled[c] = Some(answer);
+        settled[c] = Some(calls[c].answer_in_window(code, admission.used, admission.window));
     }
-    admitted
+    Admitted {
+        charged,
+        windows: taken,
+    }
 }
 
-/// Writes the charges and the answers of the fresh claims.
+/// The windows' slots a batch took: each key's window as locked, and the
+/// calls it admitted after the batch.
+struct Slots<'a> {
+    windows: &'a HashMap<Uuid, LockedKeyWindow>,
+    taken: &'a HashMap<Uuid, i64>,
+}
+
+impl Slots<'_> {
+    /// The windows that moved, as (key, window start, calls admitted).
+    fn moved(&self) -> Vec<(Uuid, DateTime<Utc>, i64)> {
+        let mut moved: Vec<_> = self
+            .taken
+            .iter()
+            .filter_map(|(key, &used)| {
+                let locked = self.windows.get(key)?;
+                (used != locked.used).then_some((*key, locked.start, used))
+            })
+            .collect();
+        moved.sort();
+        moved
+    }
+}
+
+/// Writes the charges, the windows' slots and the answers of the fresh
+/// claims; a RATE_LIMITED call's claim is given up, so its requestId is
+/// decided afresh when retried.
+#[allow(clippy::too_many_arguments)]
 async fn record(
     txn: &DatabaseTransaction,
     writes: ChargeWrites,
     locked: &BTreeMap<CounterKey, i64>,
+    slots: Slots<'_>,
     calls: &[Call<'_>],
     claims: &Claims,
     settled: &Settled,
@@ -232,11 +339,28 @@ async fn record(
 ) -> Charged<()> {
     let backend = txn.get_database_backend();
     let mut statements = writes.locked_statements(locked, backend, now);
+    let moved = slots.moved();
+    if !moved.is_empty() {
+        let values = moved
+            .iter()
+            .flat_map(|(key, start, used)| [(*key).into(), (*start).into(), (*used).into()])
+            .collect();
+        statements.push((rate_windows::set_windows(moved.len()), values));
+    }
     for &c in &claims.fresh {
         let Some(answer) = &settled[c] else { continue };
+        let call = &calls[c];
+        if answer.code == VerifyCode::RateLimited {
+            let values = vec![
+                call.key.id.into(),
+                call.request_id().map(str::to_owned).into(),
+            ];
+            statements.push((requests::FORGET_CLAIM.to_owned(), values));
+            continue;
+        }
         statements.push((
             requests::ANSWER_REQUEST_ID.to_owned(),
-            answer_values(&calls[c], answer, now),
+            answer_values(call, answer, now),
         ));
     }
     for (sql, values) in statements {
@@ -259,5 +383,8 @@ fn answer_values(call: &Call, answer: &Verification, now: DateTime<Utc>) -> Vec<
         answer.remaining_credits.unwrap_or(0).into(),
         answer.cycle_end.unwrap_or(now).into(),
         charged.into(),
+        answer.rate_limit.map(|state| state.limit).into(),
+        answer.rate_limit.map(|state| state.remaining).into(),
+        answer.rate_limit.map(|state| state.reset).into(),
     ]
 }

@@ -1,7 +1,8 @@
 //! verifyKey and keysUsage, behind one front door: `Metering`. Read top to
 //! bottom, never returning to a file already left:
 //!
-//! - a free check (credits 0): `check`, one lookup;
+//! - a free check (credits 0): `check`, one lookup (a limited key's check
+//!   takes a slot: it is charged 0 credits, the locked way);
 //! - a charge: `charger` (alone, or queued with others: group commit) →
 //!   `batch_charge` (one batch: remembered keys, one read, then the paths)
 //!   → `isolate` (a failure stays with its call) → `one_statement`
@@ -45,6 +46,7 @@ use batch_charge::BatchCharging;
 use call::ChargeRequest;
 use charger::Charger;
 pub use charger::Grouping;
+use check::Checked;
 pub use series::{KeySeries, Point, SeriesAsk, UsageSeries};
 pub use usage::{KeyUsage, KeysUsage};
 
@@ -87,7 +89,17 @@ impl Metering {
     pub async fn verify(&self, secret: &str, charge: Charge) -> Result<Verification> {
         let hash = SecretHash::of(secret).to_vec();
         let verification = if charge.credits == 0 {
-            check::check(&self.lookups, hash, self.now()).await?
+            match check::check(&self.lookups, hash.clone(), self.now()).await? {
+                Checked::Answered(answer) => answer,
+                // Never remembered, so each check answered VALID takes a slot.
+                Checked::TakesASlot => {
+                    let charge = Charge {
+                        request_id: None,
+                        ..charge
+                    };
+                    self.charger.submit(ChargeRequest { hash, charge }).await?
+                }
+            }
         } else {
             self.charger.submit(ChargeRequest { hash, charge }).await?
         };

@@ -3,11 +3,13 @@
 //! rollup per key and cycle (and the same per key and hour, and per key and
 //! day: a batch shares one instant), the keys whose lastUsedAt moves, and
 //! the usage alerts the counters' moves raise (`counters::raise_alerts`). The
-//! one-statement path sends it whole, priced, in one statement; the locked
-//! path sets each counter to its locked value plus its credits and writes
-//! the rest beside it (one statement on PostgreSQL, several on SQLite).
+//! one-statement path sends it whole, priced, in one statement, with the
+//! slots its limited keys' windows give (`rate_windows::take_slots`); the
+//! locked path sets each counter to its locked value plus its credits and
+//! writes the rest beside it (one statement on PostgreSQL, several on
+//! SQLite), and sets the windows from their locked values itself.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DbBackend, Value};
@@ -15,6 +17,7 @@ use uuid::Uuid;
 
 use super::call::Call;
 use crate::domain::admission::CounterKey;
+use crate::domain::RateLimit;
 use crate::store::counters::{self, LAST_USED_PRECISION, TIME_ROLLUPS};
 
 /// What one counter is given, and the pricing the calls assumed.
@@ -45,8 +48,18 @@ pub struct ChargeWrites {
     events: Vec<Event>,
     /// By (account, key, cycle start).
     rollups: BTreeMap<(Uuid, Uuid, DateTime<Utc>), Rollup>,
-    /// (account, key) of every key charged.
-    touched: BTreeSet<(Uuid, Uuid)>,
+    /// (account, key) of every key charged, with the rate limit its calls
+    /// assumed (the one statement checks the key still has it).
+    touched: BTreeMap<(Uuid, Uuid), Option<RateLimit>>,
+    /// By key: the slots each limited key's calls take in its window.
+    slots: BTreeMap<Uuid, Slots>,
+}
+
+/// One limited key's share of its window.
+struct Slots {
+    account_id: Uuid,
+    window_start: DateTime<Utc>,
+    calls: i64,
 }
 
 impl ChargeWrites {
@@ -69,7 +82,21 @@ impl ChargeWrites {
                 .or_default();
             rollup.credits += call.credits();
             rollup.requests += 1;
-            writes.touched.insert((call.account_id(), call.key.id));
+            writes.touched.insert(
+                (call.account_id(), call.key.id),
+                call.rate.map(|rate| rate.limit),
+            );
+            if let Some(rate) = call.rate {
+                writes
+                    .slots
+                    .entry(call.key.id)
+                    .or_insert(Slots {
+                        account_id: call.account_id(),
+                        window_start: rate.window.start,
+                        calls: 0,
+                    })
+                    .calls += 1;
+            }
             writes.events.push(Event {
                 account_id: call.account_id(),
                 key_id: call.key.id,
@@ -109,17 +136,29 @@ impl ChargeWrites {
             ]);
         }
         values.extend([now.into(), (now - LAST_USED_PRECISION).into()]);
-        values.extend(
-            self.touched
-                .iter()
-                .flat_map(|(account, key)| [(*account).into(), (*key).into()]),
-        );
+        for ((account, key), limit) in &self.touched {
+            values.extend([
+                (*account).into(),
+                (*key).into(),
+                limit.map(|limit| limit.limit).into(),
+                limit.map(|limit| limit.window_secs).into(),
+            ]);
+        }
         values.extend(time_buckets(now));
+        for (key, slots) in &self.slots {
+            values.extend([
+                slots.account_id.into(),
+                (*key).into(),
+                slots.window_start.into(),
+                slots.calls.into(),
+            ]);
+        }
         let sql = counters::charge_in_one_statement(
             self.counters.len(),
             self.events.len(),
             self.rollups.len(),
             self.touched.len(),
+            self.slots.len(),
         );
         (sql, values)
     }
@@ -145,7 +184,7 @@ impl ChargeWrites {
             .collect();
         let rollups = self.rollup_rows(None);
         let mut touch: Vec<Value> = vec![now.into(), (now - LAST_USED_PRECISION).into()];
-        touch.extend(self.touched.iter().map(|(_, key)| Value::from(*key)));
+        touch.extend(self.touched.keys().map(|(_, key)| Value::from(*key)));
         let (events_n, rollups_n, keys_n) =
             (self.events.len(), self.rollups.len(), self.touched.len());
         if backend == DbBackend::Postgres {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::FromQueryResult;
 use uuid::Uuid;
 
-use super::placeholders;
+use super::{placeholders, rate_windows};
 use crate::domain::Interval;
 
 /// How stale lastUsedAt may be. A hot key is used thousands of times a
@@ -24,11 +24,13 @@ pub struct LockedCounter {
     pub credits_used: i64,
 }
 
-/// An account's counter after the one statement added to it.
+/// A total after the one statement added to it: an account's counter
+/// (`billing_account_id`) or a limited key's window (`api_key_id`).
 #[derive(FromQueryResult, Debug)]
 pub struct ChargedTotal {
-    pub billing_account_id: Uuid,
-    pub credits_used: i64,
+    pub billing_account_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+    pub total: i64,
 }
 
 /// Creates the (account, cycle) counters if missing and locks them: the
@@ -215,31 +217,39 @@ pub fn record_charges(counters: usize, events: usize, rollups: usize, keys: usiz
 
 /// PostgreSQL: a batch's calls without requestIds in one statement (its
 /// own transaction): the one-statement path. An account is charged only if its keys in the batch
-/// are all still active and the account still has the cycle anchor and
-/// monthly credits the calls were priced with (they may come from
-/// `KnownKeys`, not a read), and only if the sum fits its monthly
-/// credits (checked on the locked row). The events, rollups and
-/// lastUsedAt of an account are written only if its counter was, and
-/// only after its row is locked, so two such statements lock in account
-/// order, like the locked path. Parameters: the counters (account,
-/// cycle, sum, anchor, monthly credits) in account order, the events
-/// (account, key, credits, endpoint, time), the rollups (account, key,
-/// cycle, credits, requests), the two times of `touch_keys`, the keys
-/// (account, key), and last the batch's hour and day. A key revoked or
-/// expired (at the batch's instant, the first `touch_keys` time) is never
-/// charged here, whatever this process remembers of it; the time rollups'
-/// rows are the cycle rollups' in the batch's hour and day.
+/// are all still active with the rate limits the calls assumed, and the
+/// account still has the cycle anchor and monthly credits the calls were
+/// priced with (they may come from `KnownKeys`, not a read), and only if
+/// the sum fits its monthly credits (checked on the locked row). The
+/// events, rollups and lastUsedAt of an account are written only if its
+/// counter was, and only after its row is locked, so two such statements
+/// lock in account order, like the locked path. With limited keys
+/// (`windows` > 0), their slots are taken after the counters
+/// (`rate_windows::take_slots`), and a charged account whose window was
+/// full fails the whole statement (`rate_windows::EVERY_SLOT_TAKEN`).
+/// Parameters: the counters (account, cycle, sum, anchor, monthly credits)
+/// in account order, the events (account, key, credits, endpoint, time),
+/// the rollups (account, key, cycle, credits, requests), the two times of
+/// `touch_keys`, the keys (account, key, rate limit, window seconds), the
+/// batch's hour and day, and last the windows (account, key, window start,
+/// calls). A key revoked or expired (at the batch's instant, the first
+/// `touch_keys` time) is never charged here, whatever this process
+/// remembers of it; the time rollups' rows are the cycle rollups' in the
+/// batch's hour and day. Rows answered: each charged account's total
+/// (`billing_account_id`, `total`) and each window's (`api_key_id`, `total`).
 pub fn charge_in_one_statement(
     counters: usize,
     events: usize,
     rollups: usize,
     keys: usize,
+    windows: usize,
 ) -> String {
     let events_from = counters * 5 + 1;
     let rollups_from = events_from + events * 5;
     let now = rollups_from + rollups * 5;
+    let buckets = now + 2 + keys * 4;
     let checked = checked_and_charged(
-        &placeholders(keys, 2, now + 2),
+        &placeholders(keys, 4, now + 2),
         &placeholders(counters, 5, 1),
         now,
     );
@@ -247,7 +257,7 @@ pub fn charge_in_one_statement(
         &placeholders(events, 5, events_from),
         &placeholders(rollups, 5, rollups_from),
         now,
-        now + 2 + keys * 2,
+        buckets,
     );
     // The counters' values again, not `fits`: a CTE read twice would be
     // materialised, and `charged`'s plan with it. `fits` checked that each
@@ -261,8 +271,18 @@ pub fn charge_in_one_statement(
         placeholders(counters, 5, 1)
     );
     let alerts = raise_alerts_from(&moved, now);
+    let accounts = "SELECT billing_account_id, NULL::uuid AS api_key_id, credits_used AS total";
+    if windows == 0 {
+        return format!(
+            "WITH {checked},\n{written},\nalerts AS ({alerts})\n{accounts} FROM charged"
+        );
+    }
+    let slots = rate_windows::take_slots(windows, buckets + 2);
+    let guard = rate_windows::EVERY_SLOT_TAKEN;
     format!(
-        "WITH {checked},\n{written},\nalerts AS ({alerts})\nSELECT billing_account_id, credits_used FROM charged"
+        "WITH {checked},\n{written},\nalerts AS ({alerts}),\n{slots}
+         {accounts}, {guard} AS whole FROM charged
+         UNION ALL SELECT NULL, api_key_id, used, 1 FROM windows"
     )
 }
 
@@ -272,7 +292,7 @@ pub fn charge_in_one_statement(
 fn checked_and_charged(keys: &str, counters: &str, now: usize) -> String {
     format!(
         "batch_keys AS (
-           SELECT * FROM (VALUES {keys}) AS t(account, key)),
+           SELECT * FROM (VALUES {keys}) AS t(account, key, rate_limit, window_secs)),
          fits AS (
            SELECT v.account, v.cycle_start, v.total
              FROM (VALUES {counters}) AS v(account, cycle_start, total, anchor, monthly_credits)
@@ -281,7 +301,9 @@ fn checked_and_charged(keys: &str, counters: &str, now: usize) -> String {
               AND v.total <= b.monthly_credits
               AND NOT EXISTS (SELECT 1 FROM batch_keys t JOIN api_keys k ON k.id = t.key
                                WHERE t.account = v.account
-                                 AND (k.revoked_at IS NOT NULL OR k.expires_at <= ${now}))),
+                                 AND (k.revoked_at IS NOT NULL OR k.expires_at <= ${now}
+                                      OR k.rate_limit IS DISTINCT FROM t.rate_limit
+                                      OR k.rate_window_secs IS DISTINCT FROM t.window_secs))),
          charged AS (
            INSERT INTO billing_cycle_usage (billing_account_id, cycle_start, credits_used)
            SELECT account, cycle_start, total FROM fits
@@ -342,10 +364,14 @@ mod tests {
             for interval in TIME_ROLLUPS {
                 assert_eq!(parameters(&add_to_time_rollup(interval, rows, 1)), rows * 4);
             }
-            assert_eq!(
-                parameters(&charge_in_one_statement(accounts, events, rows, rows)),
-                accounts * 5 + events * 5 + rows * 5 + 2 + rows * 2 + 2
-            );
+            for windows in [0, 1, rows] {
+                assert_eq!(
+                    parameters(&charge_in_one_statement(
+                        accounts, events, rows, rows, windows
+                    )),
+                    accounts * 5 + events * 5 + rows * 5 + 2 + rows * 4 + 2 + windows * 4
+                );
+            }
             assert_eq!(parameters(&raise_alerts(rows)), rows * 4 + 1);
             for counters in [0, 1, 3] {
                 let all = counters * 4 + rows * 4 + rows * 4 + rows + 2 + 2;

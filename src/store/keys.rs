@@ -1,4 +1,6 @@
-//! Finding keys by their secret's hash: the key, its account and that account's newest counter, in one indexed read.
+//! Finding keys by their secret's hash: the key, its account and that
+//! account's newest counter, and a limited key's window count, in one
+//! indexed read.
 
 use std::collections::HashMap;
 
@@ -6,14 +8,16 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use uuid::Uuid;
 
-use crate::domain::{AccountPricing, Counter, KeyAccount, KeyType};
+use crate::domain::rate_limit::WindowCount;
+use crate::domain::{AccountPricing, Counter, KeyAccount, KeyType, RateLimit};
 
-/// One indexed lookup of `hashes` secrets: each key, its account,
-/// and the account's newest cycle counter.
+/// One indexed lookup of `hashes` secrets: each key (with its rate limit),
+/// its account, the account's newest cycle counter and the key's window.
 pub fn find_keys_sql(hashes: usize) -> String {
     let list: Vec<String> = (1..=hashes).map(|i| format!("${i}")).collect();
     format!(
         "SELECT k.secret_hash, k.id, k.key_type, k.revoked_at IS NOT NULL AS revoked, k.expires_at,
+                k.rate_limit, k.rate_window_secs, w.window_start, w.used AS window_used,
                 b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
                 (SELECT u.cycle_start FROM billing_cycle_usage u
                   WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_cycle_start,
@@ -21,6 +25,7 @@ pub fn find_keys_sql(hashes: usize) -> String {
                   WHERE u.billing_account_id = b.id ORDER BY u.cycle_start DESC LIMIT 1) AS latest_credits_used
            FROM api_keys k
            LEFT JOIN billing_accounts b ON b.id = k.account_id
+           LEFT JOIN key_rate_windows w ON w.api_key_id = k.id
           WHERE k.secret_hash IN ({})",
         list.join(", ")
     )
@@ -33,6 +38,10 @@ struct KeyRow {
     key_type: KeyType,
     revoked: bool,
     expires_at: Option<DateTime<Utc>>,
+    rate_limit: Option<i32>,
+    rate_window_secs: Option<i32>,
+    window_start: Option<DateTime<Utc>>,
+    window_used: Option<i64>,
     account_id: Option<Uuid>,
     monthly_credits: Option<i64>,
     billing_cycle_start: Option<DateTime<Utc>>,
@@ -63,6 +72,11 @@ impl KeyRow {
             key_type: self.key_type,
             revoked: self.revoked,
             expires_at: self.expires_at,
+            rate_limit: RateLimit::from_stored(self.rate_limit, self.rate_window_secs),
+            window: self
+                .window_start
+                .zip(self.window_used)
+                .map(|(start, used)| WindowCount { start, used }),
             account,
         };
         (self.secret_hash, key)

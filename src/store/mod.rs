@@ -6,6 +6,7 @@
 
 pub mod counters;
 pub mod keys;
+pub mod rate_windows;
 pub mod refunds;
 pub mod requests;
 pub mod series;

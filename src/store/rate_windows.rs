@@ -1,0 +1,183 @@
+//! The statements of per-key rate limits: a limited key's window row
+//! (`key_rate_windows`: the current window's start and the calls it
+//! admitted) locked and set by the locked path, or added to by the one
+//! statement, and how the one statement says a window filled under it;
+//! and, when a limit is set or changed, the window counted from the calls
+//! charged in it before.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{sqlx, ConnectionTrait, DbErr, FromQueryResult, RuntimeErr};
+use uuid::Uuid;
+
+use super::{placeholders, statement};
+use crate::domain::rate_limit::{Window, WindowCount};
+
+/// A window as `lock_windows` returns it, locked.
+#[derive(FromQueryResult, Debug)]
+pub struct LockedWindow {
+    pub api_key_id: Uuid,
+    pub window_start: DateTime<Utc>,
+    pub used: i64,
+}
+
+/// Creates the keys' window rows if missing (rows of key, window start)
+/// and locks them: the no-op DO UPDATE takes the row lock, so the counts
+/// read here stay true until the transaction ends.
+pub fn lock_windows(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("(${}, ${}, 0)", 2 * r + 1, 2 * r + 2))
+        .collect();
+    format!(
+        "INSERT INTO key_rate_windows (api_key_id, window_start, used)
+         VALUES {}
+         ON CONFLICT (api_key_id) DO UPDATE SET used = key_rate_windows.used
+         RETURNING api_key_id, window_start, used",
+        values.join(", ")
+    )
+}
+
+/// Sets locked windows: rows of (key, window start, calls admitted).
+pub fn set_windows(rows: usize) -> String {
+    format!(
+        "INSERT INTO key_rate_windows (api_key_id, window_start, used)
+         VALUES {}
+         ON CONFLICT (api_key_id) DO UPDATE
+            SET window_start = excluded.window_start, used = excluded.used",
+        placeholders(rows, 3, 1)
+    )
+}
+
+/// Starts counting `key`'s `window` from the calls charged in it before
+/// (its events), up to `limit` of them (more change nothing: the window is
+/// full either way, and the count stays bounded however hot the key).
+/// Free checks of a key without a limit record nothing, so they are not
+/// counted. (`WHERE true`: SQLite's parser needs it before an upsert's ON
+/// CONFLICT after a SELECT.)
+pub async fn count_from_events(
+    conn: &impl ConnectionTrait,
+    key: Uuid,
+    window: &Window,
+    limit: i32,
+) -> Result<(), DbErr> {
+    const COUNT: &str = "
+INSERT INTO key_rate_windows (api_key_id, window_start, used)
+SELECT $1, $2, COUNT(*) FROM (
+  SELECT 1 FROM api_key_usage
+   WHERE api_key_id = $1 AND created_at >= $2 AND created_at < $3
+   LIMIT $4) charged
+ WHERE true
+ON CONFLICT (api_key_id) DO UPDATE
+   SET window_start = excluded.window_start, used = excluded.used";
+    let values = vec![
+        key.into(),
+        window.start.into(),
+        window.end.into(),
+        i64::from(limit).into(),
+    ];
+    conn.execute_raw(statement(conn.get_database_backend(), COUNT, values))
+        .await?;
+    Ok(())
+}
+
+/// The window `key`'s row counts, if it has one.
+pub async fn window_of(
+    conn: &impl ConnectionTrait,
+    key: Uuid,
+) -> Result<Option<WindowCount>, DbErr> {
+    const READ: &str = "SELECT window_start, used FROM key_rate_windows WHERE api_key_id = $1";
+    let row = conn
+        .query_one_raw(statement(
+            conn.get_database_backend(),
+            READ,
+            vec![key.into()],
+        ))
+        .await?;
+    row.map(|row| {
+        Ok(WindowCount {
+            start: row.try_get("", "window_start")?,
+            used: row.try_get("", "used")?,
+        })
+    })
+    .transpose()
+}
+
+/// Forgets `key`'s window: a key without a limit counts nothing, so a
+/// limit set again later starts from its events.
+pub async fn forget(conn: &impl ConnectionTrait, key: Uuid) -> Result<(), DbErr> {
+    const FORGET: &str = "DELETE FROM key_rate_windows WHERE api_key_id = $1";
+    conn.execute_raw(statement(
+        conn.get_database_backend(),
+        FORGET,
+        vec![key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The one statement's windows (PostgreSQL), its CTEs `rate_keys` and
+/// `windows`: rows of (account, key, window start, calls) from `$first`,
+/// one per limited key. Only the keys of accounts in `charged` take their
+/// slots, and only after every counter of the statement is locked (the
+/// aggregate reads all of `charged` first), so the statement locks as the
+/// locked path does: counters, then windows. A window whose calls would
+/// pass the key's limit, read on its newest version, is left as it is and
+/// missing from `windows`.
+pub fn take_slots(rows: usize, first: usize) -> String {
+    let new_count = "CASE WHEN key_rate_windows.window_start = excluded.window_start
+                          THEN key_rate_windows.used + excluded.used ELSE excluded.used END";
+    format!(
+        "rate_keys AS (
+           SELECT * FROM (VALUES {}) AS w(account, key, window_start, calls)),
+         windows AS (
+           INSERT INTO key_rate_windows (api_key_id, window_start, used)
+           SELECT w.key, w.window_start, w.calls
+             FROM rate_keys w, (SELECT array_agg(billing_account_id) AS ids FROM charged) c
+            WHERE w.account = ANY (c.ids)
+           ON CONFLICT (api_key_id) DO UPDATE
+              SET used = {new_count}, window_start = excluded.window_start
+            WHERE {new_count} <= (SELECT k.rate_limit FROM api_keys k WHERE k.id = excluded.api_key_id)
+           RETURNING api_key_id, used)",
+        placeholders(rows, 4, first)
+    )
+}
+
+/// The one statement's guard, an expression for each row it answers: the
+/// division fails (`WINDOW_FILLED`), and the whole statement with it,
+/// when an account was charged but a window of its keys was full: the
+/// statement then writes nothing, and its calls go the locked way.
+pub const EVERY_SLOT_TAKEN: &str =
+    "1 / (CASE WHEN (SELECT count(*) FROM windows)
+                  = (SELECT count(*) FROM rate_keys w JOIN charged c ON c.billing_account_id = w.account)
+             THEN 1 ELSE 0 END)";
+
+/// PostgreSQL's SQLSTATE for `EVERY_SLOT_TAKEN` failing: division_by_zero.
+const WINDOW_FILLED: &str = "22012";
+
+/// Whether the one statement failed because a window filled under it
+/// (nothing was written).
+pub fn window_filled(error: &DbErr) -> bool {
+    let (DbErr::Query(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error))) =
+        error
+    else {
+        return false;
+    };
+    match &**error {
+        sqlx::Error::Database(database) => database.code().as_deref() == Some(WINDOW_FILLED),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::parameters;
+
+    #[test]
+    fn statements_take_as_many_values_as_the_batch_supplies() {
+        for rows in [1, 2, 16] {
+            assert_eq!(parameters(&lock_windows(rows)), rows * 2);
+            assert_eq!(parameters(&set_windows(rows)), rows * 3);
+            assert_eq!(parameters(&take_slots(rows, 1)), rows * 4);
+        }
+    }
+}
