@@ -69,7 +69,13 @@ async fn charge(
     let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     let rows = match db.query_all_raw(statement).await {
         Ok(rows) => rows,
-        Err(error) if rate_windows::window_filled(&error) => return Ok(None),
+        Err(error) if rate_windows::window_filled(&error) => {
+            tracing::debug!(
+                calls = calls.len(),
+                "a window filled under the one statement"
+            );
+            return Ok(None);
+        }
         Err(error) => return Err(Failure::at_commit("the one charging statement")(error)),
     };
     let mut accounts: HashMap<Uuid, i64> = HashMap::new();

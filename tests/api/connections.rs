@@ -140,6 +140,10 @@ on_both_backends! {
             ("KEYMETER_SMTP_URL", "smtps://ops:hunter2@smtp.example.com", "KEYMETER_EMAIL_FROM must be set"),
             ("KEYMETER_EMAIL_FROM", "keys@example.com", "KEYMETER_SMTP_URL must be set"),
             ("KEYMETER_MAIL_RETRY_DELAYS", "5,100000", "KEYMETER_MAIL_RETRY_DELAYS"),
+            ("KEYMETER_EVENT_RETENTION_DAYS", "0", "KEYMETER_EVENT_RETENTION_DAYS"),
+            ("KEYMETER_HOURLY_USAGE_RETENTION_DAYS", "1", "KEYMETER_HOURLY_USAGE_RETENTION_DAYS"),
+            ("KEYMETER_SWEEP_INTERVAL_SECS", "0", "KEYMETER_SWEEP_INTERVAL_SECS"),
+            ("KEYMETER_SWEEP_INTERVAL_SECS", "soon", "soon"),
         ] {
             refuse_to_start(&database, &[(name, value)], says);
         }

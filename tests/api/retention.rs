@@ -78,6 +78,35 @@ on_both_backends! {
         app.ok(SERIES, recent, Some(&user.token)).await;
     }
 
+    async fn two_sweepers_at_once_clear_a_backlog_beside_charges_and_count_each_row_once(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |config| config.event_retention_days = 1).await;
+        let user = app.signup().await;
+        let secret = user.default_secret().to_owned();
+        let old = app.clock.now() - Duration::days(3);
+        let backlog = app
+            .query_i64("SELECT COUNT(*) FROM api_keys")
+            .await[0]
+            * 3_000;
+        let old = match app.backend() {
+            sea_orm::DbBackend::Postgres => format!("'{}'::timestamptz", old.to_rfc3339()),
+            _ => format!("'{}'", old.format("%F %T%.f%:z")),
+        };
+        app.execute(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
+             SELECT id, 1, NULL, {old} FROM api_keys, n",
+        ))
+        .await;
+        // Two sweeps at once, as two processes' would run, beside charges.
+        let charges = futures_util::future::join_all(
+            (0..20).map(|_| app.verify(json!({ "key": secret, "credits": 1 }))),
+        );
+        let (first, second, answers) = tokio::join!(sweep(&app), sweep(&app), charges);
+        assert_eq!(first.events + second.events, backlog as u64, "{first:?} {second:?}");
+        assert!(answers.iter().all(|a| a["code"] == "VALID"));
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [20]);
+    }
+
     async fn retention_settings_that_would_break_a_guarantee_stop_the_start(backend: Backend) {
         let database = TestDatabase::create(&backend).await;
         for (events, hours, sweep) in [(0, 90, 300), (400, 1, 300), (400, 90, 0), (40_000, 90, 300)] {
