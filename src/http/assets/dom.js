@@ -48,8 +48,11 @@ export function reconcile(element, children) {
 
 // A modal <dialog> asking one question; resolves with the form's data, or
 // null when cancelled (Escape, Cancel). Focus is trapped by the browser,
-// and on closing returns to what had it when the dialog opened.
-export function ask({ title, body = [], fields = [], confirm, danger = false }) {
+// and on closing returns to what had it when the dialog opened. `also`
+// adds answers besides `confirm`, [{ value, label }], which skip the
+// fields' checks (they do not use them); the data's "choice" says which
+// button answered: "ok" for `confirm`, else the other's value.
+export function ask({ title, body = [], fields = [], confirm, danger = false, also = [] }) {
   return new Promise((resolve) => {
     const titleId = "d-" + Math.random().toString(36).slice(2);
     const form = h("form", { method: "dialog", class: "dialog-form" },
@@ -58,11 +61,16 @@ export function ask({ title, body = [], fields = [], confirm, danger = false }) 
       fields,
       h("div", { class: "actions" },
         h("button", { type: "submit", value: "cancel", class: "secondary", formnovalidate: true }, "Cancel"),
+        also.map(({ value, label }) =>
+          h("button", { type: "submit", value, class: "secondary", formnovalidate: true }, label)),
         h("button", { type: "submit", value: "ok", class: danger ? "danger" : "" }, confirm)));
     const dialog = h("dialog", { "aria-labelledby": titleId }, form);
     const opener = document.activeElement;
     dialog.addEventListener("close", () => {
-      const data = dialog.returnValue === "ok" ? new FormData(form) : null;
+      // Escape leaves returnValue empty: cancelled, as Cancel is.
+      const choice = dialog.returnValue;
+      const data = choice && choice !== "cancel" ? new FormData(form) : null;
+      if (data) data.set("choice", choice);
       dialog.remove();
       if (opener && opener.isConnected) opener.focus();
       resolve(data);
