@@ -55,6 +55,7 @@ export function reconcile(element, children) {
 export function ask({ title, body = [], fields = [], confirm, danger = false, also = [] }) {
   return new Promise((resolve) => {
     const titleId = "d-" + Math.random().toString(36).slice(2);
+    const ok = h("button", { type: "submit", value: "ok", class: danger ? "danger" : "" }, confirm);
     const form = h("form", { method: "dialog", class: "dialog-form" },
       h("h2", { id: titleId }, title),
       body,
@@ -63,7 +64,16 @@ export function ask({ title, body = [], fields = [], confirm, danger = false, al
         h("button", { type: "submit", value: "cancel", class: "secondary", formnovalidate: true }, "Cancel"),
         also.map(({ value, label }) =>
           h("button", { type: "submit", value, class: "secondary", formnovalidate: true }, label)),
-        h("button", { type: "submit", value: "ok", class: danger ? "danger" : "" }, confirm)));
+        ok));
+    // Enter in a field answers `confirm`. Left to the browser, it would
+    // press the form's first submit button, Cancel, and drop what was typed.
+    form.addEventListener("keydown", (event) => {
+      const input = event.target;
+      if (event.key !== "Enter" || event.isComposing || !(input instanceof HTMLInputElement)) return;
+      if (["checkbox", "radio", "button", "submit", "reset", "file"].includes(input.type)) return;
+      event.preventDefault();
+      form.requestSubmit(ok);
+    });
     const dialog = h("dialog", { "aria-labelledby": titleId }, form);
     const opener = document.activeElement;
     dialog.addEventListener("close", () => {
