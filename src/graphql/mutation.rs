@@ -10,8 +10,8 @@ use super::cost;
 use super::teams::{Account, CreateInvitationInput, CreateInvitationPayload, Invitation, Member};
 use super::types::{
     ApiKey, AuthPayload, CompleteSignInInput, CreateKeyInput, CreateKeyPayload, LoginInput,
-    RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart, SignupInput,
-    SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
+    RateLimitInput, RefundResult, RefundUsageInput, RotateKeyInput, RotateKeyPayload, SignInStart,
+    SignupInput, SignupPayload, User, VerifyKeyInput, VerifyKeyResult,
 };
 use super::webhooks::{CreateWebhookEndpointInput, CreateWebhookEndpointPayload, WebhookDelivery};
 use crate::domain::alerts::Thresholds;
@@ -66,13 +66,21 @@ impl Mutation {
         input: CreateKeyInput,
     ) -> Result<CreateKeyPayload> {
         let name = KeyName::parse(&input.name)?;
+        let rate_limit = input.rate_limit.map(RateLimitInput::parse).transpose()?;
         let (user, member) = member(ctx, input.account_id).await?;
         let state = state(ctx);
         let key_type = input.key_type.unwrap_or(KeyType::Dev);
         let expires_at = input.expires_at.map(|at| at.0);
         let created = state
             .keys
-            .create(&member, &actor(ctx, user), name, key_type, expires_at)
+            .create(
+                &member,
+                &actor(ctx, user),
+                name,
+                key_type,
+                expires_at,
+                rate_limit,
+            )
             .await?;
         Ok(CreateKeyPayload::new(created, state.clock.now()))
     }
@@ -181,6 +189,26 @@ impl Mutation {
         let user = current_user(ctx).await?;
         let state = state(ctx);
         let key = state.keys.rename(&actor(ctx, user), id, name).await?;
+        Ok(ApiKey::new(key, state.clock.now()))
+    }
+
+    /// v3: sets (or with null removes) a key's rate limit. Any member of the key's account.
+    // Whatever the key's status, as renameKey; setting the limit a key
+    // already has writes no audit event (see `Keys::set_rate_limit`).
+    #[graphql(complexity = "cost::WRITE + child_complexity")]
+    async fn set_key_rate_limit(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        rate_limit: Option<RateLimitInput>,
+    ) -> Result<ApiKey> {
+        let limit = rate_limit.map(RateLimitInput::parse).transpose()?;
+        let user = current_user(ctx).await?;
+        let state = state(ctx);
+        let key = state
+            .keys
+            .set_rate_limit(&actor(ctx, user), id, limit)
+            .await?;
         Ok(ApiKey::new(key, state.clock.now()))
     }
 

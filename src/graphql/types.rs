@@ -7,7 +7,7 @@ use super::context::{named_user, state};
 use super::cost;
 use super::points::UsagePoints;
 use super::scalars::{saturating_i32, DateTime};
-use crate::domain::{self, Interval, Verification};
+use crate::domain::{self, rate_limit, Interval, Verification};
 use crate::domain::{Cycle, KeyStatus, KeyType, Refund, RefundCode, VerifyCode};
 use crate::entity::{api_key, billing_account, user};
 use crate::error::Result;
@@ -101,6 +101,8 @@ pub struct ApiKey {
     rotated_from_id: Option<Uuid>,
     /// v3: the account the key belongs to and charges.
     account_id: Uuid,
+    /// v3: null: no limit.
+    rate_limit: Option<RateLimit>,
     #[graphql(skip)]
     created_by_id: Uuid,
     /// Set when the maker was read with the key, to spare a query.
@@ -137,6 +139,7 @@ impl ApiKey {
     pub fn new(key: api_key::Model, now: Now) -> Self {
         Self {
             status: KeyStatus::at(key.revoked_at, key.expires_at, now),
+            rate_limit: key.rate_limit().map(RateLimit::from),
             id: key.id,
             name: key.name,
             key_type: key.key_type,
@@ -150,6 +153,38 @@ impl ApiKey {
             created_by_id: key.created_by,
             maker: None,
         }
+    }
+}
+
+/// v3: a key's rate limit: at most `limit` calls answered VALID in each window of
+/// `windowSeconds`. Windows are fixed: they start at multiples of windowSeconds since
+/// 1970-01-01T00:00:00Z.
+#[derive(SimpleObject)]
+pub struct RateLimit {
+    limit: i32,
+    window_seconds: i32,
+}
+
+impl From<rate_limit::RateLimit> for RateLimit {
+    fn from(limit: rate_limit::RateLimit) -> Self {
+        Self {
+            limit: limit.limit,
+            window_seconds: limit.window_secs,
+        }
+    }
+}
+
+/// v3: limit 1 to 1,000,000; windowSeconds 1 to 86,400; else BAD_USER_INPUT.
+#[derive(InputObject)]
+pub struct RateLimitInput {
+    pub limit: i32,
+    pub window_seconds: i32,
+}
+
+impl RateLimitInput {
+    /// The limit asked for, validated (see `RateLimit::parse`).
+    pub fn parse(self) -> Result<rate_limit::RateLimit> {
+        rate_limit::RateLimit::parse(self.limit, self.window_seconds)
     }
 }
 
@@ -225,6 +260,8 @@ pub struct CreateKeyInput {
     pub expires_at: Option<DateTime>,
     /// v3: the account to make the key in; default: the user's own account. Not a member: NOT_FOUND.
     pub account_id: Option<Uuid>,
+    /// v3: optional rate limit.
+    pub rate_limit: Option<RateLimitInput>,
 }
 
 /// v2

@@ -1,8 +1,9 @@
 //! API keys: creation (the secret is returned once and stored only as a
 //! hash; at most `max_active_keys` active per account), the default key,
-//! listing, renaming, rotation and revocation. Keys belong to an account;
-//! every member of it reaches them, nobody else does (another account's
-//! key is NOT_FOUND, like a missing one), and every change is written to the
+//! listing, renaming, rate limits (set and removed; verifyKey enforces
+//! them), rotation and revocation. Keys belong to an account; every member
+//! of it reaches them, nobody else does (another account's key is
+//! NOT_FOUND, like a missing one), and every change is written to the
 //! account's audit log in its own transaction.
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::domain::{
 };
 use crate::entity::{account_member, api_key, billing_account, user};
 use crate::error::{Error, Result};
+use crate::store::rate_windows;
 
 /// A key just made, with the only copy of its secret.
 pub struct CreatedKey {
@@ -141,7 +143,8 @@ pub struct Keys {
 
 impl Keys {
     /// Makes a key in the member's account (see `create_capped` for the
-    /// cap); an expiry is checked against now.
+    /// cap); an expiry is checked against now. A key made with a rate
+    /// limit is logged as key.created only: the limit is part of the key.
     #[tracing::instrument(name = "create_key", skip_all, fields(account_id = %member.account_id))]
     pub async fn create(
         &self,
@@ -150,10 +153,11 @@ impl Keys {
         name: KeyName,
         key_type: KeyType,
         expires_at: Option<DateTime<Utc>>,
+        rate_limit: Option<RateLimit>,
     ) -> Result<CreatedKey> {
         let now = self.clock.now();
         let expiry = expires_at.map(|at| KeyExpiry::parse(at, now)).transpose()?;
-        let new = NewKey::new(name, key_type, expiry);
+        let new = NewKey::new(name, key_type, expiry).rate_limited(rate_limit);
         let maker = Maker {
             account_id: member.account_id,
             user_id: member.user_id,
@@ -225,6 +229,47 @@ impl Keys {
             .await?;
         let change = Change::new(Action::KeyRenamed, TargetType::Key, key.id).named(name);
         audit::record(&txn, key.account_id, actor, change, self.clock.now()).await?;
+        txn.commit().await?;
+        find_reachable(&self.db, actor, key_id).await
+    }
+
+    /// Sets a key's rate limit, or with None removes it, whatever the key's
+    /// status, as a rename does: revoked or expired, the key keeps what it
+    /// was given, though it verifies no more. Only a change is logged:
+    /// setting the limit a key already has changes nothing and writes no
+    /// event, as revoking twice does.
+    #[tracing::instrument(name = "set_key_rate_limit", skip(self, actor))]
+    pub async fn set_rate_limit(
+        &self,
+        actor: &Actor,
+        key_id: Uuid,
+        limit: Option<RateLimit>,
+    ) -> Result<api_key::Model> {
+        let key = find_reachable(&self.db, actor, key_id).await?;
+        let txn = self.db.begin().await?;
+        // Only a row whose limit differs is touched, so that of racing
+        // identical calls exactly one is logged (on PostgreSQL the others
+        // wait for its commit, then find nothing left to change).
+        let changed = api_key::Entity::update_many()
+            .col_expr(
+                api_key::Column::RateLimit,
+                Expr::value(limit.map(|limit| limit.limit)),
+            )
+            .col_expr(
+                api_key::Column::RateWindowSecs,
+                Expr::value(limit.map(|limit| limit.window_secs)),
+            )
+            .filter(api_key::Column::Id.eq(key.id))
+            .filter(limit_differs_from(limit))
+            .exec(&txn)
+            .await?;
+        if changed.rows_affected == 1 {
+            let now = self.clock.now();
+            restart_window(&txn, &key, limit, now).await?;
+            let change =
+                Change::new(Action::KeyRateLimitChanged, TargetType::Key, key.id).named(key.name);
+            audit::record(&txn, key.account_id, actor, change, now).await?;
+        }
         txn.commit().await?;
         find_reachable(&self.db, actor, key_id).await
     }
@@ -318,6 +363,46 @@ fn usable_at(now: DateTime<Utc>) -> Condition {
                 .add(api_key::Column::ExpiresAt.is_null())
                 .add(api_key::Column::ExpiresAt.gt(now)),
         )
+}
+
+/// The window a changed limit counts from (contract: calls answered VALID
+/// before a limit was set or changed count in the window they fell in). A
+/// limit kept on the same window keeps its count; a limit set on a key
+/// without one, or moved to a window of another length, counts the calls
+/// charged in its current window; a removed limit forgets its window.
+async fn restart_window(
+    conn: &impl ConnectionTrait,
+    key: &api_key::Model,
+    limit: Option<RateLimit>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let Some(limit) = limit else {
+        return rate_windows::forget(conn, key.id).await;
+    };
+    let window = limit.window_at(now);
+    let counted = rate_windows::window_of(conn, key.id).await?;
+    let same_window =
+        key.rate_limit().is_some() && counted.is_some_and(|c| c.start == window.start);
+    if !same_window {
+        rate_windows::count_from_events(conn, key.id, &window, limit.limit).await?;
+    }
+    Ok(())
+}
+
+/// A stored limit other than `limit`. SQL's `<>` is never true of NULL,
+/// so a column that is NULL is asked for as such.
+fn limit_differs_from(limit: Option<RateLimit>) -> Condition {
+    use api_key::Column::{RateLimit as Limit, RateWindowSecs as Window};
+    match limit {
+        Some(limit) => Condition::any()
+            .add(Limit.is_null())
+            .add(Window.is_null())
+            .add(Limit.ne(limit.limit))
+            .add(Window.ne(limit.window_secs)),
+        None => Condition::any()
+            .add(Limit.is_not_null())
+            .add(Window.is_not_null()),
+    }
 }
 
 async fn insert(

@@ -101,12 +101,48 @@ impl Browser {
         }
     }
 
+    /// Waits until the keys table's row of the key named `key` says
+    /// `expected` (in any of its cells).
+    async fn row_says(&self, key: &str, expected: &str) {
+        let script = "return [...document.querySelectorAll('#keys-body tr')]
+                        .find((tr) => tr.querySelector('.key-name')?.textContent === arguments[0])?.innerText ?? ''";
+        let deadline = Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let text = self.js(script, vec![json!(key)]).await;
+            if text.as_str().unwrap_or_default().contains(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the row of {key} never said {expected:?}: {text}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     async fn sign_up_or_log_in(&self, email: &str, password: &str, button: &str) {
         self.shown("#auth-form").await;
         self.fill("Email", email).await;
         self.fill("Password", password).await;
         self.click("#auth-form", button).await;
     }
+}
+
+/// The rate limit `keys` shows for the key `key_id` of `account`, as `user`
+/// reads it through the API.
+async fn listed_limit(
+    app: &TestApp,
+    user: &TestUser,
+    account: &str,
+    key_id: &str,
+) -> serde_json::Value {
+    let query = "query($a: UUID) { keys(accountId: $a) { id rateLimit { limit windowSeconds } } }";
+    let data = app
+        .ok(query, json!({ "a": account }), Some(&user.token))
+        .await;
+    let keys = data["keys"].as_array().unwrap();
+    let key = keys.iter().find(|key| key["id"] == key_id).expect("listed");
+    key["rateLimit"].clone()
 }
 
 async fn spawn_with_provider(backend: Backend) -> TestApp {
@@ -411,6 +447,75 @@ on_both_backends! {
         browser.shown("#show-revoked").await.click().await.unwrap();
         browser.gone("#keys-body tr.revoked").await;
         assert_eq!(browser.requests_sent_once_quiet().await, sent, "no GraphQL request");
+        browser.close().await;
+    }
+
+    async fn a_member_sets_a_keys_rate_limit_and_removes_it(backend: Backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let app = TestApp::spawn(backend).await;
+        let owner = app.signup().await;
+        let member = app.signup().await;
+        let acme = crate::teams::team(&app, &owner, "Acme").await;
+        crate::teams::join(&app, &owner, &acme, &member, "MEMBER").await;
+        let made = app.ok(crate::teams::TEAM_CREATE_KEY, json!({ "a": acme, "name": "metered" }), Some(&owner.token)).await;
+        let key_id = made["createKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+        let limit_of = || listed_limit(&app, &owner, &acme, &key_id);
+
+        browser.goto(&app.url("/")).await;
+        browser.sign_up_or_log_in(&member.email, PASSWORD, "Log in").await;
+        browser.text_of("#keys-body", "Default key").await;
+        browser.select("#account-select", &acme).await;
+        browser.text_of("#keys-body", "metered").await;
+        browser.row_says("metered", "None").await;
+
+        // Nothing to remove yet; out of range, the browser says so and
+        // sends nothing.
+        browser.count_requests().await;
+        browser.click_row_button("metered", "Rate limit: None").await;
+        browser.text_of("dialog[open] h2", "Rate limit of metered").await;
+        let remove = "//dialog[@open]//button[normalize-space()='Remove limit']";
+        assert!(browser.client.find(Locator::XPath(remove)).await.is_err(), "no limit to remove");
+        browser.fill("Calls per window", "0").await;
+        browser.click("dialog[open]", "Save limit").await;
+        let said = browser.js("return document.querySelector('dialog[open] input[name=limit]').validationMessage", vec![]).await;
+        assert!(!said.as_str().unwrap_or("").is_empty(), "the field says why: {said}");
+        assert_eq!(browser.requests_sent_once_quiet().await, 0);
+
+        // Set: the table says it, and focus is back on the row's button.
+        browser.fill("Calls per window", "100").await;
+        browser.fill("Window in seconds", "60").await;
+        browser.click("dialog[open]", "Save limit").await;
+        browser.row_says("metered", "100 / 60 s").await;
+        assert_eq!(limit_of().await, json!({ "limit": 100, "windowSeconds": 60 }));
+        browser.requests_sent_once_quiet().await;
+        assert_eq!(browser.focused().await, json!({ "element": "button", "text": "Rate limit: 100 / 60 s", "key": "metered" }));
+
+        // Changed: the dialog starts from the limit the key has, and Enter
+        // in a field saves (it does not press Cancel, the first button).
+        browser.click_row_button("metered", "Rate limit: 100 / 60 s").await;
+        let value = browser.js("return document.querySelector('dialog[open] input[name=limit]').value", vec![]).await;
+        assert_eq!(value, "100");
+        browser.fill("Window in seconds", "10\u{E007}").await;
+        browser.row_says("metered", "100 / 10 s").await;
+
+        // Removed.
+        browser.click_row_button("metered", "Rate limit: 100 / 10 s").await;
+        browser.click("dialog[open]", "Remove limit").await;
+        browser.row_says("metered", "None").await;
+        assert!(limit_of().await.is_null());
+        let log = "query($a: UUID) { account(id: $a) { auditLog(actions: [\"key.rate_limit_changed\"]) { events { actor { user { email } } targetName } } } }";
+        let events = app.ok(log, json!({ "a": acme }), Some(&owner.token)).await;
+        let events = events["account"]["auditLog"]["events"].as_array().unwrap().clone();
+        assert_eq!(events.len(), 3);
+        assert!(events.iter().all(|e| e["actor"]["user"]["email"] == member.email.as_str() && e["targetName"] == "metered"));
+
+        // Removed from the team meanwhile: the refusal is said in words.
+        app.ok(crate::teams::REMOVE, json!({ "a": acme, "u": member.id }), Some(&owner.token)).await;
+        browser.click_row_button("metered", "Rate limit: None").await;
+        browser.fill("Calls per window", "5").await;
+        browser.click("dialog[open]", "Save limit").await;
+        browser.text_of("#keys-error", "Not found.").await;
+        assert!(limit_of().await.is_null());
         browser.close().await;
     }
 

@@ -19,35 +19,14 @@ const VERIFY: &str = r#"mutation Verify($input: VerifyKeyInput!) {
 const SET_LIMIT: &str = "mutation($id: UUID!, $limit: RateLimitInput) { setKeyRateLimit(id: $id, rateLimit: $limit) { id rateLimit { limit windowSeconds } } }";
 
 /// Sets (or with `None` removes) the key's limit, as a member does.
-// TEMPORARY until setKeyRateLimit lands: the same rows, by SQL.
-async fn limit_key(app: &TestApp, _user: &TestUser, key: &str, limit: Option<(i64, i64)>) {
-    use sea_orm::{ConnectionTrait, Statement};
-    let _ = SET_LIMIT;
-    let id = uuid::Uuid::parse_str(key).unwrap();
-    let (l, w) = (limit.map(|l| l.0 as i32), limit.map(|l| l.1 as i32));
-    let sql = "UPDATE api_keys SET rate_limit = $1, rate_window_secs = $2 WHERE id = $3";
-    app.db
-        .execute_raw(Statement::from_sql_and_values(
-            app.backend(),
-            sql,
-            [l.into(), w.into(), id.into()],
-        ))
-        .await
-        .unwrap();
-    use keymeter::store::rate_windows;
-    match limit {
-        None => rate_windows::forget(&app.db, id).await.unwrap(),
-        Some((l, w)) => {
-            let limit = keymeter::domain::RateLimit::parse(l as i32, w as i32).unwrap();
-            let window = limit.window_at(app.clock.now());
-            let counted = rate_windows::window_of(&app.db, id).await.unwrap();
-            if counted.is_none_or(|c| c.start != window.start) {
-                rate_windows::count_from_events(&app.db, id, &window, limit.limit)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
+async fn limit_key(app: &TestApp, user: &TestUser, key: &str, limit: Option<(i64, i64)>) {
+    let limit = limit.map(|(limit, window)| json!({ "limit": limit, "windowSeconds": window }));
+    app.ok(
+        SET_LIMIT,
+        json!({ "id": key, "limit": limit }),
+        Some(&user.token),
+    )
+    .await;
 }
 
 /// verifyKey on `addr` (`None`: the first server).

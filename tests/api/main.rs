@@ -24,6 +24,7 @@ mod http;
 mod inputs;
 mod instants;
 mod isolation;
+mod key_limit_settings;
 mod key_limits;
 mod keys;
 mod lifecycle;

@@ -48,21 +48,39 @@ export function reconcile(element, children) {
 
 // A modal <dialog> asking one question; resolves with the form's data, or
 // null when cancelled (Escape, Cancel). Focus is trapped by the browser,
-// and on closing returns to what had it when the dialog opened.
-export function ask({ title, body = [], fields = [], confirm, danger = false }) {
+// and on closing returns to what had it when the dialog opened. `also`
+// adds answers besides `confirm`, [{ value, label }], which skip the
+// fields' checks (they do not use them); the data's "choice" says which
+// button answered: "ok" for `confirm`, else the other's value.
+export function ask({ title, body = [], fields = [], confirm, danger = false, also = [] }) {
   return new Promise((resolve) => {
     const titleId = "d-" + Math.random().toString(36).slice(2);
+    const ok = h("button", { type: "submit", value: "ok", class: danger ? "danger" : "" }, confirm);
     const form = h("form", { method: "dialog", class: "dialog-form" },
       h("h2", { id: titleId }, title),
       body,
       fields,
       h("div", { class: "actions" },
         h("button", { type: "submit", value: "cancel", class: "secondary", formnovalidate: true }, "Cancel"),
-        h("button", { type: "submit", value: "ok", class: danger ? "danger" : "" }, confirm)));
+        also.map(({ value, label }) =>
+          h("button", { type: "submit", value, class: "secondary", formnovalidate: true }, label)),
+        ok));
+    // Enter in a field answers `confirm`. Left to the browser, it would
+    // press the form's first submit button, Cancel, and drop what was typed.
+    form.addEventListener("keydown", (event) => {
+      const input = event.target;
+      if (event.key !== "Enter" || event.isComposing || !(input instanceof HTMLInputElement)) return;
+      if (["checkbox", "radio", "button", "submit", "reset", "file"].includes(input.type)) return;
+      event.preventDefault();
+      form.requestSubmit(ok);
+    });
     const dialog = h("dialog", { "aria-labelledby": titleId }, form);
     const opener = document.activeElement;
     dialog.addEventListener("close", () => {
-      const data = dialog.returnValue === "ok" ? new FormData(form) : null;
+      // Escape leaves returnValue empty: cancelled, as Cancel is.
+      const choice = dialog.returnValue;
+      const data = choice && choice !== "cancel" ? new FormData(form) : null;
+      if (data) data.set("choice", choice);
       dialog.remove();
       if (opener && opener.isConnected) opener.focus();
       resolve(data);

@@ -1,13 +1,14 @@
-// The keys table and what can be done to a key: create, rename, rotate,
-// revoke. The table is rendered from the state, keyed by key id: a refresh
-// rebuilds only the rows whose key changed, redraws a sparkline only when
-// its points did, and keeps keyboard focus on the same button of the same
-// row (or the nearest logical place, if that row or button is gone).
+// The keys table and what can be done to a key: create, rename, set or
+// remove its rate limit, rotate, revoke. The table is rendered from the
+// state, keyed by key id: a refresh rebuilds only the rows whose key
+// changed, redraws a sparkline only when its points did, and keeps keyboard
+// focus on the same button of the same row (or the nearest logical place,
+// if that row or button is gone).
 
 import { graphql, reporter } from "./api.js";
 import { refresh } from "./dashboard.js";
 import { $, ask, field, h, reconcile, replace } from "./dom.js";
-import { dateTime, date, SOON } from "./format.js";
+import { dateTime, date, number, SOON } from "./format.js";
 import { sparkline } from "./chart.js";
 import * as Q from "./queries.js";
 import { showSecret } from "./secret.js";
@@ -61,7 +62,7 @@ function renderKeys({ keys, showRevoked }) {
     const tr = onScreen.get(key.id);
     return tr && drawn.get(tr).look === look ? tr : row(key, replaced.has(key.id), look);
   });
-  reconcile(body, rows.length ? rows : [h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No keys yet. Create one above."))]);
+  reconcile(body, rows.length ? rows : [h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No keys yet. Create one above."))]);
   if (focused && document.activeElement !== focused.button) refocus(body, focused);
 }
 
@@ -96,6 +97,9 @@ function row(key, isReplaced, look) {
     h("td", { "data-label": "Made by" }, key.createdBy.email),
     h("td", { "data-label": "Last used" }, key.lastUsedAt ? dateTime(key.lastUsedAt) : "Never used"),
     h("td", { "data-label": "Expires" }, key.expiresAt ? dateTime(key.expiresAt) : "Never"),
+    // The limit is its own control: a fourth row action would not fit.
+    h("td", { "data-label": "Rate limit", class: "limit" }, revoked ? limitText(key.rateLimit)
+      : button("limit", [h("span", { class: "sr-only" }, "Rate limit: "), limitText(key.rateLimit)], "small secondary")),
     h("td", { "data-label": "Last 30 days", class: "spark" }, points ? sparkline(points, key.name) : "–"),
     h("td", { class: "row-actions" }, revoked ? null : [
       button("rename", "Rename"),
@@ -142,7 +146,13 @@ function status(key) {
   return { text: "Active", tone: "active" };
 }
 
-const ACTIONS = { rename, rotate, revoke };
+// "100 / 60 s": calls answered VALID per window, as the contract counts them.
+function limitText(rateLimit) {
+  if (!rateLimit) return "None";
+  return number(rateLimit.limit) + " / " + number(rateLimit.windowSeconds) + " s";
+}
+
+const ACTIONS = { rename, limit, rotate, revoke };
 
 async function rename(key) {
   const input = h("input", { name: "name", value: key.name, required: true, maxlength: 64, autocomplete: "off" });
@@ -150,6 +160,32 @@ async function rename(key) {
   if (!data) return;
   await act(async () => {
     await graphql(Q.RENAME_KEY, { id: key.id, name: String(data.get("name")) });
+    await refresh();
+  });
+}
+
+// Any member may set a key's limit, or remove it ("Remove limit", offered
+// when there is one to remove). The bounds are the
+// contract's, checked by the browser first and by the server anyway.
+async function limit(key) {
+  const current = key.rateLimit;
+  const calls = h("input", { name: "limit", type: "number", min: 1, max: 1000000, step: 1, required: true,
+    inputmode: "numeric", value: current ? current.limit : "" });
+  const seconds = h("input", { name: "window", type: "number", min: 1, max: 86400, step: 1, required: true,
+    inputmode: "numeric", value: current ? current.windowSeconds : 60 });
+  const data = await ask({
+    title: "Rate limit of " + key.name,
+    body: h("p", {}, "At most this many calls are accepted in each window; the rest are refused until the next window starts. 1 to 1,000,000 calls, in windows of 1 to 86,400 seconds (a day)."),
+    fields: [field("Calls per window", calls), field("Window in seconds", seconds)],
+    confirm: "Save limit",
+    also: current ? [{ value: "remove", label: "Remove limit" }] : [],
+  });
+  if (!data) return;
+  const rateLimit = data.get("choice") === "remove"
+    ? null
+    : { limit: Number(data.get("limit")), windowSeconds: Number(data.get("window")) };
+  await act(async () => {
+    await graphql(Q.SET_KEY_RATE_LIMIT, { id: key.id, rateLimit });
     await refresh();
   });
 }

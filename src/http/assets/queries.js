@@ -30,6 +30,7 @@ export const DASHBOARD = `query Dashboard($accountId: UUID) {
   account(id: $accountId) { id name role billingAccount { plan monthlyCredits billingCycleStart billingCycleEnd } }
   keys(includeRevoked: true, accountId: $accountId) {
     id name keyType prefix status createdAt lastUsedAt expiresAt revokedAt rotatedFromId createdBy { email }
+    rateLimit { limit windowSeconds }
   }
   keysUsage(accountId: $accountId) {
     cycleStart cycleEnd totalCredits remainingCredits
@@ -47,6 +48,11 @@ export const CREATE_KEY = `mutation CreateKey($input: CreateKeyInput!) {
 
 export const RENAME_KEY = `mutation RenameKey($id: UUID!, $name: String!) {
   renameKey(id: $id, name: $name) { id name }
+}`;
+
+// v3: rateLimit null removes the key's limit.
+export const SET_KEY_RATE_LIMIT = `mutation SetKeyRateLimit($id: UUID!, $rateLimit: RateLimitInput) {
+  setKeyRateLimit(id: $id, rateLimit: $rateLimit) { id rateLimit { limit windowSeconds } }
 }`;
 
 export const ROTATE_KEY = `mutation RotateKey($input: RotateKeyInput!) {
