@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::webhooks::{self, WebhookEvent};
+use super::webhook_queue::{self, WebhookEvent};
 use crate::domain::audit::{Action, Actor, Change};
 use crate::entity::audit_event;
 use crate::error::{Error, Result};
@@ -75,7 +75,7 @@ pub async fn record_with_data(
     }
     .insert(conn)
     .await?;
-    webhooks::enqueue(conn, account_id, &event, now).await?;
+    webhook_queue::enqueue(conn, account_id, &event, now).await?;
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub mod retention;
 pub mod sessions;
 pub mod sign_in;
 pub mod teams;
+pub mod webhook_queue;
 pub mod webhooks;
 
 use sea_orm::DbErr;

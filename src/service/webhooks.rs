@@ -1,9 +1,9 @@
-//! Webhooks (contract v3): an account's endpoints (OWNER only), the events
-//! enqueued for them, and the worker that delivers them as Standard
-//! Webhooks.
+//! Webhooks (contract v3): an account's endpoints (OWNER only), the
+//! deliveries listed and redelivered, and the worker that delivers them as
+//! Standard Webhooks.
 //!
-//! `webhook_deliveries` is the queue: `enqueue` writes one row per
-//! subscribed endpoint on the caller's transaction (so a delivery exists iff
+//! `webhook_deliveries` is the queue: `webhook_queue::enqueue` (re-exported
+//! here) writes one row per subscribed endpoint on the caller's transaction (so a delivery exists iff
 //! the change that raised the event commits), and `Webhooks::deliver_forever`,
 //! a background worker in every process, claims due rows under a lease and
 //! attempts them, several at once so that one slow receiver delays nobody
@@ -30,6 +30,9 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::audit;
+use super::webhook_queue::insert_delivery;
+pub use super::webhook_queue::status;
+pub use super::webhook_queue::{enqueue, WebhookEvent};
 use crate::clock::Clock;
 use crate::config::WebhookSettings;
 use crate::domain::audit::{Action, Actor, Change, TargetType};
@@ -38,114 +41,6 @@ use crate::domain::Membership;
 use crate::entity::{webhook_delivery, webhook_endpoint};
 use crate::error::{Error, Result};
 use crate::store::statement;
-
-/// One event: an audit event on its way out (see `audit::record`), or
-/// sendTestWebhook's.
-#[derive(Debug, Clone)]
-pub struct WebhookEvent {
-    /// The webhook-id header: unique per event, the same on every attempt.
-    pub id: String,
-    pub event_type: String,
-    pub timestamp: DateTime<Utc>,
-    pub data: serde_json::Value,
-}
-
-impl WebhookEvent {
-    /// An event with a fresh id, `evt_` and 32 hex digits.
-    pub fn new(event_type: &str, timestamp: DateTime<Utc>, data: serde_json::Value) -> Self {
-        Self {
-            id: format!("evt_{}", Uuid::new_v4().simple()),
-            event_type: event_type.to_owned(),
-            timestamp,
-            data,
-        }
-    }
-
-    /// The event of audit event `audit_event_id`: its webhook-id is made
-    /// from the audit event's, so a receiver can find the one in the log.
-    pub fn of_audit_event(
-        audit_event_id: Uuid,
-        event_type: &str,
-        timestamp: DateTime<Utc>,
-        data: serde_json::Value,
-    ) -> Self {
-        Self {
-            id: format!("evt_{}", audit_event_id.simple()),
-            ..Self::new(event_type, timestamp, data)
-        }
-    }
-
-    /// The body every attempt sends and signs, byte for byte.
-    fn body(&self) -> String {
-        json!({
-            "type": self.event_type,
-            "timestamp": self.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "data": self.data,
-        })
-        .to_string()
-    }
-}
-
-/// A delivery's status as stored.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const SUCCEEDED: &str = "succeeded";
-    pub const FAILED: &str = "failed";
-}
-
-/// Puts `event` on its way to every enabled endpoint of `account_id` whose
-/// filter is empty or names its type, on `conn`: the caller's transaction
-/// (the charge's fan-out, say), so the deliveries exist iff it commits.
-/// Nothing is sent here; the workers poll for due rows. Returns how many
-/// deliveries were made.
-pub async fn enqueue(
-    conn: &impl ConnectionTrait,
-    account_id: Uuid,
-    event: &WebhookEvent,
-    now: DateTime<Utc>,
-) -> Result<u64> {
-    let endpoints = webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::AccountId.eq(account_id))
-        .filter(webhook_endpoint::Column::DisabledAt.is_null())
-        .all(conn)
-        .await?;
-    let body = event.body();
-    let mut made = 0;
-    for endpoint in endpoints {
-        let events = endpoint.event_types();
-        if !events.is_empty() && !events.contains(&event.event_type) {
-            continue;
-        }
-        insert_delivery(conn, &endpoint, event, &body, now).await?;
-        made += 1;
-    }
-    Ok(made)
-}
-
-async fn insert_delivery(
-    conn: &impl ConnectionTrait,
-    endpoint: &webhook_endpoint::Model,
-    event: &WebhookEvent,
-    body: &str,
-    now: DateTime<Utc>,
-) -> Result<webhook_delivery::Model> {
-    Ok(webhook_delivery::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        endpoint_id: Set(endpoint.id),
-        account_id: Set(endpoint.account_id),
-        event_id: Set(event.id.clone()),
-        event_type: Set(event.event_type.clone()),
-        payload: Set(body.to_owned()),
-        status: Set(status::PENDING.to_owned()),
-        attempts: Set(0),
-        last_response_status: Set(None),
-        created_at: Set(now),
-        next_attempt_at: Set(Some(now)),
-        claimed_until: Set(None),
-    }
-    .insert(conn)
-    .await?)
-}
 
 /// How long an ended (SUCCEEDED or FAILED) delivery stays listed and
 /// redeliverable: long enough to notice and replay a receiver's outage,
