@@ -45,9 +45,14 @@ pub async fn run(
         .map_err(Failure::before_commit("beginning the transaction"))?;
     let mut settled: Settled = vec![None; calls.len()];
     let claims = claim(&txn, calls, &mut settled, now).await?;
-    let counters = lock(&txn, calls, &settled, &claims).await?;
-    let windows = lock_windows(&txn, calls, &settled, &claims).await?;
-    let admitted = admit(calls, &mut settled, &claims, &counters, &windows);
+    // Neither answered by a claim nor answered as an earlier call with its
+    // requestId: what the locks and admission are for.
+    let waiting: Vec<usize> = (0..calls.len())
+        .filter(|&c| settled[c].is_none() && !claims.is_repeat(c))
+        .collect();
+    let counters = lock(&txn, calls, &waiting).await?;
+    let windows = lock_windows(&txn, calls, &waiting).await?;
+    let admitted = admit(calls, &waiting, &mut settled, &counters, &windows);
     let writes = ChargeWrites::of(admitted.charged.iter().map(|&c| &calls[c]));
     let slots = Slots {
         windows: &windows,
@@ -161,19 +166,13 @@ async fn insert_claims(
         .collect())
 }
 
-/// Locks and reads the counters of the calls still to admit, in account order.
+/// Locks and reads the counters of the `waiting` calls, in account order.
 async fn lock(
     txn: &DatabaseTransaction,
     calls: &[Call<'_>],
-    settled: &Settled,
-    claims: &Claims,
+    waiting: &[usize],
 ) -> Charged<BTreeMap<CounterKey, i64>> {
-    let counters: BTreeSet<CounterKey> = calls
-        .iter()
-        .enumerate()
-        .filter(|(c, _)| settled[*c].is_none() && !claims.is_repeat(*c))
-        .map(|(_, call)| call.counter())
-        .collect();
+    let counters: BTreeSet<CounterKey> = waiting.iter().map(|&c| calls[c].counter()).collect();
     if counters.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -199,22 +198,19 @@ async fn lock(
         .collect())
 }
 
-/// Locks and reads the windows of the limited keys of the calls still to
-/// admit, in key order, after their counters: every charge of a key takes
+/// Locks and reads the windows of the limited keys of the `waiting` calls,
+/// in key order, after their counters: every charge of a key takes
 /// its account's counter first, so two batches never wait on each other's
 /// windows. Each key's window, as locked, with the calls the current
 /// window (the batch's) has admitted.
 async fn lock_windows(
     txn: &DatabaseTransaction,
     calls: &[Call<'_>],
-    settled: &Settled,
-    claims: &Claims,
+    waiting: &[usize],
 ) -> Charged<HashMap<Uuid, LockedKeyWindow>> {
-    let keys: BTreeMap<Uuid, DateTime<Utc>> = calls
+    let keys: BTreeMap<Uuid, DateTime<Utc>> = waiting
         .iter()
-        .enumerate()
-        .filter(|(c, _)| settled[*c].is_none() && !claims.is_repeat(*c))
-        .filter_map(|(_, call)| Some((call.key.id, call.rate?.window.start)))
+        .filter_map(|&c| Some((calls[c].key.id, calls[c].rate?.window.start)))
         .collect();
     if keys.is_empty() {
         return Ok(HashMap::new());
@@ -260,19 +256,15 @@ struct Admitted {
     windows: HashMap<Uuid, i64>,
 }
 
-/// Admits the calls still unanswered in arrival order while they fit, and
-/// answers each. `counters` and `windows` keep the values as locked, for
-/// `record`.
+/// Admits the `waiting` calls in arrival order while they fit, and answers
+/// each. `counters` and `windows` keep the values as locked, for `record`.
 fn admit(
     calls: &[Call<'_>],
+    waiting: &[usize],
     settled: &mut Settled,
-    claims: &Claims,
     counters: &BTreeMap<CounterKey, i64>,
     windows: &HashMap<Uuid, LockedKeyWindow>,
 ) -> Admitted {
-    let waiting: Vec<usize> = (0..calls.len())
-        .filter(|&c| settled[c].is_none() && !claims.is_repeat(c))
-        .collect();
     let asks: Vec<_> = waiting.iter().map(|&c| calls[c].ask()).collect();
     let mut used = counters.clone();
     let mut taken: HashMap<Uuid, i64> = windows
