@@ -64,7 +64,10 @@ impl Literal {
                 "'\\x{}'::bytea",
                 b.iter().map(|x| format!("{x:02x}")).collect::<String>()
             ),
-            Self::Int(i) => i.to_string(),
+            // The server binds these as i64: untyped, PostgreSQL would read
+            // them as int4, and products such as an alert's threshold times
+            // 2,000,000,000 monthly credits would overflow.
+            Self::Int(i) => format!("{i}::bigint"),
             Self::Null => "NULL".into(),
             Self::NullInt => "NULL::int".into(),
         }
@@ -306,14 +309,23 @@ async fn pgbench_in(
 }
 
 /// The bare stack answering the benchmark's request shapes: verifyKey at the
-/// benchmark's concurrency and at one connection, keysUsage and me.
+/// benchmark's concurrency and at one connection, keysUsage and me; and
+/// each of the dashboard's documents with keymeter's own answer to it.
 async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
     let bin = args
         .bare_bin
         .clone()
         .unwrap_or_else(|| target_dir("release").join("bare-stack"));
+    // The dashboard's documents answer what keymeter answered them.
+    let answers = std::env::temp_dir().join(format!("keymeter-bare-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&answers)?;
+    for document in &seed.documents {
+        let file = answers.join(format!("{}.json", document.name));
+        std::fs::write(file, document.answer.to_string())?;
+    }
     let mut child = Command::new(&bin)
         .arg("127.0.0.1:0")
+        .arg(&answers)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -366,6 +378,27 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
             bounds,
         });
     }
+    for document in &seed.documents {
+        let url = format!("http://{addr}/documents/{}", document.name);
+        let measured = Scenario::document(seed, document)
+            .run(&Load::to_urls(args, vec![url]))
+            .await?;
+        if measured.errors > 0 {
+            bail!("bare stack answered {} with errors", document.name);
+        }
+        let scenario: &'static str = Box::leak(document.scenario().into_boxed_str());
+        ceilings.push(Ceiling {
+            name: format!(
+                "the same bare stack, the {} document, keymeter's answer",
+                document.name
+            ),
+            short: format!("bare-{}", document.name),
+            rps: measured.rps,
+            latency: (measured.p50_ms, measured.p99_ms),
+            bounds: Box::leak(vec![scenario].into_boxed_slice()),
+        });
+    }
+    let _ = std::fs::remove_dir_all(&answers);
     Ok(ceilings)
 }
 

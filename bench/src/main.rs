@@ -8,6 +8,7 @@
 
 mod backlog;
 mod ceilings;
+mod documents;
 mod scenario;
 mod server;
 mod webhooks;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use keymeter::domain::Interval;
 use keymeter::store::counters;
 
+use crate::documents::{self, Document};
 use crate::server::Server;
 use crate::Args;
 
@@ -27,6 +28,9 @@ pub struct Seed {
     pub usage_token: String,
     pub usage_user: Uuid,
     pub usage_cycle_start: DateTime<Utc>,
+    /// The dashboard's reads, with keymeter's answers for the keysUsage
+    /// account (20 keys, its seeded usage).
+    pub documents: Vec<Document>,
 }
 
 /// What a usageSeries scenario asks for: the cycle's 30 days by DAY, or
@@ -132,7 +136,7 @@ pub async fn seed(server: &Server, args: &Args) -> anyhow::Result<Seed> {
         )
         .await?;
     }
-    let seed = Seed {
+    let mut seed = Seed {
         hot_secret: hot["signup"]["defaultKey"]["secret"]
             .as_str()
             .context("secret")?
@@ -151,10 +155,19 @@ pub async fn seed(server: &Server, args: &Args) -> anyhow::Result<Seed> {
             .as_str()
             .context("cycle")?
             .parse()?,
+        documents: Vec::new(),
     };
     if !args.smoke {
         seed_events(&args.database_url, &seed, args.events).await?;
     }
+    seed.documents = documents::record(
+        &http,
+        &server.url(),
+        &seed.usage_token,
+        seed.usage_cycle_start,
+    )
+    .await
+    .context("recording the dashboard's documents")?;
     Ok(seed)
 }
 
@@ -501,6 +514,15 @@ end"#;
         )
     }
 
+    /// A dashboard document on keymeter, as the page sends it.
+    pub fn document(seed: &Seed, document: &Document) -> Self {
+        let name: &'static str = Box::leak(document.scenario().into_boxed_str());
+        Self::new(
+            name,
+            script(&fixed_body(&document.body), Some(&seed.usage_token)),
+        )
+    }
+
     pub fn all(seed: &Seed) -> Vec<Scenario> {
         let verify1 = || Scenario::hot_verify(seed).script;
         let mut during =
@@ -535,6 +557,9 @@ end"#;
             Scenario::new("verifyKey credits=1 (16 conn)", verify1()).with_connections(16),
             during,
         ]
+        .into_iter()
+        .chain(seed.documents.iter().map(|d| Scenario::document(seed, d)))
+        .collect()
     }
 
     pub async fn run(&self, load: &Load) -> anyhow::Result<Measured> {

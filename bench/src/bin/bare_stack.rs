@@ -2,11 +2,21 @@
 //! the benchmark's request shapes with constants, no database and no work.
 //! Nothing built on this stack can be faster.
 //!
-//!     bare-stack 127.0.0.1:8100
+//!     bare-stack 127.0.0.1:8100 [ANSWERS_DIR]
+//!
+//! With ANSWERS_DIR (files NAME.json: the `data` keymeter answered to the
+//! dashboard's document NAME), `POST /documents/NAME` runs any document on
+//! keymeter's own schema (schema.graphql, built as a dynamic schema: the
+//! same types, arguments and enums) whose resolvers only read that answer:
+//! the same document, the same answer, no work.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dynamic;
 use async_graphql::{EmptySubscription, Enum, InputObject, Object, Schema, SimpleObject};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::Router;
 
@@ -122,15 +132,170 @@ async fn graphql(State(schema): State<BareSchema>, request: GraphQLRequest) -> G
     schema.execute(request.into_inner()).await.into()
 }
 
+/// keymeter's schema, as the server exports it.
+const SDL: &str = include_str!("../../../schema.graphql");
+
+/// keymeter's schema with resolvers that read a recorded answer: each field
+/// returns its response key's value in its parent's answer (the root's is
+/// the request's `data`).
+fn answering_schema() -> anyhow::Result<dynamic::Schema> {
+    use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+    use dynamic::{
+        Enum as DynEnum, Field, FieldFuture, FieldValue, InputObject as DynInput, InputValue,
+        Object as DynObject, Scalar, TypeRef,
+    };
+
+    fn type_ref(ty: &Type) -> TypeRef {
+        let base = match &ty.base {
+            BaseType::Named(name) => TypeRef::Named(name.to_string().into()),
+            BaseType::List(inner) => TypeRef::List(Box::new(type_ref(inner))),
+        };
+        if ty.nullable {
+            base
+        } else {
+            TypeRef::NonNull(Box::new(base))
+        }
+    }
+    fn named(ty: &Type) -> String {
+        match &ty.base {
+            BaseType::Named(name) => name.to_string(),
+            BaseType::List(inner) => named(inner),
+        }
+    }
+    fn input(definition: &async_graphql::parser::types::InputValueDefinition) -> InputValue {
+        let value = InputValue::new(
+            definition.name.node.to_string(),
+            type_ref(&definition.ty.node),
+        );
+        match &definition.default_value {
+            Some(default) => value.default_value(default.node.clone()),
+            None => value,
+        }
+    }
+    /// A recorded value as a field returns it: objects by reference, for
+    /// their own fields to read; leaves as values.
+    fn one(value: &serde_json::Value, object: bool) -> FieldValue<'_> {
+        match object {
+            true => FieldValue::borrowed_any(value),
+            false => FieldValue::value(
+                async_graphql::Value::from_json(value.clone()).unwrap_or_default(),
+            ),
+        }
+    }
+    fn answer(value: &serde_json::Value, object: bool) -> Option<FieldValue<'_>> {
+        match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::Array(items) => Some(FieldValue::list(
+                items.iter().map(move |item| one(item, object)),
+            )),
+            other => Some(one(other, object)),
+        }
+    }
+    /// Reads the field's response key in its parent's answer.
+    fn resolve(ctx: dynamic::ResolverContext<'_>, object: bool) -> FieldFuture<'_> {
+        FieldFuture::new(async move {
+            let parent = match ctx.parent_value.try_downcast_ref::<serde_json::Value>() {
+                Ok(parent) => parent,
+                Err(_) => ctx.ctx.data::<Arc<serde_json::Value>>()?.as_ref(),
+            };
+            let key = ctx.ctx.item.node.response_key().node.as_str();
+            Ok(parent.get(key).and_then(|value| answer(value, object)))
+        })
+    }
+
+    let document = async_graphql::parser::parse_schema(SDL)?;
+    let definitions: Vec<_> = document
+        .definitions
+        .iter()
+        .filter_map(|definition| match definition {
+            TypeSystemDefinition::Type(ty) => Some(&ty.node),
+            _ => None,
+        })
+        .collect();
+    let objects: std::collections::HashSet<String> = definitions
+        .iter()
+        .filter(|ty| matches!(ty.kind, TypeKind::Object(_)))
+        .map(|ty| ty.name.node.to_string())
+        .collect();
+    let mut schema = dynamic::Schema::build("Query", Some("Mutation"), None);
+    for ty in definitions {
+        let name = ty.name.node.to_string();
+        schema = match &ty.kind {
+            TypeKind::Scalar => schema.register(Scalar::new(name)),
+            TypeKind::Enum(e) => schema.register(
+                DynEnum::new(name).items(e.values.iter().map(|v| v.node.value.node.to_string())),
+            ),
+            TypeKind::InputObject(i) => schema.register(
+                i.fields
+                    .iter()
+                    .fold(DynInput::new(name), |o, f| o.field(input(&f.node))),
+            ),
+            TypeKind::Object(o) => {
+                let mut object = DynObject::new(name);
+                for field in &o.fields {
+                    let field = &field.node;
+                    let is_object = objects.contains(&named(&field.ty.node));
+                    let made = field.arguments.iter().fold(
+                        Field::new(
+                            field.name.node.to_string(),
+                            type_ref(&field.ty.node),
+                            move |ctx| resolve(ctx, is_object),
+                        ),
+                        |f, argument| f.argument(input(&argument.node)),
+                    );
+                    object = object.field(made);
+                }
+                schema.register(object)
+            }
+            _ => anyhow::bail!("bare-stack: {name}: interfaces and unions are not built"),
+        };
+    }
+    Ok(schema.finish()?)
+}
+
+/// The recorded answers, by document name.
+type Answers = Arc<HashMap<String, Arc<serde_json::Value>>>;
+
+async fn document(
+    State((schema, answers)): State<(dynamic::Schema, Answers)>,
+    Path(name): Path<String>,
+    request: GraphQLRequest,
+) -> Result<GraphQLResponse, axum::http::StatusCode> {
+    let answer = answers
+        .get(&name)
+        .ok_or(axum::http::StatusCode::NOT_FOUND)?;
+    let request = request.into_inner().data(answer.clone());
+    Ok(schema.execute(request).await.into())
+}
+
+fn read_answers(dir: &str) -> anyhow::Result<Answers> {
+    let mut answers = HashMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let answer: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        answers.insert(name.to_owned(), Arc::new(answer));
+    }
+    Ok(Arc::new(answers))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bind = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8100".into());
     let schema = Schema::build(Query, Mutation, EmptySubscription).finish();
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/graphql", post(graphql))
         .with_state(schema);
+    if let Some(dir) = std::env::args().nth(2) {
+        let documents = Router::new()
+            .route("/documents/{name}", post(document))
+            .with_state((answering_schema()?, read_answers(&dir)?));
+        app = app.merge(documents);
+    }
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("bare-stack listening addr={}", listener.local_addr()?);
     axum::serve(listener, app).await?;
