@@ -35,6 +35,17 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// A user's membership of their own account, `account_id`: its OWNER,
+    /// which they stay.
+    pub fn own(account_id: Uuid, user_id: Uuid) -> Self {
+        Self {
+            account_id,
+            user_id,
+            role: MemberRole::Owner,
+            own: true,
+        }
+    }
+
     /// Owner-only operations: a MEMBER gets FORBIDDEN (they may see the
     /// account, so nothing is hidden by saying so).
     pub fn require_owner(&self) -> Result<()> {

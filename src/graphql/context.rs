@@ -28,6 +28,11 @@ pub struct RequestAuth {
     user: OnceCell<user::Model>,
     ended: AtomicBool,
     named: std::sync::OnceLock<tokio::sync::Mutex<HashMap<Uuid, Option<user::Model>>>>,
+    /// The signed-in user's own account's id: it never changes, nor does
+    /// their role in it, so the fields of one document that act on it
+    /// (keys, keysUsage, …) read it once. Other accounts' memberships are
+    /// read each time: a removal takes effect at once.
+    own_account_id: OnceCell<Uuid>,
 }
 
 impl RequestAuth {
@@ -37,6 +42,7 @@ impl RequestAuth {
             user: OnceCell::new(),
             ended: AtomicBool::new(false),
             named: std::sync::OnceLock::new(),
+            own_account_id: OnceCell::new(),
         }
     }
 
@@ -101,7 +107,17 @@ pub async fn member<'a>(
     account_id: Option<uuid::Uuid>,
 ) -> Result<(&'a user::Model, Membership)> {
     let user = current_user(ctx).await?;
-    let membership = state(ctx).teams.membership(user, account_id).await?;
+    let teams = &state(ctx).teams;
+    let membership = match account_id {
+        Some(_) => teams.membership(user, account_id).await?,
+        None => {
+            let own = auth(ctx)
+                .own_account_id
+                .get_or_try_init(|| async { Ok::<_, Error>(teams.own_account(user).await?.id) })
+                .await?;
+            Membership::own(*own, user.id)
+        }
+    };
     Ok((user, membership))
 }
 

@@ -107,8 +107,8 @@ impl Query {
     /// v3: one of them; default: the user's own. Not a member (or no such account): NOT_FOUND.
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn account(&self, ctx: &Context<'_>, id: Option<Uuid>) -> Result<Account> {
-        let (_, member) = member(ctx, id).await?;
-        let account = state(ctx).teams.account(&member).await?;
+        let user = current_user(ctx).await?;
+        let (account, member) = state(ctx).teams.membership_of(user, id).await?;
         Ok(Account::new(account, member))
     }
 }

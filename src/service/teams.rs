@@ -58,26 +58,35 @@ impl Teams {
         user: &user::Model,
         account_id: Option<Uuid>,
     ) -> Result<Membership> {
+        Ok(self.membership_of(user, account_id).await?.1)
+    }
+
+    /// `membership`, with the account's row, which the membership's read
+    /// has anyway: `account(id)` answers from it without reading it again.
+    pub async fn membership_of(
+        &self,
+        user: &user::Model,
+        account_id: Option<Uuid>,
+    ) -> Result<(billing_account::Model, Membership)> {
         let Some(account_id) = account_id else {
             let own = self.own_account(user).await?;
-            return Ok(Membership {
-                account_id: own.id,
-                user_id: user.id,
-                role: MemberRole::Owner,
-                own: true,
-            });
+            let member = Membership::own(own.id, user.id);
+            return Ok((own, member));
         };
         let found = account_member::Entity::find_by_id((account_id, user.id))
             .find_also_related(billing_account::Entity)
             .one(&self.db)
             .await?;
         match found {
-            Some((member, Some(account))) => Ok(Membership {
-                account_id,
-                user_id: user.id,
-                role: member.role,
-                own: account.user_id == Some(user.id),
-            }),
+            Some((member, Some(account))) => {
+                let member = Membership {
+                    account_id,
+                    user_id: user.id,
+                    role: member.role,
+                    own: account.user_id == Some(user.id),
+                };
+                Ok((account, member))
+            }
             _ => Err(Error::NotFound),
         }
     }
@@ -89,13 +98,21 @@ impl Teams {
 
     /// The accounts the user is a member of: their own first, then by name.
     pub async fn accounts(&self, user: &user::Model) -> Result<Vec<AccountView>> {
-        // Provisions the own account if signup could not, so it is listed.
-        self.membership(user, None).await?;
-        let rows = account_member::Entity::find()
-            .filter(account_member::Column::UserId.eq(user.id))
-            .find_also_related(billing_account::Entity)
-            .all(&self.db)
-            .await?;
+        let listed = || {
+            account_member::Entity::find()
+                .filter(account_member::Column::UserId.eq(user.id))
+                .find_also_related(billing_account::Entity)
+                .all(&self.db)
+        };
+        let mut rows = listed().await?;
+        let own_listed = rows
+            .iter()
+            .any(|(_, account)| account.as_ref().is_some_and(|a| a.user_id == Some(user.id)));
+        if !own_listed {
+            // Signup could not provision it: made now, so it is listed.
+            self.own_account(user).await?;
+            rows = listed().await?;
+        }
         let mut views: Vec<AccountView> = rows
             .into_iter()
             .filter_map(|(member, account)| {
