@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::audit::Actor;
 use crate::domain::{Membership, SecretHash};
-use crate::entity::user;
+use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -28,11 +28,11 @@ pub struct RequestAuth {
     user: OnceCell<user::Model>,
     ended: AtomicBool,
     named: std::sync::OnceLock<tokio::sync::Mutex<HashMap<Uuid, Option<user::Model>>>>,
-    /// The signed-in user's own account's id: it never changes, nor does
-    /// their role in it, so the fields of one document that act on it
-    /// (keys, keysUsage, …) read it once. Other accounts' memberships are
-    /// read each time: a removal takes effect at once.
-    own_account_id: OnceCell<Uuid>,
+    /// The signed-in user's own account, as first read in this request: the
+    /// user stays its OWNER, so the fields of one document that act on it
+    /// (account, keys, keysUsage, …) read it once. Other accounts'
+    /// memberships are read each time: a removal takes effect at once.
+    own_account: OnceCell<billing_account::Model>,
 }
 
 impl RequestAuth {
@@ -42,7 +42,7 @@ impl RequestAuth {
             user: OnceCell::new(),
             ended: AtomicBool::new(false),
             named: std::sync::OnceLock::new(),
-            own_account_id: OnceCell::new(),
+            own_account: OnceCell::new(),
         }
     }
 
@@ -107,18 +107,21 @@ pub async fn member<'a>(
     account_id: Option<uuid::Uuid>,
 ) -> Result<(&'a user::Model, Membership)> {
     let user = current_user(ctx).await?;
-    let teams = &state(ctx).teams;
     let membership = match account_id {
-        Some(_) => teams.membership(user, account_id).await?,
-        None => {
-            let own = auth(ctx)
-                .own_account_id
-                .get_or_try_init(|| async { Ok::<_, Error>(teams.own_account(user).await?.id) })
-                .await?;
-            Membership::own(*own, user.id)
-        }
+        Some(_) => state(ctx).teams.membership(user, account_id).await?,
+        None => Membership::own(own_account(ctx).await?.id, user.id),
     };
     Ok((user, membership))
+}
+
+/// The signed-in user's own account, read once per request (provisioned
+/// now if signup could not).
+pub async fn own_account<'a>(ctx: &Context<'a>) -> Result<&'a billing_account::Model> {
+    let user = current_user(ctx).await?;
+    auth(ctx)
+        .own_account
+        .get_or_try_init(|| state(ctx).teams.own_account(user))
+        .await
 }
 
 pub fn metrics<'a>(ctx: &Context<'a>) -> &'a Metrics {

@@ -1,12 +1,12 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{current_user, member, state};
+use super::context::{current_user, member, own_account, state};
 use super::scalars::DateTime;
 use super::teams::Account;
 use super::types::{ApiKey, AuthProvider, KeysUsage, UsageSeries, User};
 use super::{budget, cost};
-use crate::domain::Interval;
+use crate::domain::{Interval, Membership};
 use crate::error::Result;
 use crate::metering::SeriesAsk;
 
@@ -108,7 +108,13 @@ impl Query {
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn account(&self, ctx: &Context<'_>, id: Option<Uuid>) -> Result<Account> {
         let user = current_user(ctx).await?;
-        let (account, member) = state(ctx).teams.membership_of(user, id).await?;
+        let (account, member) = match id {
+            Some(_) => state(ctx).teams.membership_of(user, id).await?,
+            None => {
+                let own = own_account(ctx).await?;
+                (own.clone(), Membership::own(own.id, user.id))
+            }
+        };
         Ok(Account::new(account, member))
     }
 }
