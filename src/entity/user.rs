@@ -30,4 +30,11 @@ impl Related<super::session::Entity> for Entity {
     }
 }
 
+/// The user's own account (billing_accounts.user_id; teams have none).
+impl Related<super::billing_account::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::BillingAccount.def()
+    }
+}
+
 impl ActiveModelBehavior for ActiveModel {}

@@ -178,8 +178,14 @@ pub async fn signed_in_user<'a>(
     let token = auth.token()?;
     auth.user
         .get_or_try_init(|| async {
-            let user = state.lookups.user(SecretHash::of(token).to_vec()).await?;
-            user.ok_or(Error::Unauthenticated)
+            let found = state.lookups.user(SecretHash::of(token).to_vec()).await?;
+            let found = found.ok_or(Error::Unauthenticated)?;
+            if let Some(own) = found.own_account {
+                // Read with the session: the fields that act on it need
+                // not read it again.
+                let _ = auth.own_account.set(own);
+            }
+            Ok(found.user)
         })
         .await
 }

@@ -12,11 +12,10 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use super::sessions;
+use super::sessions::{self, SessionUser};
 use crate::batch::Batcher;
 use crate::clock::Clock;
 use crate::domain::KeyAccount;
-use crate::entity::user;
 use crate::error::Result;
 use crate::store::keys::find_keys;
 
@@ -34,7 +33,7 @@ pub enum Lookups {
     /// Concurrent lookups share queries.
     Coalesced {
         keys: Batcher<Vec<u8>, Option<KeyAccount>>,
-        users: Batcher<Vec<u8>, Option<user::Model>>,
+        users: Batcher<Vec<u8>, Option<SessionUser>>,
     },
 }
 
@@ -74,7 +73,7 @@ impl Lookups {
     }
 
     /// The user of the live session whose token hashes to `token_hash`.
-    pub async fn user(&self, token_hash: Vec<u8>) -> Result<Option<user::Model>> {
+    pub async fn user(&self, token_hash: Vec<u8>) -> Result<Option<SessionUser>> {
         match self {
             Self::Direct { db, clock } => {
                 Ok(

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::{SecretHash, SessionToken};
-use crate::entity::{session, user};
+use crate::entity::{billing_account, session, user};
 use crate::error::{Error, Result};
 
 /// Starts a session for `user_id` and returns its bearer token.
@@ -35,23 +35,40 @@ pub async fn start(
     Ok(token.into_string())
 }
 
-/// The users whose live sessions the `token_hashes` belong to, keyed by
-/// token hash, in one indexed read; unknown or expired tokens are absent.
+/// The users whose live sessions the `token_hashes` belong to, with their
+/// own accounts, keyed by token hash, in one indexed read; unknown or
+/// expired tokens are absent.
 pub async fn users_of(
     conn: &impl ConnectionTrait,
     token_hashes: &[Vec<u8>],
     now: DateTime<Utc>,
-) -> Result<HashMap<Vec<u8>, user::Model>> {
+) -> Result<HashMap<Vec<u8>, SessionUser>> {
     let found = session::Entity::find()
         .find_also_related(user::Entity)
+        .and_also_related(billing_account::Entity)
         .filter(session::Column::TokenHash.is_in(token_hashes.iter().cloned()))
         .filter(session::Column::ExpiresAt.gt(now))
         .all(conn)
         .await?;
     Ok(found
         .into_iter()
-        .filter_map(|(session, user)| Some((session.token_hash, user?)))
+        .filter_map(|(session, user, own_account)| {
+            let signed_in = SessionUser {
+                user: user?,
+                own_account,
+            };
+            Some((session.token_hash, signed_in))
+        })
         .collect())
+}
+
+/// A session's user, with their own account read in the same statement
+/// (every signed-in page acts on it; None only when signup could not
+/// provision it yet).
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub user: user::Model,
+    pub own_account: Option<billing_account::Model>,
 }
 
 /// Sessions as the API ends them; owns the pool and the clock.
