@@ -3,7 +3,7 @@
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
 use uuid::Uuid;
 
-use super::context::{named_user, state};
+use super::context::{current_user, named_user, own_account, state};
 use super::cost;
 use super::points::UsagePoints;
 use super::scalars::{saturating_i32, DateTime};
@@ -49,8 +49,11 @@ impl User {
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn billing_account(&self, ctx: &Context<'_>) -> Result<BillingAccount> {
         let state = state(ctx);
+        let signed_in = current_user(ctx).await.ok().map(|user| user.id);
         let account = match &self.billing_account {
             Some(account) => account.clone(),
+            // `me`: the row the session's lookup read with the user.
+            None if signed_in == Some(self.user.id) => own_account(ctx).await?.clone(),
             None => state.teams.own_account(&self.user).await?,
         };
         Ok(BillingAccount::new(account, state.clock.now()))
