@@ -6,7 +6,7 @@
 // never asks for the OWNER-only fields (see load).
 
 import { graphql, reporter } from "./api.js";
-import { $, ask, h, replace } from "./dom.js";
+import { $, ask, copyText, h, replace } from "./dom.js";
 import { dateTime } from "./format.js";
 import * as Q from "./queries.js";
 import { state } from "./state.js";
@@ -140,22 +140,7 @@ $("endpoint-form").addEventListener("submit", async (event) => {
 
 $("copy-endpoint-secret").addEventListener("click", async () => {
   const value = $("endpoint-secret-value");
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(value.textContent);
-    copied = true;
-  } catch (_) {
-    const range = document.createRange();
-    range.selectNodeContents(value);
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-    try {
-      copied = document.execCommand("copy");
-    } catch (_) {
-      copied = false;
-    }
-  }
+  const copied = await copyText(value.textContent, value);
   $("endpoint-copy-status").textContent = copied
     ? "Copied to the clipboard."
     : "Could not copy: the secret is selected, copy it with Ctrl+C (⌘C).";

@@ -95,3 +95,24 @@ export function field(label, input) {
   input.id = id;
   return h("div", { class: "field" }, h("label", { for: id }, label), input);
 }
+
+// Copies `text` (shown in `element`) to the clipboard; true if it was.
+export async function copyText(text, element) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (_) {
+    // Without clipboard permission (some browsers, plain http): select the
+    // text and use the older command, which a click allows.
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    try {
+      return document.execCommand("copy");
+    } catch (_) {
+      return false;
+    }
+  }
+}

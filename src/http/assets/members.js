@@ -4,7 +4,7 @@
 // roles and removes members; anyone but in their own account may leave.
 
 import { graphql, describe, reporter } from "./api.js";
-import { $, ask, h, replace } from "./dom.js";
+import { $, ask, copyText, h, replace } from "./dom.js";
 import { date, dateTime } from "./format.js";
 import * as Q from "./queries.js";
 import { set, state } from "./state.js";
@@ -99,23 +99,8 @@ $("invite-form").addEventListener("submit", async (event) => {
 });
 
 $("copy-invite").addEventListener("click", async () => {
-  const url = $("invite-url").textContent;
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(url);
-    copied = true;
-  } catch (_) {
-    const range = document.createRange();
-    range.selectNodeContents($("invite-url"));
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-    try {
-      copied = document.execCommand("copy");
-    } catch (_) {
-      copied = false;
-    }
-  }
+  const url = $("invite-url");
+  const copied = await copyText(url.textContent, url);
   $("invite-copy-status").textContent = copied
     ? "Copied to the clipboard."
     : "Could not copy: the link is selected, copy it with Ctrl+C (⌘C).";

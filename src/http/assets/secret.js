@@ -1,7 +1,7 @@
 // A new key's secret, shown this once: with Copy; closing before copying
 // asks first; leaving the page while it is open asks the browser to confirm.
 
-import { h } from "./dom.js";
+import { copyText, h } from "./dom.js";
 
 let open = false;
 
@@ -60,24 +60,4 @@ export function showSecret(created, intro) {
     dialog.showModal();
     copy.focus();
   });
-}
-
-async function copyText(text, element) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch (_) {
-    // Without clipboard permission (some browsers, plain http): select the
-    // text and use the older command, which a click allows.
-    const range = document.createRange();
-    range.selectNodeContents(element);
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-    try {
-      return document.execCommand("copy");
-    } catch (_) {
-      return false;
-    }
-  }
 }
