@@ -8,13 +8,14 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, SecondsFormat, Utc};
+use keymeter::domain::admission::CounterKey;
 use keymeter::domain::{Cycle, SecretHash};
-use keymeter::store::counters::{self, LAST_USED_PRECISION};
+use keymeter::store::counters::{self, ChargeRows, CounterAddition, EventRow, Rollup};
 use keymeter::store::keys::find_keys_sql;
 use keymeter::store::parameters;
 use keymeter::store::series::keys_with_usage_sql;
 use keymeter::store::usage::KEYS_USAGE;
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, Value};
 use tokio::process::Command;
 use uuid::Uuid;
 
@@ -47,12 +48,27 @@ enum Literal {
     Time(DateTime<Utc>),
     Bytes(Vec<u8>),
     Int(i64),
-    Null,
     /// A NULL where the server binds an integer parameter.
     NullInt,
+    /// A NULL where the server binds a text parameter.
+    NullText,
 }
 
 impl Literal {
+    /// The literal of a value the server binds.
+    fn of(value: &Value) -> anyhow::Result<Self> {
+        Ok(match value {
+            Value::Uuid(Some(u)) => Self::Uuid(*u),
+            Value::ChronoDateTimeUtc(Some(t)) => Self::Time(*t),
+            Value::Bytes(Some(b)) => Self::Bytes(b.clone()),
+            Value::BigInt(Some(i)) => Self::Int(*i),
+            Value::Int(Some(i)) => Self::Int(i64::from(*i)),
+            Value::BigInt(None) | Value::Int(None) => Self::NullInt,
+            Value::String(None) => Self::NullText,
+            other => bail!("no pgbench literal for {other:?}"),
+        })
+    }
+
     fn sql(&self) -> String {
         match self {
             Self::Uuid(u) => format!("'{u}'::uuid"),
@@ -68,10 +84,24 @@ impl Literal {
             // them as int4, and products such as an alert's threshold times
             // 2,000,000,000 monthly credits would overflow.
             Self::Int(i) => format!("{i}::bigint"),
-            Self::Null => "NULL".into(),
             Self::NullInt => "NULL::int".into(),
+            Self::NullText => "NULL::text".into(),
         }
     }
+}
+
+/// The server's `statement` with its values as literals, as one pgbench line.
+fn bind_statement(statement: &Statement) -> anyhow::Result<String> {
+    let values = statement
+        .values
+        .as_ref()
+        .map(|v| v.0.as_slice())
+        .unwrap_or(&[]);
+    let literals = values
+        .iter()
+        .map(Literal::of)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(bind(&statement.sql, &literals))
 }
 
 /// `statement` with `$1…$n` replaced by `values`, as one pgbench line.
@@ -99,36 +129,35 @@ struct HotKey {
 /// statement that checks the key and charges them. `group` 1 is the
 /// per-request mode. (The key's read runs only the first time the server
 /// charges it, and again only if the statement refuses.)
-fn verify_script(hot: &HotKey, now: DateTime<Utc>, group: usize) -> String {
-    use Literal::*;
-    let mut values = vec![
-        Uuid(hot.account),
-        Time(hot.cycle),
-        Int(group as i64),
-        Time(hot.anchor),
-        Int(hot.monthly_credits),
-    ];
-    values.extend(
-        (0..group).flat_map(|_| [Uuid(hot.account), Uuid(hot.key), Int(1), Null, Time(now)]),
-    );
-    values.extend([
-        Uuid(hot.account),
-        Uuid(hot.key),
-        Time(hot.cycle),
-        Int(group as i64),
-        Int(group as i64),
-        Time(now),
-        Time(now - LAST_USED_PRECISION),
-        Uuid(hot.account),
-        Uuid(hot.key),
-        NullInt,
-        NullInt,
-    ]);
-    values.extend(counters::TIME_ROLLUPS.map(|interval| Time(interval.bucket_of_charge(now))));
-    bind(
-        &counters::charge_in_one_statement(1, group, 1, 1, 0),
-        &values,
-    )
+fn verify_script(hot: &HotKey, now: DateTime<Utc>, group: usize) -> anyhow::Result<String> {
+    let group = group as i64;
+    let mut rows = ChargeRows::default();
+    let counter = CounterKey {
+        account_id: hot.account,
+        cycle_start: hot.cycle,
+    };
+    let addition = CounterAddition {
+        credits: group,
+        anchor: hot.anchor,
+        monthly_credits: hot.monthly_credits,
+    };
+    rows.counters.insert(counter, addition);
+    rows.events = (0..group)
+        .map(|_| EventRow {
+            account_id: hot.account,
+            key_id: hot.key,
+            credits: 1,
+            endpoint: None,
+        })
+        .collect();
+    let rollup = Rollup {
+        credits: group,
+        requests: group,
+    };
+    rows.rollups
+        .insert((hot.account, hot.key, hot.cycle), rollup);
+    rows.keys.insert((hot.account, hot.key), None);
+    bind_statement(&counters::charge_in_one_statement(&rows, now))
 }
 
 /// The server's statement for one keysUsage.
@@ -171,8 +200,8 @@ async fn pgbench(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
         latency: run.latency,
         bounds: &["verifyKey credits=0"],
     }];
-    let per_request = verify_script(&hot, now, 1);
-    let grouped = verify_script(&hot, now, 16);
+    let per_request = verify_script(&hot, now, 1)?;
+    let grouped = verify_script(&hot, now, 16)?;
     let usage = keys_usage_script(seed.usage_user);
     let clients = args.connections;
     for (clients, short) in [(1, "pg-verify-1"), (clients, "pg-verify-n")] {
@@ -418,7 +447,7 @@ mod tests {
             cycle: now,
         };
         for group in [1, 16] {
-            let script = verify_script(&hot, now, group);
+            let script = verify_script(&hot, now, group).unwrap();
             assert!(!script.contains('$'), "{script}");
         }
         assert!(!keys_usage_script(Uuid::new_v4()).contains('$'));

@@ -262,17 +262,14 @@ async fn seed_hours(db: &DatabaseConnection, seed: &Seed, per_key: u64) -> anyho
                     .or_default() += events as i64;
             }
         }
-        let rows: Vec<sea_orm::Value> = buckets
+        let rows: Vec<_> = buckets
             .into_iter()
             .filter(|(_, events)| *events > 0)
-            .flat_map(|((key, start), events)| {
-                [key.into(), start.into(), events.into(), events.into()]
-            })
+            .map(|((key, start), events)| (key, start, events, events))
             .collect();
-        for chunk in rows.chunks(4 * 500) {
-            let sql = counters::add_to_time_rollup(interval, chunk.len() / 4, 1);
-            let statement =
-                Statement::from_sql_and_values(db.get_database_backend(), sql, chunk.to_vec());
+        for chunk in rows.chunks(500) {
+            let backend = db.get_database_backend();
+            let statement = counters::add_to_time_rollup(backend, interval, chunk.to_vec());
             db.execute_raw(statement).await?;
         }
     }

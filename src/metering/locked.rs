@@ -11,19 +11,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::call::Call;
 use super::failures::{Charged, Failure};
-use super::writes::ChargeWrites;
+use super::writes;
 use crate::domain::admission::{admit_in_order, CounterKey, Outcome};
 use crate::domain::{Verification, VerifyCode};
-use crate::store::counters::{lock_counters, LockedCounter};
+use crate::store::counters::{lock_counters, record_charges, ChargeRows, LockedCounter};
 use crate::store::rate_windows::{self, LockedWindow};
-use crate::store::requests::{self, Claimed, REQUEST_ID_TTL};
+use crate::store::requests::{self, Claim, Claimed};
 
 /// Each call's answer so far, by its place in the batch.
 type Settled = Vec<Option<Verification>>;
@@ -53,7 +52,7 @@ pub async fn run(
     let counters = lock(&txn, calls, &waiting).await?;
     let windows = lock_windows(&txn, calls, &waiting).await?;
     let admitted = admit(calls, &waiting, &mut settled, &counters, &windows);
-    let writes = ChargeWrites::of(admitted.charged.iter().map(|&c| &calls[c]));
+    let writes = writes::rows_of(admitted.charged.iter().map(|&c| &calls[c]));
     let slots = Slots {
         windows: &windows,
         taken: &admitted.windows,
@@ -141,21 +140,15 @@ async fn insert_claims(
     wanted: &[usize],
     now: DateTime<Utc>,
 ) -> Charged<BTreeSet<(Uuid, String)>> {
-    let mut values: Vec<Value> = Vec::with_capacity(wanted.len() * 6 + 1);
-    for &c in wanted {
-        let call = &calls[c];
-        values.extend([
-            call.key.id.into(),
-            call.request_id().map(str::to_owned).into(),
-            now.into(),
-            "pending".into(),
-            0i64.into(),
-            call.cycle.end.into(),
-        ]);
-    }
-    values.push((now - REQUEST_ID_TTL).into());
-    let sql = requests::claim_request_ids(wanted.len());
-    let statement = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+    let claims: Vec<Claim> = wanted
+        .iter()
+        .map(|&c| Claim {
+            key_id: calls[c].key.id,
+            request_id: calls[c].request_id().unwrap_or_default(),
+            cycle_end: calls[c].cycle.end,
+        })
+        .collect();
+    let statement = requests::claim(txn.get_database_backend(), &claims, now);
     let rows = Claimed::find_by_statement(statement)
         .all(txn)
         .await
@@ -176,12 +169,7 @@ async fn lock(
     if counters.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let values: Vec<Value> = counters
-        .iter()
-        .flat_map(|c| [Value::from(c.account_id), Value::from(c.cycle_start)])
-        .collect();
-    let sql = lock_counters(counters.len());
-    let statement = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+    let statement = lock_counters(txn.get_database_backend(), &counters);
     let locked = LockedCounter::find_by_statement(statement)
         .all(txn)
         .await
@@ -215,12 +203,7 @@ async fn lock_windows(
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let values: Vec<Value> = keys
-        .iter()
-        .flat_map(|(key, start)| [Value::from(*key), Value::from(*start)])
-        .collect();
-    let sql = rate_windows::lock_windows(keys.len());
-    let statement = Statement::from_sql_and_values(txn.get_database_backend(), sql, values);
+    let statement = rate_windows::lock_windows(txn.get_database_backend(), &keys);
     let locked = LockedWindow::find_by_statement(statement)
         .all(txn)
         .await
@@ -321,7 +304,7 @@ impl Slots<'_> {
 #[allow(clippy::too_many_arguments)]
 async fn record(
     txn: &DatabaseTransaction,
-    writes: ChargeWrites,
+    writes: ChargeRows,
     locked: &BTreeMap<CounterKey, i64>,
     slots: Slots<'_>,
     calls: &[Call<'_>],
@@ -330,53 +313,26 @@ async fn record(
     now: DateTime<Utc>,
 ) -> Charged<()> {
     let backend = txn.get_database_backend();
-    let mut statements = writes.locked_statements(locked, backend, now);
+    let mut statements = record_charges(&writes, locked, backend, now);
     let moved = slots.moved();
     if !moved.is_empty() {
-        let values = moved
-            .iter()
-            .flat_map(|(key, start, used)| [(*key).into(), (*start).into(), (*used).into()])
-            .collect();
-        statements.push((rate_windows::set_windows(moved.len()), values));
+        statements.push(rate_windows::set_windows(backend, &moved));
     }
     for &c in &claims.fresh {
         let Some(answer) = &settled[c] else { continue };
-        let call = &calls[c];
-        if answer.code == VerifyCode::RateLimited {
-            let values = vec![
-                call.key.id.into(),
-                call.request_id().map(str::to_owned).into(),
-            ];
-            statements.push((requests::FORGET_CLAIM.to_owned(), values));
-            continue;
-        }
-        statements.push((
-            requests::ANSWER_REQUEST_ID.to_owned(),
-            answer_values(call, answer, now),
-        ));
+        let (key, id) = (calls[c].key.id, calls[c].request_id().unwrap_or_default());
+        statements.push(match answer.code {
+            VerifyCode::RateLimited => requests::forget_claim(backend, key, id),
+            VerifyCode::Valid => {
+                requests::record_answer(backend, key, id, answer, calls[c].credits(), now)
+            }
+            _ => requests::record_answer(backend, key, id, answer, 0, now),
+        });
     }
-    for (sql, values) in statements {
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+    for statement in statements {
+        txn.execute_raw(statement)
             .await
             .map_err(Failure::before_commit("recording charges"))?;
     }
     Ok(())
-}
-
-fn answer_values(call: &Call, answer: &Verification, now: DateTime<Utc>) -> Vec<Value> {
-    let charged = match answer.code {
-        VerifyCode::Valid => call.credits(),
-        _ => 0,
-    };
-    vec![
-        call.key.id.into(),
-        call.request_id().map(str::to_owned).into(),
-        answer.code.as_str().into(),
-        answer.remaining_credits.unwrap_or(0).into(),
-        answer.cycle_end.unwrap_or(now).into(),
-        charged.into(),
-        answer.rate_limit.map(|state| state.limit).into(),
-        answer.rate_limit.map(|state| state.remaining).into(),
-        answer.rate_limit.map(|state| state.reset).into(),
-    ]
 }

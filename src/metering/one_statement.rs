@@ -11,16 +11,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 use uuid::Uuid;
 
 use super::call::Call;
 use super::failures::{Charged, Failure};
 use super::known_keys::KnownKeys;
-use super::writes::ChargeWrites;
+use super::writes;
 use crate::domain::admission::running_totals;
 use crate::domain::{Verification, VerifyCode};
-use crate::store::counters::ChargedTotal;
+use crate::store::counters::{self, ChargedTotal};
 use crate::store::rate_windows;
 
 /// The path's one entry: charges `calls` (see `charge`) and answers each
@@ -65,8 +65,7 @@ async fn charge(
     if calls.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let (sql, values) = ChargeWrites::of(calls).in_one_statement(now);
-    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    let statement = counters::charge_in_one_statement(&writes::rows_of(calls), now);
     let rows = match db.query_all_raw(statement).await {
         Ok(rows) => rows,
         Err(error) if rate_windows::window_filled(&error) => {

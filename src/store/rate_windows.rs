@@ -5,11 +5,13 @@
 //! and, when a limit is set or changed, the window counted from the calls
 //! charged in it before.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use sea_orm::{sqlx, ConnectionTrait, DbErr, FromQueryResult, RuntimeErr};
+use sea_orm::{sqlx, ConnectionTrait, DbBackend, DbErr, FromQueryResult, RuntimeErr, Statement};
 use uuid::Uuid;
 
-use super::{placeholders, statement};
+use super::{statement, Binds};
 use crate::domain::rate_limit::{Window, WindowCount};
 
 /// A window as `lock_windows` returns it, locked.
@@ -20,31 +22,40 @@ pub struct LockedWindow {
     pub used: i64,
 }
 
-/// Creates the keys' window rows if missing (rows of key, window start)
-/// and locks them: the no-op DO UPDATE takes the row lock, so the counts
-/// read here stay true until the transaction ends.
-pub fn lock_windows(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| format!("(${}, ${}, 0)", 2 * r + 1, 2 * r + 2))
+/// Creates the window rows of `keys` (key → the batch's window start) if
+/// missing and locks them, in key order: the no-op DO UPDATE takes the row
+/// lock, so the counts read here stay true until the transaction ends.
+pub fn lock_windows(backend: DbBackend, keys: &BTreeMap<Uuid, DateTime<Utc>>) -> Statement {
+    let mut binds = Binds::default();
+    let rows: Vec<String> = keys
+        .iter()
+        .map(|(key, start)| format!("({}, {}, 0)", binds.value(*key), binds.value(*start)))
         .collect();
-    format!(
+    let sql = format!(
         "INSERT INTO key_rate_windows (api_key_id, window_start, used)
          VALUES {}
          ON CONFLICT (api_key_id) DO UPDATE SET used = key_rate_windows.used
          RETURNING api_key_id, window_start, used",
-        values.join(", ")
-    )
+        rows.join(", ")
+    );
+    binds.statement(backend, &sql)
 }
 
 /// Sets locked windows: rows of (key, window start, calls admitted).
-pub fn set_windows(rows: usize) -> String {
-    format!(
+pub fn set_windows(backend: DbBackend, windows: &[(Uuid, DateTime<Utc>, i64)]) -> Statement {
+    let mut binds = Binds::default();
+    let rows = binds.rows(
+        windows
+            .iter()
+            .map(|(key, start, used)| [(*key).into(), (*start).into(), (*used).into()]),
+    );
+    let sql = format!(
         "INSERT INTO key_rate_windows (api_key_id, window_start, used)
-         VALUES {}
+         VALUES {rows}
          ON CONFLICT (api_key_id) DO UPDATE
-            SET window_start = excluded.window_start, used = excluded.used",
-        placeholders(rows, 3, 1)
-    )
+            SET window_start = excluded.window_start, used = excluded.used"
+    );
+    binds.statement(backend, &sql)
 }
 
 /// Starts counting `key`'s `window` from the calls charged in it before
@@ -114,20 +125,35 @@ pub async fn forget(conn: &impl ConnectionTrait, key: Uuid) -> Result<(), DbErr>
     Ok(())
 }
 
+/// One limited key's share of its window in a batch.
+pub struct Slots {
+    pub account_id: Uuid,
+    pub window_start: DateTime<Utc>,
+    /// The batch's calls on the key: each takes a slot.
+    pub calls: i64,
+}
+
 /// The one statement's windows (PostgreSQL), its CTEs `rate_keys` and
-/// `windows`: rows of (account, key, window start, calls) from `$first`,
-/// one per limited key. Only the keys of accounts in `charged` take their
-/// slots, and only after every counter of the statement is locked (the
-/// aggregate reads all of `charged` first), so the statement locks as the
-/// locked path does: counters, then windows. A window whose calls would
-/// pass the key's limit, read on its newest version, is left as it is and
-/// missing from `windows`.
-pub fn take_slots(rows: usize, first: usize) -> String {
+/// `windows`, one row per limited key (`slots`, by key). Only the keys of
+/// accounts in `charged` take their slots, and only after every counter of
+/// the statement is locked (the aggregate reads all of `charged` first), so
+/// the statement locks as the locked path does: counters, then windows. A
+/// window whose calls would pass the key's limit, read on its newest
+/// version, is left as it is and missing from `windows`.
+pub fn take_slots(binds: &mut Binds, slots: &BTreeMap<Uuid, Slots>) -> String {
+    let rows = binds.rows(slots.iter().map(|(key, slots)| {
+        [
+            slots.account_id.into(),
+            (*key).into(),
+            slots.window_start.into(),
+            slots.calls.into(),
+        ]
+    }));
     let new_count = "CASE WHEN key_rate_windows.window_start = excluded.window_start
                           THEN key_rate_windows.used + excluded.used ELSE excluded.used END";
     format!(
         "rate_keys AS (
-           SELECT * FROM (VALUES {}) AS w(account, key, window_start, calls)),
+           SELECT * FROM (VALUES {rows}) AS w(account, key, window_start, calls)),
          windows AS (
            INSERT INTO key_rate_windows (api_key_id, window_start, used)
            SELECT w.key, w.window_start, w.calls
@@ -136,8 +162,7 @@ pub fn take_slots(rows: usize, first: usize) -> String {
            ON CONFLICT (api_key_id) DO UPDATE
               SET used = {new_count}, window_start = excluded.window_start
             WHERE {new_count} <= (SELECT k.rate_limit FROM api_keys k WHERE k.id = excluded.api_key_id)
-           RETURNING api_key_id, used)",
-        placeholders(rows, 4, first)
+           RETURNING api_key_id, used)"
     )
 }
 
@@ -170,14 +195,17 @@ pub fn window_filled(error: &DbErr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::parameters;
+    use crate::store::binds_match;
 
     #[test]
-    fn statements_take_as_many_values_as_the_batch_supplies() {
+    fn statements_bind_each_value_their_text_names() {
+        let now = Utc::now();
         for rows in [1, 2, 16] {
-            assert_eq!(parameters(&lock_windows(rows)), rows * 2);
-            assert_eq!(parameters(&set_windows(rows)), rows * 3);
-            assert_eq!(parameters(&take_slots(rows, 1)), rows * 4);
+            let keys: BTreeMap<Uuid, DateTime<Utc>> =
+                (0..rows).map(|_| (Uuid::new_v4(), now)).collect();
+            binds_match(&lock_windows(DbBackend::Postgres, &keys));
+            let moved: Vec<_> = keys.keys().map(|key| (*key, now, 3)).collect();
+            binds_match(&set_windows(DbBackend::Sqlite, &moved));
         }
     }
 }

@@ -6,19 +6,39 @@
 //! refunds.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement};
 use uuid::Uuid;
 
-use super::{placeholders, statement};
+use super::{statement, Binds};
 use crate::domain::{KeyRef, KeyType, RateLimitState, Verification, VerifyCode};
 
 /// How long a requestId's answer is remembered.
 pub const REQUEST_ID_TTL: Duration = Duration::hours(24);
 
-/// Claims (key, requestId) pairs, returning those claimed; the last
-/// parameter is the instant before which an old answer may be replaced.
-pub fn claim_request_ids(rows: usize) -> String {
-    format!(
+/// A requestId to claim: its key, the id, and the end of the cycle its
+/// call is priced in.
+pub struct Claim<'a> {
+    pub key_id: Uuid,
+    pub request_id: &'a str,
+    pub cycle_end: DateTime<Utc>,
+}
+
+/// Claims `claims` at `now`, returning those claimed (`Claimed`). An answer
+/// older than the TTL may be replaced.
+pub fn claim(backend: DbBackend, claims: &[Claim], now: DateTime<Utc>) -> Statement {
+    let mut binds = Binds::default();
+    let at = binds.value(now);
+    let rows: Vec<String> = claims
+        .iter()
+        .map(|claim| {
+            let key = binds.value(claim.key_id);
+            let id = binds.value(claim.request_id);
+            let end = binds.value(claim.cycle_end);
+            format!("({key}, {id}, {at}, 'pending', 0, {end})")
+        })
+        .collect();
+    let stale = binds.value(now - REQUEST_ID_TTL);
+    let sql = format!(
         "INSERT INTO verify_requests (api_key_id, request_id, created_at, code, remaining_credits, cycle_end)
          VALUES {}
          ON CONFLICT (api_key_id, request_id) DO UPDATE
@@ -26,33 +46,62 @@ pub fn claim_request_ids(rows: usize) -> String {
                 remaining_credits = excluded.remaining_credits, cycle_end = excluded.cycle_end,
                 credits = 0, refunded_at = NULL,
                 rate_limit = NULL, rate_remaining = NULL, rate_reset = NULL
-          WHERE verify_requests.created_at <= ${}
+          WHERE verify_requests.created_at <= {stale}
          RETURNING api_key_id, request_id",
-        placeholders(rows, 6, 1),
-        rows * 6 + 1
-    )
+        rows.join(", ")
+    );
+    binds.statement(backend, &sql)
 }
 
-/// A claimed (key, requestId), as `claim_request_ids` returns it.
+/// A claimed (key, requestId), as `claim` returns it.
 #[derive(FromQueryResult, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Claimed {
     pub api_key_id: Uuid,
     pub request_id: String,
 }
 
-/// Records the answer of a claimed (key, requestId): $1 key, $2 id, $3
-/// code, $4 remaining credits, $5 cycle end, $6 the credits charged (0
-/// unless VALID), which a refund gives back, then the key's rate limit
-/// state: $7 limit, $8 remaining, $9 reset (NULL without a limit).
-pub const ANSWER_REQUEST_ID: &str =
-    "UPDATE verify_requests SET code = $3, remaining_credits = $4, cycle_end = $5, credits = $6,
-            rate_limit = $7, rate_remaining = $8, rate_reset = $9
-            WHERE api_key_id = $1 AND request_id = $2";
+/// Records `answer` for a claimed (key, requestId), with the credits it
+/// charged (`charged`: 0 unless VALID), which a refund gives back, and the
+/// key's rate limit state, if limited. An answer without a cycle end (none
+/// is remembered that way) is stored as ending `now`.
+pub fn record_answer(
+    backend: DbBackend,
+    key_id: Uuid,
+    request_id: &str,
+    answer: &Verification,
+    charged: i64,
+    now: DateTime<Utc>,
+) -> Statement {
+    let mut binds = Binds::default();
+    let rate = answer.rate_limit;
+    let sql = format!(
+        "UPDATE verify_requests SET code = {}, remaining_credits = {}, cycle_end = {}, credits = {},
+                rate_limit = {}, rate_remaining = {}, rate_reset = {}
+          WHERE api_key_id = {} AND request_id = {}",
+        binds.value(answer.code.as_str()),
+        binds.value(answer.remaining_credits.unwrap_or(0)),
+        binds.value(answer.cycle_end.unwrap_or(now)),
+        binds.value(charged),
+        binds.value(rate.map(|state| state.limit)),
+        binds.value(rate.map(|state| state.remaining)),
+        binds.value(rate.map(|state| state.reset)),
+        binds.value(key_id),
+        binds.value(request_id),
+    );
+    binds.statement(backend, &sql)
+}
 
 /// Gives up a claim: a RATE_LIMITED call is not remembered, so a retry of
-/// its requestId is decided afresh. $1 key, $2 id.
-pub const FORGET_CLAIM: &str =
-    "DELETE FROM verify_requests WHERE api_key_id = $1 AND request_id = $2";
+/// its requestId is decided afresh.
+pub fn forget_claim(backend: DbBackend, key_id: Uuid, request_id: &str) -> Statement {
+    let mut binds = Binds::default();
+    let sql = format!(
+        "DELETE FROM verify_requests WHERE api_key_id = {} AND request_id = {}",
+        binds.value(key_id),
+        binds.value(request_id)
+    );
+    binds.statement(backend, &sql)
+}
 
 #[derive(FromQueryResult)]
 struct AnswerRow {
@@ -124,4 +173,37 @@ pub async fn forget_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Resu
         .execute_raw(statement(db.get_database_backend(), FORGET, values))
         .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::binds_match;
+
+    #[test]
+    fn statements_bind_each_value_their_text_names() {
+        let now = Utc::now();
+        let ids = ["a", "b", "c"];
+        let claims: Vec<Claim> = ids
+            .iter()
+            .map(|id| Claim {
+                key_id: Uuid::new_v4(),
+                request_id: id,
+                cycle_end: now,
+            })
+            .collect();
+        for rows in 1..=claims.len() {
+            binds_match(&claim(DbBackend::Postgres, &claims[..rows], now));
+        }
+        let answer = Verification::not_found();
+        binds_match(&record_answer(
+            DbBackend::Sqlite,
+            Uuid::new_v4(),
+            "a",
+            &answer,
+            0,
+            now,
+        ));
+        binds_match(&forget_claim(DbBackend::Postgres, Uuid::new_v4(), "a"));
+    }
 }
