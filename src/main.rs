@@ -63,6 +63,9 @@ enum AccountsCommand {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // A missing .env is normal; a broken one is worth a word.
