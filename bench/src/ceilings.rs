@@ -352,7 +352,13 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
         let file = answers.join(format!("{}.json", document.name));
         std::fs::write(file, document.answer.to_string())?;
     }
-    let mut child = Command::new(&bin)
+    // On PostgreSQL, also the same stack after one round trip to it.
+    let database = args.database_url.starts_with("postgres");
+    let mut command = Command::new(&bin);
+    if database {
+        command.env("BARE_DATABASE_URL", &args.database_url);
+    }
+    let mut child = command
         .arg("127.0.0.1:0")
         .arg(&answers)
         .stdout(Stdio::piped())
@@ -407,25 +413,60 @@ async fn bare_stack(args: &Args, seed: &Seed) -> anyhow::Result<Vec<Ceiling>> {
             bounds,
         });
     }
-    for document in &seed.documents {
-        let url = format!("http://{addr}/documents/{}", document.name);
-        let measured = Scenario::document(seed, document)
-            .run(&Load::to_urls(args, vec![url]))
-            .await?;
-        if measured.errors > 0 {
-            bail!("bare stack answered {} with errors", document.name);
-        }
-        let scenario: &'static str = Box::leak(document.scenario().into_boxed_str());
-        ceilings.push(Ceiling {
-            name: format!(
-                "the same bare stack, the {} document, keymeter's answer",
-                document.name
+    if database {
+        let load = Load::to_urls(args, vec![format!("http://{addr}/graphql/round-trip")]);
+        let mut scenarios = Scenario::all(seed);
+        for (scenario, bounds) in [
+            (
+                "verifyKey credits=1",
+                &["verifyKey credits=0", "verifyKey credits=1"][..],
             ),
-            short: format!("bare-{}", document.name),
-            rps: measured.rps,
-            latency: (measured.p50_ms, measured.p99_ms),
-            bounds: Box::leak(vec![scenario].into_boxed_slice()),
-        });
+            ("me", &["me"][..]),
+        ] {
+            let Some(at) = scenarios.iter().position(|s| s.name == scenario) else {
+                bail!("no scenario {scenario}");
+            };
+            let measured = scenarios.swap_remove(at).run(&load).await?;
+            if measured.errors > 0 {
+                bail!("bare stack answered {scenario} after a round trip with errors");
+            }
+            ceilings.push(Ceiling {
+                name: format!(
+                    "the bare stack after one database round trip, the {scenario} request"
+                ),
+                short: format!("bare+rt-{}", scenario.split(' ').next().unwrap_or(scenario)),
+                rps: measured.rps,
+                latency: (measured.p50_ms, measured.p99_ms),
+                bounds,
+            });
+        }
+    }
+    for document in &seed.documents {
+        let scenario: &'static str = Box::leak(document.scenario().into_boxed_str());
+        let bounds: &'static [&'static str] = Box::leak(vec![scenario].into_boxed_slice());
+        let routes = [
+            ("", "", ""),
+            ("/round-trip", "+rt", " after one database round trip"),
+        ];
+        for (route, suffix, after) in routes.into_iter().take(if database { 2 } else { 1 }) {
+            let url = format!("http://{addr}/documents/{}{route}", document.name);
+            let measured = Scenario::document(seed, document)
+                .run(&Load::to_urls(args, vec![url]))
+                .await?;
+            if measured.errors > 0 {
+                bail!("bare stack answered {}{after} with errors", document.name);
+            }
+            ceilings.push(Ceiling {
+                name: format!(
+                    "the same bare stack{after}, the {} document, keymeter's answer",
+                    document.name
+                ),
+                short: format!("bare{suffix}-{}", document.name),
+                rps: measured.rps,
+                latency: (measured.p50_ms, measured.p99_ms),
+                bounds,
+            });
+        }
     }
     let _ = std::fs::remove_dir_all(&answers);
     Ok(ceilings)

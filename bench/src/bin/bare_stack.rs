@@ -9,6 +9,12 @@
 //! keymeter's own schema (schema.graphql, built as a dynamic schema: the
 //! same types, arguments and enums) whose resolvers only read that answer:
 //! the same document, the same answer, no work.
+//!
+//! With BARE_DATABASE_URL (PostgreSQL), `POST /graphql/round-trip` and
+//! `POST /documents/NAME/round-trip` first make one round trip to the
+//! database (`SELECT 1`, through a pool set up as keymeter's): the ceiling
+//! of anything that must ask the database once per request, as a signed-in
+//! read (its session) or a key's check does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +25,9 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::Router;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
 
 type BareSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -130,6 +139,34 @@ impl Mutation {
 
 async fn graphql(State(schema): State<BareSchema>, request: GraphQLRequest) -> GraphQLResponse {
     schema.execute(request.into_inner()).await.into()
+}
+
+/// One round trip to the database, as a request's first statement.
+async fn round_trip(db: &DatabaseConnection) -> Result<(), axum::http::StatusCode> {
+    let one = Statement::from_string(DbBackend::Postgres, "SELECT 1");
+    db.query_one_raw(one)
+        .await
+        .map_err(|_| axum::http::StatusCode::SERVICE_UNAVAILABLE)?;
+    Ok(())
+}
+
+async fn graphql_after_round_trip(
+    State((schema, db)): State<(BareSchema, DatabaseConnection)>,
+    request: GraphQLRequest,
+) -> Result<GraphQLResponse, axum::http::StatusCode> {
+    round_trip(&db).await?;
+    Ok(schema.execute(request.into_inner()).await.into())
+}
+
+/// The pool as keymeter opens it on PostgreSQL (`app::connect`).
+async fn pool(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(16)
+        .min_connections(16)
+        .sqlx_logging(false)
+        .test_before_acquire_if_idle_for(std::time::Duration::from_secs(30));
+    Ok(Database::connect(options).await?)
 }
 
 /// keymeter's schema, as the server exports it.
@@ -256,16 +293,38 @@ fn answering_schema() -> anyhow::Result<dynamic::Schema> {
 /// The recorded answers, by document name.
 type Answers = Arc<HashMap<String, Arc<serde_json::Value>>>;
 
+/// What the documents' routes share.
+#[derive(Clone)]
+struct Documents {
+    schema: dynamic::Schema,
+    answers: Answers,
+    db: Option<DatabaseConnection>,
+}
+
 async fn document(
-    State((schema, answers)): State<(dynamic::Schema, Answers)>,
+    State(documents): State<Documents>,
     Path(name): Path<String>,
     request: GraphQLRequest,
 ) -> Result<GraphQLResponse, axum::http::StatusCode> {
-    let answer = answers
+    let answer = documents
+        .answers
         .get(&name)
         .ok_or(axum::http::StatusCode::NOT_FOUND)?;
     let request = request.into_inner().data(answer.clone());
-    Ok(schema.execute(request).await.into())
+    Ok(documents.schema.execute(request).await.into())
+}
+
+async fn document_after_round_trip(
+    State(documents): State<Documents>,
+    Path(name): Path<String>,
+    request: GraphQLRequest,
+) -> Result<GraphQLResponse, axum::http::StatusCode> {
+    let db = documents
+        .db
+        .as_ref()
+        .ok_or(axum::http::StatusCode::NOT_FOUND)?;
+    round_trip(db).await?;
+    document(State(documents.clone()), Path(name), request).await
 }
 
 fn read_answers(dir: &str) -> anyhow::Result<Answers> {
@@ -281,19 +340,41 @@ fn read_answers(dir: &str) -> anyhow::Result<Answers> {
     Ok(Arc::new(answers))
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bind = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8100".into());
     let schema = Schema::build(Query, Mutation, EmptySubscription).finish();
+    let db = match std::env::var("BARE_DATABASE_URL") {
+        Ok(url) => Some(pool(&url).await?),
+        Err(_) => None,
+    };
     let mut app = Router::new()
         .route("/graphql", post(graphql))
-        .with_state(schema);
+        .with_state(schema.clone());
+    if let Some(db) = &db {
+        let after = Router::new()
+            .route("/graphql/round-trip", post(graphql_after_round_trip))
+            .with_state((schema, db.clone()));
+        app = app.merge(after);
+    }
     if let Some(dir) = std::env::args().nth(2) {
+        let documents = Documents {
+            schema: answering_schema()?,
+            answers: read_answers(&dir)?,
+            db,
+        };
         let documents = Router::new()
             .route("/documents/{name}", post(document))
-            .with_state((answering_schema()?, read_answers(&dir)?));
+            .route(
+                "/documents/{name}/round-trip",
+                post(document_after_round_trip),
+            )
+            .with_state(documents);
         app = app.merge(documents);
     }
     let listener = tokio::net::TcpListener::bind(&bind).await?;
