@@ -4,7 +4,7 @@ use uuid::Uuid;
 use super::context::{current_user, member, own_account, state};
 use super::scalars::DateTime;
 use super::teams::Account;
-use super::types::{ApiKey, AuthProvider, KeysUsage, UsageSeries, User};
+use super::types::{ApiKey, AuthProvider, KeysUsage, MemberUser, UsageSeries, User};
 use super::{budget, cost};
 use crate::domain::{Interval, Membership};
 use crate::error::Result;
@@ -38,7 +38,10 @@ impl Query {
         let now = state.clock.now();
         Ok(keys
             .into_iter()
-            .map(|(key, maker)| ApiKey::new(key, now).made_by(maker))
+            .map(|listed| {
+                let maker = listed.maker().map(|(id, email)| MemberUser::new(id, email));
+                ApiKey::new(listed.key, now).made_by(maker)
+            })
             .collect())
     }
 

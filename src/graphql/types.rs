@@ -131,8 +131,8 @@ impl ApiKey {
 
 impl ApiKey {
     /// The key with its maker, read with it.
-    pub fn made_by(mut self, maker: Option<user::Model>) -> Self {
-        self.maker = maker.map(MemberUser::from);
+    pub fn made_by(mut self, maker: Option<MemberUser>) -> Self {
+        self.maker = maker;
         self
     }
 
@@ -497,6 +497,15 @@ impl From<metering::UsageSeries> for UsageSeries {
 pub struct MemberUser {
     id: Uuid,
     email: String,
+}
+
+impl MemberUser {
+    pub fn new(id: Uuid, email: &str) -> Self {
+        Self {
+            id,
+            email: email.to_owned(),
+        }
+    }
 }
 
 impl From<user::Model> for MemberUser {
