@@ -23,18 +23,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextValidation,
-};
+use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Field, FragmentDefinition, OperationDefinition,
     OperationType, Selection, SelectionSet,
 };
 use async_graphql::parser::Positioned;
 use async_graphql::{
-    Context, ErrorExtensions, Name, Request, Response, SelectionField, ServerError, ServerResult,
-    ValidationResult, Value as ConstValue, Variables,
+    Context, ErrorExtensions, Name, Request, Response, SelectionField, ValidationResult,
+    Value as ConstValue, Variables,
 };
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
@@ -53,16 +50,17 @@ pub struct AnswerBudget {
     pub max_usage_points: u64,
 }
 
-impl ExtensionFactory for AnswerBudget {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(BudgetCheck {
+impl AnswerBudget {
+    /// A check for one request (`hooks` runs it).
+    pub fn check(&self) -> BudgetCheck {
+        BudgetCheck {
             budget: *self,
             captured: Mutex::default(),
             cost: Arc::new(RequestCost {
                 limit: self.max_complexity as u64,
                 spent: AtomicU64::new(0),
             }),
-        })
+        }
     }
 }
 
@@ -113,69 +111,53 @@ pub fn item_fields(field: SelectionField<'_>) -> u64 {
 
 /// One request's check: the document kept from parsing when it asks a
 /// usageSeries, and the request's complexity.
-struct BudgetCheck {
+pub struct BudgetCheck {
     budget: AnswerBudget,
     captured: Mutex<Option<(ExecutableDocument, Variables)>>,
     cost: Arc<RequestCost>,
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for BudgetCheck {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        next.run(ctx, request.data(self.cost.clone())).await
+impl BudgetCheck {
+    /// The request, carrying its cost for the resolvers' lists.
+    pub fn prepare(&self, request: Request) -> Request {
+        request.data(self.cost.clone())
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        // Most requests (verifyKey, me, keys) ask no series: no copy for them.
-        if asks_usage_series(&document) {
+    /// Keeps the parsed document when it asks a usageSeries: most requests
+    /// (verifyKey, me, keys) ask none, and then nothing is copied.
+    pub fn parsed(&self, document: &ExecutableDocument, variables: &Variables) {
+        if asks_usage_series(document) {
             let mut captured = self.captured.lock().unwrap_or_else(|p| p.into_inner());
             *captured = Some((document.clone(), variables.clone()));
         }
-        Ok(document)
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
+    /// Starts the request's cost at what validation counted.
+    pub fn validated(&self, result: &ValidationResult) {
         self.cost
             .spent
             .store(result.complexity as u64, Ordering::Relaxed);
-        Ok(result)
     }
 
-    async fn execute(
+    /// Before execution: the refusal to answer, when the kept document's
+    /// usage points pass the budget.
+    pub async fn before_execute(
         &self,
         ctx: &ExtensionContext<'_>,
         operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
+    ) -> Option<Response> {
         let captured = self
             .captured
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some((document, variables)) = captured {
-            if let Err(error) = self.check(ctx, &document, &variables, operation_name).await {
-                let error = error.extend().into_server_error(Default::default());
-                return Response::from_errors(vec![error]);
-            }
-        }
-        next.run(ctx, operation_name).await
+        let (document, variables) = captured?;
+        let error = self
+            .check(ctx, &document, &variables, operation_name)
+            .await
+            .err()?;
+        let error = error.extend().into_server_error(Default::default());
+        Some(Response::from_errors(vec![error]))
     }
 }
 

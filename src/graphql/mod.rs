@@ -10,6 +10,7 @@ mod context;
 pub mod cookies;
 mod documents;
 mod guard;
+mod hooks;
 mod mutation;
 mod operation;
 mod points;
@@ -72,10 +73,11 @@ pub fn schema(state: AppState, metrics: Arc<Metrics>, config: &Config) -> Keymet
         .data(metrics)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
-        .extension(operation::RecordOperation)
-        .extension(budget::AnswerBudget {
-            max_complexity: config.max_query_complexity,
-            max_usage_points: config.max_usage_points,
+        .extension(hooks::RequestHooks {
+            budget: budget::AnswerBudget {
+                max_complexity: config.max_query_complexity,
+                max_usage_points: config.max_usage_points,
+            },
         });
     if config.introspection {
         builder.finish()

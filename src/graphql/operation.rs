@@ -5,8 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
-use async_graphql::Response;
+use async_graphql::extensions::ExtensionContext;
 
 /// What the request ran: unset when nothing was executed; then the
 /// operation's name, `None` for an anonymous one.
@@ -20,26 +19,10 @@ impl RanOperation {
     }
 }
 
-/// Records the executed operation into the request's `RanOperation`.
-pub struct RecordOperation;
-
-impl ExtensionFactory for RecordOperation {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RecordOperation)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for RecordOperation {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        if let Some(ran) = ctx.data_opt::<RanOperation>() {
-            let _ = ran.0.set(operation_name.map(str::to_owned));
-        }
-        next.run(ctx, operation_name).await
+/// Records the operation about to execute into the request's
+/// `RanOperation` (`hooks` calls it).
+pub fn record(ctx: &ExtensionContext<'_>, operation_name: Option<&str>) {
+    if let Some(ran) = ctx.data_opt::<RanOperation>() {
+        let _ = ran.0.set(operation_name.map(str::to_owned));
     }
 }
