@@ -76,11 +76,17 @@ impl Query {
         account_id: Option<Uuid>,
     ) -> Result<UsageSeries> {
         let (_, member) = member(ctx, account_id).await?;
+        // The own account was read with the session: its cycle is known.
+        let cycle_anchor = match account_id {
+            None => Some(own_account(ctx).await?.billing_cycle_start),
+            Some(_) => None,
+        };
         let ask = SeriesAsk {
             from: from.map(|t| t.0),
             to: to.map(|t| t.0),
             interval: interval.unwrap_or(Interval::Day),
             key_ids,
+            cycle_anchor,
         };
         Ok(state(ctx).metering.usage_series(&member, ask).await?.into())
     }

@@ -18,6 +18,10 @@ pub struct SeriesAsk {
     pub to: Option<DateTime<Utc>>,
     pub interval: Interval,
     pub key_ids: Option<Vec<Uuid>>,
+    /// The account's billing cycle anchor, when the request has read the
+    /// account already (its own account): the default `from` then needs
+    /// no read of its own.
+    pub cycle_anchor: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,9 +75,10 @@ async fn resolve_range(
     ask: &SeriesAsk,
     now: DateTime<Utc>,
 ) -> Result<SeriesRange> {
-    let from = match ask.from {
-        Some(from) => from,
-        None => {
+    let from = match (ask.from, ask.cycle_anchor) {
+        (Some(from), _) => from,
+        (None, Some(anchor)) => Cycle::current(anchor, now).start,
+        (None, None) => {
             let account = billing_account::Entity::find_by_id(account_id)
                 .one(db)
                 .await?

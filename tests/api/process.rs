@@ -234,6 +234,10 @@ on_both_backends! {
         if matches!(backend, Backend::Postgres { .. }) {
             assert_eq!(charge, 1, "a charge on a known key is one statement");
         }
+        // The cycle by day: the session (with the own account, whose cycle
+        // starts the range), the answer budget's count of keys, the series.
+        let series = statements_during(&server, server.graphql(&http, "{ usageSeries { total { credits } } }", json!({}), Some(&token))).await;
+        assert_eq!(series, 3, "usageSeries over the cycle");
         eprintln!("statements per operation (me, keys, keysUsage, verifyKey credits=0) with 1 and 11 keys: {counts:?}");
         // The session lookup reads the user and their own account; then keys
         // (with their makers) and keysUsage are one query each, and a free
