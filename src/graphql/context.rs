@@ -13,6 +13,7 @@ use crate::domain::audit::Actor;
 use crate::domain::{Membership, SecretHash};
 use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
+use crate::metering::AccountKeys;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -33,6 +34,10 @@ pub struct RequestAuth {
     /// (account, keys, keysUsage, …) read it once. Other accounts'
     /// memberships are read each time: a removal takes effect at once.
     own_account: OnceCell<billing_account::Model>,
+    /// Each account's keys with their usage, as first read in this request:
+    /// `keys` and `keysUsage` of one document share the read (a query
+    /// writes nothing, so both see the same).
+    account_keys: std::sync::Mutex<HashMap<Uuid, Arc<OnceCell<Arc<AccountKeys>>>>>,
 }
 
 impl RequestAuth {
@@ -43,6 +48,7 @@ impl RequestAuth {
             ended: AtomicBool::new(false),
             named: std::sync::OnceLock::new(),
             own_account: OnceCell::new(),
+            account_keys: Default::default(),
         }
     }
 
@@ -122,6 +128,24 @@ pub async fn own_account<'a>(ctx: &Context<'a>) -> Result<&'a billing_account::M
         .own_account
         .get_or_try_init(|| state(ctx).teams.own_account(user))
         .await
+}
+
+/// The member's account's keys and their usage in the current cycle, read
+/// once per request and account (concurrent fields wait for one read).
+pub async fn account_keys(ctx: &Context<'_>, member: &Membership) -> Result<Arc<AccountKeys>> {
+    let read = {
+        let mut reads = auth(ctx)
+            .account_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        reads.entry(member.account_id).or_default().clone()
+    };
+    let keys = read
+        .get_or_try_init(|| async {
+            Ok::<_, Error>(Arc::new(state(ctx).metering.account_keys(member).await?))
+        })
+        .await?;
+    Ok(keys.clone())
 }
 
 pub fn metrics<'a>(ctx: &Context<'a>) -> &'a Metrics {

@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{current_user, member, own_account, state};
+use super::context::{account_keys, current_user, member, own_account, state};
 use super::scalars::DateTime;
 use super::teams::Account;
 use super::types::{ApiKey, AuthProvider, KeysUsage, MemberUser, UsageSeries, User};
@@ -29,18 +29,16 @@ impl Query {
         account_id: Option<Uuid>,
     ) -> Result<Vec<ApiKey>> {
         let (_, member) = member(ctx, account_id).await?;
-        let state = state(ctx);
-        let keys = state
-            .keys
-            .list(&member, include_revoked.unwrap_or(false))
-            .await?;
+        let keys = account_keys(ctx, &member)
+            .await?
+            .listed(include_revoked.unwrap_or(false));
         budget::charge_key_list(ctx, keys.len(), budget::item_fields(ctx.field()))?;
-        let now = state.clock.now();
+        let now = state(ctx).clock.now();
         Ok(keys
             .into_iter()
-            .map(|listed| {
-                let maker = listed.maker().map(|(id, email)| MemberUser::new(id, email));
-                ApiKey::new(listed.key, now).made_by(maker)
+            .map(|(key, maker)| {
+                let maker = maker.map(|maker| MemberUser::new(maker.id, &maker.email));
+                ApiKey::new(key, now).made_by(maker)
             })
             .collect())
     }
@@ -50,7 +48,9 @@ impl Query {
     #[graphql(complexity = "cost::USAGE + child_complexity")]
     async fn keys_usage(&self, ctx: &Context<'_>, account_id: Option<Uuid>) -> Result<KeysUsage> {
         let (_, member) = member(ctx, account_id).await?;
-        let usage = state(ctx).metering.keys_usage(&member).await?;
+        let usage = account_keys(ctx, &member)
+            .await?
+            .usage(state(ctx).clock.now());
         let item_fields = ctx
             .field()
             .selection_set()

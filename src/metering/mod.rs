@@ -48,7 +48,7 @@ use charger::Charger;
 pub use charger::Grouping;
 use check::Checked;
 pub use series::{KeySeries, Point, SeriesAsk, UsageSeries};
-pub use usage::{KeyUsage, KeysUsage};
+pub use usage::{AccountKeys, KeyUsage, KeysUsage};
 
 #[derive(Clone)]
 pub struct Metering {
@@ -114,10 +114,11 @@ impl Metering {
         refund::refund(&self.db, &self.lookups, hash, request_id, self.now()).await
     }
 
-    /// Per-key credits of the member's account in its current cycle.
-    #[tracing::instrument(name = "keys_usage", skip_all, fields(account_id = %member.account_id))]
-    pub async fn keys_usage(&self, member: &Membership) -> Result<KeysUsage> {
-        usage::keys_usage(&self.db, member.account_id, self.now()).await
+    /// The member's account's keys with their makers and their usage in
+    /// the current cycle: what keysUsage and keys answer from.
+    #[tracing::instrument(name = "account_keys", skip_all, fields(account_id = %member.account_id))]
+    pub async fn account_keys(&self, member: &Membership) -> Result<AccountKeys> {
+        usage::account_keys(&self.db, member.account_id).await
     }
 
     /// The member's account's usage over time.

@@ -1,8 +1,9 @@
 //! keysUsage: the account's current cycle, its total, and each key that is
 //! active (neither revoked nor expired) or has usage in the cycle, most
-//! credits first, then newest first. One query whatever the number of
-//! events (`store::usage`); a second only when the account has to be
-//! provisioned first.
+//! credits first, then newest first; and the account's keys as `keys`
+//! lists them, with their makers. Both come from one read (`AccountKeys`,
+//! `store::usage`), one query whatever the number of events, which a
+//! request asking both makes once.
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::{Counter, Cycle, KeyStatus};
 use crate::entity::api_key;
 use crate::error::{Error, Result};
-use crate::store::usage::{read_keys_usage, AccountUsage, KeyRollup};
+use crate::store::usage::{read_keys_usage, AccountUsage, KeyRollup, Maker};
 
 pub struct KeysUsage {
     /// The instant it was read at, which the keys' statuses are computed for.
@@ -28,21 +29,45 @@ pub struct KeyUsage {
     pub requests: i64,
 }
 
-pub async fn keys_usage(
-    db: &DatabaseConnection,
-    account_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<KeysUsage> {
-    let (account, rollups) = read_keys_usage(db, account_id)
+/// An account's keys (revoked ones too), each with its maker and its
+/// rollup in the account's newest cycle, and that cycle's counter.
+pub struct AccountKeys {
+    account: AccountUsage,
+    keys: Vec<KeyRollup>,
+}
+
+/// The read `keys_usage` and `listed_keys` answer from.
+pub async fn account_keys(db: &DatabaseConnection, account_id: Uuid) -> Result<AccountKeys> {
+    let (account, keys) = read_keys_usage(db, account_id)
         .await?
         .ok_or(Error::NotFound)?;
-    Ok(in_current_cycle(account, rollups, now))
+    Ok(AccountKeys { account, keys })
+}
+
+impl AccountKeys {
+    /// keysUsage, as of `now`.
+    pub fn usage(&self, now: DateTime<Utc>) -> KeysUsage {
+        in_current_cycle(&self.account, self.keys.clone(), now)
+    }
+
+    /// The keys as `keys` lists them: newest first, revoked ones only when
+    /// asked, each with its maker.
+    pub fn listed(&self, include_revoked: bool) -> Vec<(api_key::Model, Option<Maker>)> {
+        let mut keys: Vec<_> = self
+            .keys
+            .iter()
+            .filter(|rollup| include_revoked || rollup.key.revoked_at.is_none())
+            .map(|rollup| (rollup.key.clone(), rollup.maker.clone()))
+            .collect();
+        keys.sort_by_key(|(key, _)| std::cmp::Reverse((key.created_at, key.id)));
+        keys
+    }
 }
 
 /// The usage read, as of `now`: the account's newest counter counts only if
 /// it is the current cycle's.
 fn in_current_cycle(
-    account: AccountUsage,
+    account: &AccountUsage,
     rollups: Vec<KeyRollup>,
     now: DateTime<Utc>,
 ) -> KeysUsage {

@@ -1,10 +1,11 @@
 //! API keys: creation (the secret is returned once and stored only as a
 //! hash; at most `max_active_keys` active per account), the default key,
-//! listing, renaming, rate limits (set and removed; verifyKey enforces
+//! renaming, rate limits (set and removed; verifyKey enforces
 //! them), rotation and revocation. Keys belong to an account; every member
 //! of it reaches them, nobody else does (another account's key is
 //! NOT_FOUND, like a missing one), and every change is written to the
-//! account's audit log in its own transaction.
+//! account's audit log in its own transaction. Listing is keysUsage's read
+//! (`metering::AccountKeys`), which a dashboard asks for beside it.
 
 use std::sync::Arc;
 
@@ -12,8 +13,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    Statement, TransactionSession, TransactionTrait,
+    DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set, Statement, TransactionSession,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -33,23 +34,6 @@ use crate::store::rate_windows;
 pub struct CreatedKey {
     pub key: api_key::Model,
     pub secret: String,
-}
-
-/// A key as `list` reads it, with its maker (none once the maker's user
-/// is gone).
-#[derive(FromQueryResult)]
-pub struct ListedKey {
-    #[sea_orm(nested)]
-    pub key: api_key::Model,
-    pub maker_id: Option<Uuid>,
-    pub maker_email: Option<String>,
-}
-
-impl ListedKey {
-    /// The maker's id and email, when the key has one.
-    pub fn maker(&self) -> Option<(Uuid, &str)> {
-        Some((self.maker_id?, self.maker_email.as_deref()?))
-    }
 }
 
 /// What rotateKey made: the new key, and the old one as it now stands.
@@ -181,28 +165,6 @@ impl Keys {
             audit: Some(actor),
         };
         create_capped(&self.db, &self.policy, maker, new, now).await
-    }
-
-    /// The account's keys, newest first, each with the member who made it;
-    /// expired ones included (they show as EXPIRED), revoked ones only when
-    /// asked for. One query, the makers joined in.
-    pub async fn list(&self, member: &Membership, include_revoked: bool) -> Result<Vec<ListedKey>> {
-        let mut query =
-            api_key::Entity::find().filter(api_key::Column::AccountId.eq(member.account_id));
-        if !include_revoked {
-            query = query.filter(api_key::Column::RevokedAt.is_null());
-        }
-        // The maker's id and email only: a list of keys has no use for the
-        // rest of a user's row (its password hash least of all).
-        Ok(query
-            .left_join(user::Entity)
-            .column_as(user::Column::Id, "maker_id")
-            .column_as(user::Column::Email, "maker_email")
-            .order_by_desc(api_key::Column::CreatedAt)
-            .order_by_desc(api_key::Column::Id)
-            .into_model::<ListedKey>()
-            .all(&self.db)
-            .await?)
     }
 
     /// Revokes a key of an account `user_id` is a member of. Revoking again

@@ -1,6 +1,7 @@
-//! keysUsage's read: the account, its newest counter and each key with its
-//! rollup for that counter's cycle, in one indexed query whatever the
-//! number of events; and the newest counter alone, for operators.
+//! keysUsage's and keys' read: the account, its newest counter and each key
+//! with its maker and its rollup for that counter's cycle, in one indexed
+//! query whatever the number of events; and the newest counter alone, for
+//! operators.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult};
@@ -10,9 +11,10 @@ use super::statement;
 use crate::domain::Counter;
 use crate::entity::api_key;
 
-/// Everything keysUsage needs in one indexed read: the account, its
-/// newest cycle counter, and each key with its rollup for that newest cycle
-/// (which is the current one exactly when the account has usage in it).
+/// Everything keysUsage and keys need in one indexed read: the account, its
+/// newest cycle counter, and each key (revoked ones too) with its maker's
+/// id and email and its rollup for that newest cycle (which is the current
+/// one exactly when the account has usage in it).
 pub const KEYS_USAGE: &str = "
 WITH account AS (
     SELECT b.id AS account_id, b.monthly_credits, b.billing_cycle_start,
@@ -25,11 +27,13 @@ WITH account AS (
 )
 SELECT a.account_id, a.monthly_credits, a.billing_cycle_start, a.latest_cycle_start, a.latest_credits_used,
        k.id, k.account_id, k.created_by, k.name, k.key_type, k.prefix, k.secret_hash, k.created_at, k.last_used_at, k.revoked_at,
-       k.expires_at, k.rotated_from_id,
-       r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests
+       k.expires_at, k.rotated_from_id, k.rate_limit, k.rate_window_secs,
+       r.cycle_start AS usage_cycle_start, r.credits AS cycle_credits, r.requests AS cycle_requests,
+       m.id AS maker_id, m.email AS maker_email
   FROM account a
   LEFT JOIN api_keys k ON k.account_id = a.account_id
-  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = a.latest_cycle_start";
+  LEFT JOIN api_key_cycle_usage r ON r.api_key_id = k.id AND r.cycle_start = a.latest_cycle_start
+  LEFT JOIN users m ON m.id = k.created_by";
 
 /// The account's part of a `KEYS_USAGE` row (the same on every row).
 #[derive(FromQueryResult, Debug)]
@@ -54,14 +58,26 @@ struct RollupRow {
     usage_cycle_start: Option<DateTime<Utc>>,
     cycle_credits: Option<i64>,
     cycle_requests: Option<i64>,
+    maker_id: Option<Uuid>,
+    maker_email: Option<String>,
 }
 
-/// A key with its rollup for the cycle starting at `cycle_start`, if any.
+/// A key with its rollup for the cycle starting at `cycle_start`, if any,
+/// and its maker (none once the maker's user is gone).
+#[derive(Clone)]
 pub struct KeyRollup {
     pub key: api_key::Model,
     pub cycle_start: Option<DateTime<Utc>>,
     pub credits: i64,
     pub requests: i64,
+    pub maker: Option<Maker>,
+}
+
+/// Who made a key: the user's id and email, nothing else of the user.
+#[derive(Clone, Debug)]
+pub struct Maker {
+    pub id: Uuid,
+    pub email: String,
 }
 
 /// The account and its keys as `KEYS_USAGE` reads them; `None` when there
@@ -95,11 +111,16 @@ fn key_rollup(row: &QueryResult) -> Result<Option<KeyRollup>, DbErr> {
     if rollup.id.is_none() {
         return Ok(None);
     }
+    let maker = match (rollup.maker_id, rollup.maker_email) {
+        (Some(id), Some(email)) => Some(Maker { id, email }),
+        _ => None,
+    };
     Ok(Some(KeyRollup {
         key: api_key::Model::from_query_result(row, "")?,
         cycle_start: rollup.usage_cycle_start,
         credits: rollup.cycle_credits.unwrap_or(0),
         requests: rollup.cycle_requests.unwrap_or(0),
+        maker,
     }))
 }
 

@@ -26,6 +26,10 @@ fn list_query() -> String {
     format!("query($a: UUID) {{ keys(accountId: $a, includeRevoked: true) {{ {KEY_FIELDS} }} }}")
 }
 
+/// keysUsage's keys with their limits, alone in their document.
+const USAGE_QUERY: &str =
+    "query($a: UUID) { keysUsage(accountId: $a) { keys { apiKey { id rateLimit { limit windowSeconds } } } } }";
+
 const LOG: &str = "query($a: UUID) { account(id: $a) { auditLog { events {
   action actor { user { email } } targetType targetId targetName } } } }";
 
@@ -70,6 +74,17 @@ impl TestApp {
             .await;
         let keys = data["keys"].as_array().unwrap();
         let key = keys.iter().find(|key| key["id"] == id).expect("listed");
+        // keysUsage shows the same limit for the key, while it is listed there.
+        let usage = self
+            .ok(USAGE_QUERY, json!({ "a": account }), Some(&user.token))
+            .await;
+        let used = usage["keysUsage"]["keys"].as_array().unwrap();
+        if let Some(used) = used.iter().find(|used| used["apiKey"]["id"] == id) {
+            assert_eq!(
+                used["apiKey"]["rateLimit"], key["rateLimit"],
+                "keysUsage's limit of {id}"
+            );
+        }
         key["rateLimit"].clone()
     }
 

@@ -238,6 +238,9 @@ on_both_backends! {
         // starts the range), the answer budget's count of keys, the series.
         let series = statements_during(&server, server.graphql(&http, "{ usageSeries { total { credits } } }", json!({}), Some(&token))).await;
         assert_eq!(series, 3, "usageSeries over the cycle");
+        // keys and keysUsage in one document share their read.
+        let both = statements_during(&server, server.graphql(&http, "{ keys { id createdBy { email } } keysUsage { totalCredits keys { credits } } }", json!({}), Some(&token))).await;
+        assert_eq!(both, 2, "keys beside keysUsage");
         eprintln!("statements per operation (me, keys, keysUsage, verifyKey credits=0) with 1 and 11 keys: {counts:?}");
         // The session lookup reads the user and their own account; then keys
         // (with their makers) and keysUsage are one query each, and a free
