@@ -36,7 +36,8 @@ pub struct AccountKeys {
     keys: Vec<KeyRollup>,
 }
 
-/// The read `keys_usage` and `listed_keys` answer from.
+/// The read `AccountKeys::usage` (keysUsage) and `AccountKeys::listed`
+/// (keys) answer from.
 pub async fn account_keys(db: &DatabaseConnection, account_id: Uuid) -> Result<AccountKeys> {
     let (account, keys) = read_keys_usage(db, account_id)
         .await?
