@@ -36,10 +36,7 @@ impl Query {
         let now = state(ctx).clock.now();
         Ok(keys
             .into_iter()
-            .map(|(key, maker)| {
-                let maker = maker.map(|maker| MemberUser::new(maker.id, &maker.email));
-                ApiKey::new(key, now).made_by(maker)
-            })
+            .map(|(key, maker)| ApiKey::new(key, now).made_by(maker.map(MemberUser::from)))
             .collect())
     }
 

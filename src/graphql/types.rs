@@ -410,7 +410,7 @@ impl From<metering::KeysUsage> for KeysUsage {
                 .keys
                 .into_iter()
                 .map(|k| KeyUsage {
-                    api_key: ApiKey::new(k.key, now),
+                    api_key: ApiKey::new(k.key, now).made_by(k.maker.map(MemberUser::from)),
                     credits: saturating_i32(k.credits),
                     requests: saturating_i32(k.requests),
                 })
@@ -499,11 +499,11 @@ pub struct MemberUser {
     email: String,
 }
 
-impl MemberUser {
-    pub fn new(id: Uuid, email: &str) -> Self {
+impl From<metering::Maker> for MemberUser {
+    fn from(maker: metering::Maker) -> Self {
         Self {
-            id,
-            email: email.to_owned(),
+            id: maker.id,
+            email: maker.email,
         }
     }
 }

@@ -42,6 +42,7 @@ use crate::domain::{AccountPolicy, Charge, Membership, Refund, SecretHash, Verif
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::service::lookups::Lookups;
+pub use crate::store::usage::Maker;
 use batch_charge::BatchCharging;
 use call::ChargeRequest;
 use charger::Charger;

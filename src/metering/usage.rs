@@ -27,6 +27,8 @@ pub struct KeyUsage {
     pub key: api_key::Model,
     pub credits: i64,
     pub requests: i64,
+    /// Read with the key, so that createdBy needs no read of its own.
+    pub maker: Option<Maker>,
 }
 
 /// An account's keys (revoked ones too), each with its maker and its
@@ -108,5 +110,6 @@ fn listed(
         key,
         credits,
         requests,
+        maker: rollup.maker,
     })
 }

@@ -241,6 +241,9 @@ on_both_backends! {
         // keys and keysUsage in one document share their read.
         let both = statements_during(&server, server.graphql(&http, "{ keys { id createdBy { email } } keysUsage { totalCredits keys { credits } } }", json!({}), Some(&token))).await;
         assert_eq!(both, 2, "keys beside keysUsage");
+        // keysUsage's keys carry their makers.
+        let makers = statements_during(&server, server.graphql(&http, "{ keysUsage { keys { apiKey { createdBy { email } } } } }", json!({}), Some(&token))).await;
+        assert_eq!(makers, 2, "keysUsage with each key's maker");
         eprintln!("statements per operation (me, keys, keysUsage, verifyKey credits=0) with 1 and 11 keys: {counts:?}");
         // The session lookup reads the user and their own account; then keys
         // (with their makers) and keysUsage are one query each, and a free
