@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::postgres::PgConnectOptions;
+use sea_orm::sqlx::ConnectOptions as _;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
 };
@@ -25,6 +27,7 @@ use crate::oidc::Providers;
 use crate::service::mail::Mailer;
 use crate::service::{limits, retention, sign_in};
 use crate::state::AppState;
+use crate::store::db::{Connections, Db};
 use crate::store::requests;
 use crate::{graphql, http};
 
@@ -177,7 +180,7 @@ async fn stopped(mut stopping: watch::Receiver<bool>) {
 async fn bind_metrics(
     config: &Config,
     metrics: &Arc<Metrics>,
-    db: &DatabaseConnection,
+    db: &Db,
 ) -> anyhow::Result<Option<(TcpListener, Router)>> {
     let Some(addr) = config.metrics_bind.filter(|_| config.metrics) else {
         return Ok(None);
@@ -203,9 +206,38 @@ fn server_limits(config: &Config) -> server::Limits {
     }
 }
 
-/// Opens the pool. SQLite runs in WAL mode with a busy timeout and, unless
-/// configured otherwise, one connection (see `Config::max_connections`).
-pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+/// Opens the database. SQLite runs in WAL mode with a busy timeout and,
+/// unless configured otherwise, one connection (see
+/// `Config::max_connections`). PostgreSQL gets two sets of connections, each
+/// up to that many: sea-orm's pool for transactions and `store::db`'s for
+/// single statements.
+pub async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let pool = connect_pool(config).await?;
+    if pool.get_database_backend() != DbBackend::Postgres {
+        return Ok(Db::from(pool));
+    }
+    let mut options: PgConnectOptions = config
+        .database_url
+        .parse()
+        .context("reading DATABASE_URL")?;
+    options = options.statement_cache_capacity(512);
+    options = if config.log_queries {
+        options.log_statements(log::LevelFilter::Info)
+    } else {
+        options.disable_statement_logging()
+    };
+    let statements = Connections::open(
+        options,
+        config.min_connections(),
+        config.max_connections(),
+        config.acquire_timeout(),
+    )
+    .await
+    .context("connecting to the database (check DATABASE_URL)")?;
+    Ok(Db::new(pool, statements))
+}
+
+async fn connect_pool(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.database_url.clone());
     options
         .max_connections(config.max_connections())
@@ -237,7 +269,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
 
 /// Applies pending migrations. On PostgreSQL they run in one transaction
 /// under an advisory lock, so processes starting together migrate once.
-pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+pub async fn migrate(db: &Db) -> anyhow::Result<()> {
     if db.get_database_backend() == DbBackend::Postgres {
         let txn = db.begin().await?;
         txn.execute_unprepared("SELECT pg_advisory_xact_lock(4242424242)")
@@ -247,7 +279,9 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
             .context("running migrations")?;
         txn.commit().await?;
     } else {
-        Migrator::up(db, None).await.context("running migrations")?;
+        Migrator::up(db.pool(), None)
+            .await
+            .context("running migrations")?;
         retention::prepare_sqlite(db)
             .await
             .context("turning on SQLite's incremental vacuum")?;

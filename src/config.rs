@@ -26,12 +26,14 @@ pub struct Config {
 
     /// Most connections the pool opens. Defaults to 1 on SQLite (one writer
     /// at a time: writes queue in the pool instead of failing as "database is
-    /// locked") and 16 on PostgreSQL.
+    /// locked") and 16 on PostgreSQL. PostgreSQL has two sets this size, one
+    /// for single statements and one for transactions (`store::db`).
     #[arg(long, env = "KEYMETER_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
 
-    /// Connections opened at start and kept open. Defaults to all of them:
-    /// a connection opened under load can hold requests back for seconds.
+    /// Connections opened at start and kept open (in each set). Defaults to
+    /// all of them: a connection opened under load can hold requests back
+    /// for seconds.
     #[arg(long, env = "KEYMETER_DB_MIN_CONNECTIONS")]
     pub db_min_connections: Option<u32>,
 

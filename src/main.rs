@@ -3,9 +3,9 @@ use clap::{Parser, Subcommand};
 use keymeter::clock::{Clock, SystemClock};
 use keymeter::service::backup;
 use keymeter::service::plans::{self, PlanChange};
+use keymeter::store::db::Db;
 use keymeter::{app, graphql, telemetry, Application, Config};
 use migration::MigratorTrait;
-use sea_orm::DatabaseConnection;
 
 /// keymeter: accounts, API keys and metered usage behind one GraphQL API.
 #[derive(Parser)]
@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(&cli.config.log);
             let db = app::connect(&cli.config).await?;
             match down {
-                Some(steps) => migration::Migrator::down(&db, Some(steps))
+                Some(steps) => migration::Migrator::down(db.pool(), Some(steps))
                     .await
                     .context("undoing migrations")?,
                 None => app::migrate(&db).await?,
@@ -135,7 +135,7 @@ async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
 /// refusal or failure is one line on stderr and exit status 1.
 async fn operator<R: std::fmt::Display>(
     config: &Config,
-    command: impl AsyncFnOnce(&DatabaseConnection) -> keymeter::error::Result<R>,
+    command: impl AsyncFnOnce(&Db) -> keymeter::error::Result<R>,
 ) -> anyhow::Result<()> {
     let mut config = config.clone();
     (config.db_max_connections, config.db_min_connections) = (Some(1), Some(1));

@@ -14,9 +14,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use sea_orm::{DatabaseConnection, DbBackend};
 
 use crate::domain::VerifyCode;
+use crate::store::db::Db;
 
 /// Distinct operation names labelled at most: names are chosen by clients,
 /// and each label value is a series kept forever. Later ones are "other".
@@ -123,8 +123,8 @@ impl Metrics {
     }
 
     /// The metrics as text, the pool's gauges read now.
-    pub fn render(&self, db: &DatabaseConnection) -> String {
-        let (size, idle) = pool_counts(db);
+    pub fn render(&self, db: &Db) -> String {
+        let (size, idle) = db.connections();
         let gauge = |state| self.pool_connections.get_or_create(&StateLabel { state });
         gauge("idle").set(i64::from(idle));
         gauge("in_use").set(i64::from(size.saturating_sub(idle)));
@@ -162,26 +162,6 @@ impl Metrics {
 /// or a log field (a client's text could otherwise forge log lines).
 pub fn is_plain_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-fn pool_counts(db: &DatabaseConnection) -> (u32, u32) {
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (
-                pool.size(),
-                u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-            )
-        }
-        DbBackend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool();
-            (
-                pool.size(),
-                u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-            )
-        }
-        _ => (0, 0),
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use crate::store::db::Db;
 
 use crate::clock::Clock;
 use crate::config::{Config, PublicOrigin};
@@ -31,7 +31,7 @@ use crate::service::webhooks::Webhooks;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// For the times statuses are computed at (a key's ACTIVE or EXPIRED).
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
@@ -62,7 +62,7 @@ pub struct Inner {
 
 impl AppState {
     pub fn new(
-        db: DatabaseConnection,
+        db: Db,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         config: &Config,

@@ -45,7 +45,7 @@ pub async fn measure(
     let started = Instant::now();
     let sweep = tokio::spawn({
         let db = db.clone();
-        async move { sweep_usage(&db, &retention, Utc::now()).await }
+        async move { sweep_usage(&db.into(), &retention, Utc::now()).await }
     });
     let mut during_sweep = Scenario::hot_verify(seed).run(load).await?;
     during_sweep.name = format!("{} during a sweep", during_sweep.name);

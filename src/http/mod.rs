@@ -13,6 +13,7 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::db::Db;
 use anyhow::Context as _;
 use axum::extract::State;
 use axum::handler::Handler;
@@ -20,7 +21,6 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
-use sea_orm::DatabaseConnection;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -35,7 +35,7 @@ use gateway::Gateway;
 pub fn router(
     schema: KeymeterSchema,
     metering: Metering,
-    db: DatabaseConnection,
+    db: Db,
     metrics: Arc<Metrics>,
     config: &Config,
     public: &PublicOrigin,
@@ -95,7 +95,7 @@ pub fn router(
 
 /// The routes of the metrics address (`KEYMETER_METRICS_BIND`): `/metrics`
 /// and nothing else, so the scraper's network reaches no more than that.
-pub fn metrics_router(metrics: Arc<Metrics>, db: DatabaseConnection) -> Router {
+pub fn metrics_router(metrics: Arc<Metrics>, db: Db) -> Router {
     Router::new()
         .route("/metrics", get_only(scrape).with_state((metrics, db)))
         .fallback(refusal::not_metrics)
@@ -128,15 +128,13 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
 }
 
 /// The metrics, in the OpenMetrics text format Prometheus scrapes.
-async fn scrape(
-    State((metrics, db)): State<(Arc<Metrics>, DatabaseConnection)>,
-) -> impl IntoResponse {
+async fn scrape(State((metrics, db)): State<(Arc<Metrics>, Db)>) -> impl IntoResponse {
     const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.render(&db))
 }
 
 /// 200 while the database answers a ping within 2 s, 503 otherwise.
-async fn health(State(db): State<DatabaseConnection>) -> impl IntoResponse {
+async fn health(State(db): State<Db>) -> impl IntoResponse {
     let ping = tokio::time::timeout(Duration::from_secs(2), db.ping()).await;
     match ping {
         Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),

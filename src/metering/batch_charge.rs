@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbBackend};
+use sea_orm::DbBackend;
 
 use super::account::priced_account;
 use super::call::{Call, ChargeRequest};
@@ -27,12 +27,13 @@ use super::known_keys::KnownKeys;
 use crate::domain::admission::fit_as_read;
 use crate::domain::{KeyAccount, Verification};
 use crate::error::Result;
+use crate::store::db::Db;
 use crate::store::keys::find_keys;
 use crate::store::requests::remembered_answer;
 
 /// What charging a batch needs, owned by the charger.
 pub struct BatchCharging {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub known: KnownKeys,
 }
 

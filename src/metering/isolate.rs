@@ -7,8 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::store::db::Db;
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::call::Call;
@@ -66,7 +66,7 @@ impl Path<'_> {
 
     async fn run(
         self,
-        db: &DatabaseConnection,
+        db: &Db,
         calls: &[Call<'_>],
         now: DateTime<Utc>,
     ) -> Charged<Vec<Option<Verification>>> {
@@ -85,7 +85,7 @@ impl Path<'_> {
 /// call's (see `results_in_halves`), and records their answers; returns
 /// the calls it left unanswered, to be charged the locked way.
 pub async fn run_in_halves<'a>(
-    db: &DatabaseConnection,
+    db: &Db,
     path: Path<'_>,
     calls: Vec<Call<'a>>,
     answers: &mut Answers,
@@ -115,7 +115,7 @@ pub async fn run_in_halves<'a>(
 /// second, so calls are still admitted in arrival order. A failure that is
 /// not isolable fails every call of its group.
 async fn results_in_halves(
-    db: &DatabaseConnection,
+    db: &Db,
     path: Path<'_>,
     calls: &[Call<'_>],
     now: DateTime<Utc>,

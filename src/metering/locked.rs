@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, TransactionTrait};
 use uuid::Uuid;
 
 use super::call::Call;
@@ -21,6 +19,7 @@ use super::writes;
 use crate::domain::admission::{admit_in_order, CounterKey, Outcome};
 use crate::domain::{Verification, VerifyCode};
 use crate::store::counters::{lock_counters, record_charges, ChargeRows, LockedCounter};
+use crate::store::db::Db;
 use crate::store::rate_windows::{self, LockedWindow};
 use crate::store::requests::{self, Claim, Claimed};
 
@@ -29,11 +28,7 @@ type Settled = Vec<Option<Verification>>;
 
 /// Charges `calls` in one transaction holding their counters' locks, and
 /// answers each, in order.
-pub async fn run(
-    db: &DatabaseConnection,
-    calls: &[Call<'_>],
-    now: DateTime<Utc>,
-) -> Charged<Vec<Verification>> {
+pub async fn run(db: &Db, calls: &[Call<'_>], now: DateTime<Utc>) -> Charged<Vec<Verification>> {
     if calls.is_empty() {
         return Ok(Vec::new());
     }

@@ -34,8 +34,8 @@ mod writes;
 
 use std::sync::Arc;
 
+use crate::store::db::Db;
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
 use crate::domain::{AccountPolicy, Charge, Membership, Refund, SecretHash, Verification};
@@ -53,7 +53,7 @@ pub use usage::{AccountKeys, KeyUsage, KeysUsage};
 
 #[derive(Clone)]
 pub struct Metering {
-    db: DatabaseConnection,
+    db: Db,
     clock: Arc<dyn Clock>,
     policy: AccountPolicy,
     lookups: Lookups,
@@ -63,7 +63,7 @@ pub struct Metering {
 impl Metering {
     /// Starts the charger (its batch workers, when grouped) on the current runtime.
     pub fn start(
-        db: DatabaseConnection,
+        db: Db,
         clock: Arc<dyn Clock>,
         policy: AccountPolicy,
         lookups: Lookups,

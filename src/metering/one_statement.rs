@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use uuid::Uuid;
 
 use super::call::Call;
@@ -21,6 +21,7 @@ use super::writes;
 use crate::domain::admission::running_totals;
 use crate::domain::{Verification, VerifyCode};
 use crate::store::counters::{self, ChargedTotal};
+use crate::store::db::Db;
 use crate::store::rate_windows;
 
 /// The path's one entry: charges `calls` (see `charge`) and answers each
@@ -28,7 +29,7 @@ use crate::store::rate_windows;
 /// its key's window); `None` for the calls the statement refused, to be
 /// charged the locked way.
 pub async fn run(
-    db: &DatabaseConnection,
+    db: &Db,
     known: &KnownKeys,
     calls: &[Call<'_>],
     now: DateTime<Utc>,
@@ -57,11 +58,7 @@ type Totals = Vec<(Option<i64>, Option<i64>)>;
 
 /// Charges `calls` account by account, all of an account's calls or none.
 /// `None` when a window filled under the statement, which then wrote nothing.
-async fn charge(
-    db: &DatabaseConnection,
-    calls: &[Call<'_>],
-    now: DateTime<Utc>,
-) -> Charged<Option<Totals>> {
+async fn charge(db: &Db, calls: &[Call<'_>], now: DateTime<Utc>) -> Charged<Option<Totals>> {
     if calls.is_empty() {
         return Ok(Some(Vec::new()));
     }

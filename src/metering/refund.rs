@@ -11,15 +11,16 @@
 //! refund and a charge queue rather than deadlock.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, FromQueryResult, TransactionTrait};
+use sea_orm::{FromQueryResult, TransactionTrait};
 
 use crate::domain::{Charge, Cycle, Refund, RefundCode};
 use crate::error::Result;
 use crate::service::lookups::Lookups;
+use crate::store::db::Db;
 use crate::store::refunds::{self, ChargedCall, CounterAfter, RefundedCharge, TakeBack};
 
 pub async fn refund(
-    db: &DatabaseConnection,
+    db: &Db,
     lookups: &Lookups,
     hash: Vec<u8>,
     request_id: &str,

@@ -3,12 +3,13 @@
 //! rollups every charge writes (`store::series`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::domain::{AccountPolicy, Cycle, Interval, SeriesRange};
 use crate::entity::{api_key, billing_account};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 use crate::store::series::{keys_with_usage, KeyBuckets};
 
 /// What a series is asked for; `None`s take the defaults: the current
@@ -45,7 +46,7 @@ pub struct UsageSeries {
 }
 
 pub async fn usage_series(
-    db: &DatabaseConnection,
+    db: &Db,
     policy: &AccountPolicy,
     account_id: Uuid,
     ask: SeriesAsk,
@@ -69,7 +70,7 @@ pub async fn usage_series(
 /// The range asked for, defaults filled in: from the current cycle's start
 /// to now.
 async fn resolve_range(
-    db: &DatabaseConnection,
+    db: &Db,
     policy: &AccountPolicy,
     account_id: Uuid,
     ask: &SeriesAsk,

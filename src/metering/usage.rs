@@ -5,8 +5,8 @@
 //! `store::usage`), one query whatever the number of events, which a
 //! request asking both makes once.
 
+use crate::store::db::Db;
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::domain::{Counter, Cycle, KeyStatus};
@@ -40,7 +40,7 @@ pub struct AccountKeys {
 
 /// The read `AccountKeys::usage` (keysUsage) and `AccountKeys::listed`
 /// (keys) answer from.
-pub async fn account_keys(db: &DatabaseConnection, account_id: Uuid) -> Result<AccountKeys> {
+pub async fn account_keys(db: &Db, account_id: Uuid) -> Result<AccountKeys> {
     let (account, keys) = read_keys_usage(db, account_id)
         .await?
         .ok_or(Error::NotFound)?;

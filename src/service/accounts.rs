@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -20,12 +20,13 @@ use crate::clock::Clock;
 use crate::domain::{AccountPolicy, Email, Password};
 use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 
 /// What signing up, signing in and provisioning need: the parts of the
 /// application they use, not the application.
 #[derive(Clone)]
 pub struct Accounts {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub policy: AccountPolicy,

@@ -14,8 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -27,6 +26,7 @@ use crate::domain::audit::{Action, Actor, Change, TargetType};
 use crate::domain::{instant, Cycle, MemberRole, Membership};
 use crate::entity::{account_member, billing_account, usage_alert, usage_alert_threshold, user};
 use crate::error::Result;
+use crate::store::db::Db;
 
 /// How often the worker looks for alerts to fan out.
 const POLL: Duration = Duration::from_secs(1);
@@ -35,7 +35,7 @@ const BATCH: u64 = 50;
 
 #[derive(Clone)]
 pub struct Alerts {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub mail: Mailer,
 }

@@ -11,9 +11,10 @@
 use std::fmt;
 use std::path::Path;
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 
 /// What the copy holds, as read back from it.
 pub struct BackupReport {
@@ -49,7 +50,7 @@ const COUNTED: [&str; 6] = [
 /// Copies `db` (SQLite) to `path`, which must not exist yet, then opens the
 /// copy read-only and checks it: SQLite's integrity check, and every
 /// migration the source has applied.
-pub async fn backup(db: &DatabaseConnection, path: &Path) -> Result<BackupReport> {
+pub async fn backup(db: &Db, path: &Path) -> Result<BackupReport> {
     if db.get_database_backend() != DbBackend::Sqlite {
         return Err(Error::bad_input(
             "backup copies an SQLite database; back PostgreSQL up with pg_dump \
@@ -77,8 +78,8 @@ pub async fn backup(db: &DatabaseConnection, path: &Path) -> Result<BackupReport
 }
 
 async fn check(
-    source: &DatabaseConnection,
-    copy: &DatabaseConnection,
+    source: &Db,
+    copy: &sea_orm::DatabaseConnection,
     path: &str,
 ) -> Result<BackupReport> {
     let integrity: String = one(copy, "PRAGMA integrity_check").await?;
@@ -113,7 +114,7 @@ async fn check(
 }
 
 /// The first column of the one row `sql` answers.
-async fn one<T: sea_orm::TryGetable>(db: &DatabaseConnection, sql: &str) -> Result<T> {
+async fn one<T: sea_orm::TryGetable>(db: &impl ConnectionTrait, sql: &str) -> Result<T> {
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
         .await?

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -28,6 +27,7 @@ use crate::domain::secret::InvitationToken;
 use crate::domain::{Email, MemberRole, Membership, SecretHash};
 use crate::entity::{account_member, billing_account, invitation, user};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 
 /// An invitation just made, with the only copy of its accept URL's token.
 pub struct Invited {
@@ -37,7 +37,7 @@ pub struct Invited {
 
 #[derive(Clone)]
 pub struct Invitations {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub clock: Arc<dyn Clock>,
     /// Where acceptUrl points: `{public}/invitations/accept#<token>`.
     pub public: PublicOrigin,

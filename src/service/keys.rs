@@ -12,9 +12,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set, Statement, TransactionSession,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, Set, Statement, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -28,6 +27,7 @@ use crate::domain::{
 };
 use crate::entity::{account_member, api_key, billing_account, user};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 use crate::store::rate_windows;
 
 /// A key just made, with the only copy of its secret.
@@ -137,7 +137,7 @@ pub(super) async fn create_capped<C: ConnectionTrait + TransactionTrait>(
 /// request's data only.
 #[derive(Clone)]
 pub struct Keys {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
 }

@@ -22,13 +22,11 @@
 //!   taken address first, then email, so waiting attempts never deadlock.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, IsolationLevel, Statement, TransactionTrait,
-    Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, IsolationLevel, Statement, TransactionTrait, Value};
 
 use crate::domain::{Limit, LoginLimits};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 
 /// The bounds of the three login limits, tightest first.
 fn login_bounds(limits: &LoginLimits) -> [Bound; 3] {
@@ -101,7 +99,7 @@ pub struct Reservation(Option<i64>);
 /// Counts a login attempt as a failure before its password is checked, or
 /// refuses it (RATE_LIMITED, counted nowhere) when any login limit is full.
 pub async fn reserve_login(
-    db: &DatabaseConnection,
+    db: &Db,
     limits: &LoginLimits,
     email: &str,
     address: &str,
@@ -115,7 +113,7 @@ pub async fn reserve_login(
 
 /// Counts a signup from `address`, or refuses it when the limit is full.
 pub async fn reserve_signup(
-    db: &DatabaseConnection,
+    db: &Db,
     limit: Limit,
     address: &str,
     now: DateTime<Utc>,
@@ -128,7 +126,7 @@ pub async fn reserve_signup(
 /// Counts a provider sign-in started from `address`, or refuses it when
 /// the limit is full: each start stores a flow, so it is counted before it.
 pub async fn reserve_sign_in(
-    db: &DatabaseConnection,
+    db: &Db,
     limit: Limit,
     address: &str,
     now: DateTime<Utc>,
@@ -144,7 +142,7 @@ pub async fn reserve_sign_in(
 /// emails, stay counted (a success proves nothing about them), and so do
 /// attempts reserved after this one.
 pub async fn forgive_login(
-    db: &DatabaseConnection,
+    db: &Db,
     email: &str,
     address: &str,
     reservation: Reservation,
@@ -184,7 +182,7 @@ pub async fn forget_before(conn: &impl ConnectionTrait, before: DateTime<Utc>) -
 /// docs for why this is race-free), returning its row id; RATE_LIMITED
 /// otherwise. None when every bound is off: there is nothing to count.
 async fn reserve(
-    db: &DatabaseConnection,
+    db: &Db,
     attempt: Attempt<'_>,
     bounds: &[Bound],
     now: DateTime<Utc>,
@@ -277,7 +275,7 @@ fn lock_counted_values(attempt: Attempt<'_>, bounds: &[Bound]) -> Sql {
 /// a bound does once the `max`-th most recent attempt it counts leaves its
 /// window.
 async fn refusal(
-    db: &DatabaseConnection,
+    db: &Db,
     attempt: Attempt<'_>,
     bounds: &[Bound],
     now: DateTime<Utc>,

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use crate::store::db::Db;
 
 use super::sessions::{self, SessionUser};
 use crate::batch::Batcher;
@@ -26,10 +26,7 @@ const MAX_BATCH: usize = 64;
 #[derive(Clone)]
 pub enum Lookups {
     /// Each lookup is its own query.
-    Direct {
-        db: DatabaseConnection,
-        clock: Arc<dyn Clock>,
-    },
+    Direct { db: Db, clock: Arc<dyn Clock> },
     /// Concurrent lookups share queries.
     Coalesced {
         keys: Batcher<Vec<u8>, Option<KeyAccount>>,
@@ -38,12 +35,12 @@ pub enum Lookups {
 }
 
 impl Lookups {
-    pub fn direct(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+    pub fn direct(db: Db, clock: Arc<dyn Clock>) -> Self {
         Self::Direct { db, clock }
     }
 
     /// Starts the lookup workers on the current runtime.
-    pub fn coalesced(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+    pub fn coalesced(db: Db, clock: Arc<dyn Clock>) -> Self {
         let keys = {
             let db = db.clone();
             Batcher::start(WORKERS, MAX_BATCH, move |hashes: Vec<Vec<u8>>| {

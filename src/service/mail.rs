@@ -19,13 +19,14 @@ use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::MailSettings;
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 use crate::store::statement;
 
 /// One plain-text email.
@@ -62,7 +63,7 @@ const POLL: Duration = Duration::from_secs(1);
 pub struct Mailer(Option<Arc<Outbox>>);
 
 struct Outbox {
-    db: DatabaseConnection,
+    db: Db,
     clock: Arc<dyn Clock>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -77,7 +78,7 @@ impl Mailer {
     /// disabled one without them.
     pub fn new(
         settings: Option<MailSettings>,
-        db: DatabaseConnection,
+        db: Db,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let Some(settings) = settings else {
@@ -341,8 +342,11 @@ mod tests {
         }
     }
 
-    async fn memory_db() -> DatabaseConnection {
-        sea_orm::Database::connect("sqlite::memory:").await.unwrap()
+    async fn memory_db() -> Db {
+        sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .unwrap()
+            .into()
     }
 
     #[tokio::test]

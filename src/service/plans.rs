@@ -10,9 +10,7 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::{audit, billing};
 use crate::domain::audit::{Action, Actor, Change, TargetType};
@@ -20,6 +18,7 @@ use crate::domain::text::is_printable;
 use crate::domain::{AccountPolicy, Counter, Cycle, Email};
 use crate::entity::{billing_account, user};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 use crate::store::usage::newest_counter;
 
 /// An account as an operator sees it.
@@ -84,7 +83,7 @@ impl PlanChange {
 /// The account of the user with `email`, provisioned if it is missing, as
 /// every read of the server does.
 pub async fn show(
-    db: &DatabaseConnection,
+    db: &Db,
     policy: &AccountPolicy,
     email: &str,
     now: DateTime<Utc>,
@@ -97,7 +96,7 @@ pub async fn show(
 /// Sets the plan and monthly credits of the user with `email`. Everything is
 /// checked before the one write, so bad input changes nothing.
 pub async fn set_plan(
-    db: &DatabaseConnection,
+    db: &Db,
     policy: &AccountPolicy,
     email: &str,
     change: PlanChange,

@@ -11,11 +11,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::webhooks;
 use crate::domain::Retention;
 use crate::error::Result;
+use crate::store::db::Db;
 use crate::store::sweeps;
 
 /// The least a sweep rests between two batches: room for the charges
@@ -38,11 +39,7 @@ pub struct Swept {
 
 /// Deletes the events and hourly rollups past their retention at `now`,
 /// batch by batch until none is left, then (SQLite) shrinks the file.
-pub async fn sweep_usage(
-    db: &DatabaseConnection,
-    retention: &Retention,
-    now: DateTime<Utc>,
-) -> Result<Swept> {
+pub async fn sweep_usage(db: &Db, retention: &Retention, now: DateTime<Utc>) -> Result<Swept> {
     let backend = db.get_database_backend();
     // Small batches: each one's WAL is flushed beside the charges' own.
     let batch: i64 = if backend == DbBackend::Postgres {
@@ -74,11 +71,7 @@ pub async fn sweep_usage(
 }
 
 /// Runs `statement` until a batch deletes less than a whole one.
-async fn in_batches(
-    db: &DatabaseConnection,
-    batch: i64,
-    statement: impl Fn(i64) -> Statement,
-) -> Result<u64> {
+async fn in_batches(db: &Db, batch: i64, statement: impl Fn(i64) -> Statement) -> Result<u64> {
     let mut deleted = 0;
     loop {
         let started = std::time::Instant::now();
@@ -92,7 +85,7 @@ async fn in_batches(
 }
 
 /// SQLite: returns the free pages to the file system, 256 (1 MiB) at a time.
-async fn give_back_free_pages(db: &DatabaseConnection) -> Result<()> {
+async fn give_back_free_pages(db: &Db) -> Result<()> {
     while pragma(db, "PRAGMA freelist_count").await? > 0 {
         db.execute_unprepared("PRAGMA incremental_vacuum(256)")
             .await?;
@@ -104,7 +97,7 @@ async fn give_back_free_pages(db: &DatabaseConnection) -> Result<()> {
 /// SQLite, at start: a file made before incremental vacuum was asked for
 /// (every connection asks now) is converted once, by one VACUUM, so that
 /// sweeps can shrink it. A no-op on every later start and on PostgreSQL.
-pub async fn prepare_sqlite(db: &DatabaseConnection) -> Result<()> {
+pub async fn prepare_sqlite(db: &Db) -> Result<()> {
     const INCREMENTAL: i64 = 2;
     if db.get_database_backend() != DbBackend::Sqlite
         || pragma(db, "PRAGMA auto_vacuum").await? == INCREMENTAL
@@ -118,7 +111,7 @@ pub async fn prepare_sqlite(db: &DatabaseConnection) -> Result<()> {
     Ok(())
 }
 
-async fn pragma(db: &DatabaseConnection, sql: &str) -> Result<i64> {
+async fn pragma(db: &Db, sql: &str) -> Result<i64> {
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
         .await?

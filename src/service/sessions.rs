@@ -5,16 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::{SecretHash, SessionToken};
 use crate::entity::{billing_account, session, user};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 
 /// Starts a session for `user_id` and returns its bearer token.
 pub async fn start(
@@ -74,7 +72,7 @@ pub struct SessionUser {
 /// Sessions as the API ends them; owns the pool and the clock.
 #[derive(Clone)]
 pub struct Sessions {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub clock: Arc<dyn Clock>,
 }
 

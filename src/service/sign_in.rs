@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    IsolationLevel, QueryFilter, QueryOrder, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IsolationLevel,
+    QueryFilter, QueryOrder, Set, Statement, TransactionTrait,
 };
 
 use super::accounts::{self, Accounts, SignedIn, SignedUp, NO_PASSWORD};
@@ -17,6 +17,7 @@ use crate::domain::{BrowserBinding, Email, SecretHash};
 use crate::entity::{sign_in_flow, user, user_identity};
 use crate::error::{Error, Result};
 use crate::oidc::{Identity, Providers};
+use crate::store::db::Db;
 
 /// How long a started sign-in may take to complete; older flows are refused
 /// and swept.
@@ -45,7 +46,7 @@ fn bounded(field: &str, value: &str) -> Result<()> {
 /// RATE_LIMITED until the oldest expires). On SQLite the one statement is
 /// the decision (one writer at a time); on PostgreSQL starts take turns on
 /// an advisory lock first, so that racing starts cannot both count `max - 1`.
-async fn store_if_room(db: &DatabaseConnection, flow: sign_in_flow::Model, max: u32) -> Result<()> {
+async fn store_if_room(db: &Db, flow: sign_in_flow::Model, max: u32) -> Result<()> {
     const STORE: &str = "INSERT INTO sign_in_flows
  (state, provider, nonce, pkce_verifier, browser_hash, created_at)
  SELECT $1, $2, $3, $4, $5, $6
@@ -87,7 +88,7 @@ async fn store_if_room(db: &DatabaseConnection, flow: sign_in_flow::Model, max: 
 
 /// Seconds until the oldest live flow expires and frees a place.
 async fn until_a_flow_expires(
-    db: &DatabaseConnection,
+    db: &Db,
     live_since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<u64> {
@@ -201,11 +202,7 @@ pub struct Callback<'a> {
 /// finds nothing and leaves the flow for its own browser. Once taken, the
 /// flow is gone even when the checks that follow refuse it, as a used state
 /// should be.
-async fn redeem(
-    db: &DatabaseConnection,
-    state: &str,
-    browser: SecretHash,
-) -> Result<Option<sign_in_flow::Model>> {
+async fn redeem(db: &Db, state: &str, browser: SecretHash) -> Result<Option<sign_in_flow::Model>> {
     const REDEEM: &str = "DELETE FROM sign_in_flows WHERE state = $1 AND browser_hash = $2 \
          RETURNING state, provider, nonce, pkce_verifier, browser_hash, created_at";
     let values = [state.into(), browser.to_vec().into()];
@@ -294,11 +291,7 @@ async fn signed_in_again(
     })
 }
 
-async fn known_user(
-    db: &DatabaseConnection,
-    provider: &str,
-    subject: &str,
-) -> Result<Option<user::Model>> {
+async fn known_user(db: &Db, provider: &str, subject: &str) -> Result<Option<user::Model>> {
     let identity = user_identity::Entity::find()
         .filter(user_identity::Column::Provider.eq(provider))
         .filter(user_identity::Column::Subject.eq(subject))
@@ -311,7 +304,7 @@ async fn known_user(
 }
 
 /// Deletes flows too old to complete; run by the background sweep.
-pub async fn forget_expired_flows(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<()> {
+pub async fn forget_expired_flows(db: &Db, now: DateTime<Utc>) -> Result<()> {
     sign_in_flow::Entity::delete_many()
         .filter(sign_in_flow::Column::CreatedAt.lt(now - FLOW_LIFETIME))
         .exec(db)

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, JoinType,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, JoinType, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -28,6 +28,7 @@ use crate::domain::membership::MAX_TEAMS_PER_USER;
 use crate::domain::{AccountName, AccountPolicy, MemberRole, Membership};
 use crate::entity::{account_member, billing_account, user};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 
 /// An account as one of its members sees it.
 pub struct AccountView {
@@ -44,7 +45,7 @@ pub struct MemberView {
 
 #[derive(Clone)]
 pub struct Teams {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
 }

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
@@ -40,6 +40,7 @@ use crate::domain::webhook::{self, WebhookUrl, MAX_ENDPOINTS, TEST_EVENT};
 use crate::domain::Membership;
 use crate::entity::{webhook_delivery, webhook_endpoint};
 use crate::error::{Error, Result};
+use crate::store::db::Db;
 use crate::store::statement;
 
 /// How long an ended (SUCCEEDED or FAILED) delivery stays listed and
@@ -66,7 +67,7 @@ const POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Webhooks {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub settings: WebhookSettings,
     /// Wakes this process's worker after a test or a redelivery: a
@@ -75,7 +76,7 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, settings: WebhookSettings) -> Self {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, settings: WebhookSettings) -> Self {
         Self {
             db,
             clock,

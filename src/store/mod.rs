@@ -5,6 +5,7 @@
 //! renamed in a query fails a test instead of a request.
 
 pub mod counters;
+pub mod db;
 pub mod keys;
 pub mod rate_windows;
 pub mod refunds;

@@ -6,9 +6,10 @@
 //! refunds.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
 use uuid::Uuid;
 
+use super::db::Db;
 use super::{statement, Binds};
 use crate::domain::{KeyRef, KeyType, RateLimitState, Verification, VerifyCode};
 
@@ -166,7 +167,7 @@ SELECT r.code, r.remaining_credits, r.cycle_end, k.key_type, b.id AS account_id,
 /// Deletes remembered answers past the TTL. Run by a background task, never
 /// in a request's path; until it runs, stale rows are ignored by reads and
 /// replaced by claims.
-pub async fn forget_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+pub async fn forget_expired(db: &Db, now: DateTime<Utc>) -> Result<u64, DbErr> {
     const FORGET: &str = "DELETE FROM verify_requests WHERE created_at <= $1";
     let values = vec![(now - REQUEST_ID_TTL).into()];
     let done = db

@@ -47,6 +47,7 @@ mod series;
 mod sessions;
 mod sign_in;
 mod signup;
+mod statement_connections;
 mod teams;
 mod upgrade;
 mod usage;

@@ -10,10 +10,10 @@ const ENSURE_DEFAULT_KEY: &str = "mutation { ensureDefaultKey { secret } }";
 on_both_databases! {
     async fn migrations_roll_back_and_apply_again(app: TestApp) {
         // The server has applied them all; undo every one, then redo.
-        Migrator::down(&app.db, None).await.expect("migrating down");
+        Migrator::down(app.db.pool(), None).await.expect("migrating down");
         let tables = Migrator::get_applied_migrations(&app.db).await.expect("listing");
         assert!(tables.is_empty());
-        Migrator::up(&app.db, None).await.expect("migrating up again");
+        Migrator::up(app.db.pool(), None).await.expect("migrating up again");
         assert!(Migrator::get_pending_migrations(&app.db).await.unwrap().is_empty());
         app.signup().await;
     }
@@ -34,7 +34,7 @@ on_both_databases! {
             .into_iter()
             .find(|m| m.name() == "m20261126_000008_count_attempts_by_address")
             .expect("the migration adding client addresses to auth attempts");
-        let manager = SchemaManager::new(&app.db);
+        let manager = SchemaManager::new(app.db.pool());
         migration.down(&manager).await.expect("undoing it");
         let signups = "SELECT COUNT(*) FROM auth_attempts WHERE kind = 'signup'";
         assert_eq!(app.query_i64(signups).await, [1]);
@@ -54,7 +54,7 @@ on_both_databases! {
             .into_iter()
             .find(|m| m.name() == "m20261204_000013_count_sign_in_starts")
             .expect("the migration admitting sign-in starts");
-        let manager = SchemaManager::new(&app.db);
+        let manager = SchemaManager::new(app.db.pool());
         let attempts = "SELECT id FROM auth_attempts ORDER BY id";
         let before = app.query_i64(attempts).await;
         assert_eq!(before.len(), 2, "one signup, one failed login");
@@ -87,12 +87,12 @@ on_both_databases! {
             .position(|m| m.name() == "m20261130_000010_key_lifecycle")
             .expect("the key lifecycle migration");
         let later = u32::try_from(migrations.len() - position - 1).unwrap();
-        Migrator::down(&app.db, Some(later)).await.expect("undoing the later ones");
-        let manager = SchemaManager::new(&app.db);
+        Migrator::down(app.db.pool(), Some(later)).await.expect("undoing the later ones");
+        let manager = SchemaManager::new(app.db.pool());
         migrations[position].down(&manager).await.expect("undoing it");
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_keys").await, [2]);
         migrations[position].up(&manager).await.expect("applying it again");
-        Migrator::up(&app.db, None).await.expect("applying the later ones again");
+        Migrator::up(app.db.pool(), None).await.expect("applying the later ones again");
 
         // Signup's default key is recognised again; the orphan never had one.
         let had = app.ok(ENSURE_DEFAULT_KEY, json!({}), Some(&user.token)).await;
@@ -116,7 +116,7 @@ on_both_databases! {
             .into_iter()
             .find(|m| m.name() == "m20261130_000012_daily_key_usage")
             .expect("the daily rollups migration");
-        let manager = SchemaManager::new(&app.db);
+        let manager = SchemaManager::new(app.db.pool());
         migration.down(&manager).await.expect("undoing it");
         migration.up(&manager).await.expect("applying it again");
         assert_eq!(app.query_i64(daily).await, [5, 4]);

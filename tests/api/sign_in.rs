@@ -297,7 +297,7 @@ on_both_backends! {
         app.start_sign_in(app.addr, "mock").await;
         let flows = "SELECT COUNT(*) FROM sign_in_flows";
         let later = app.clock.now() + chrono::Duration::minutes(11);
-        let db = sea_orm::Database::connect(app.config.database_url.as_str()).await.unwrap();
+        let db: keymeter::store::db::Db = sea_orm::Database::connect(app.config.database_url.as_str()).await.unwrap().into();
         keymeter::service::sign_in::forget_expired_flows(&db, app.clock.now()).await.unwrap();
         assert_eq!(app.query_i64(flows).await, [1], "a fresh flow stays");
         keymeter::service::sign_in::forget_expired_flows(&db, later).await.unwrap();

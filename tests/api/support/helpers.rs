@@ -4,7 +4,7 @@ use std::sync::Arc;
 use chrono::Utc;
 pub use keymeter::clock::{Clock, ManualClock};
 use keymeter::{Application, Config};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -203,7 +203,7 @@ pub struct TestApp {
     /// Where `/metrics` is served when it has an address of its own.
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub http: reqwest::Client,
-    pub db: DatabaseConnection,
+    pub db: keymeter::store::db::Db,
     pub clock: ManualClock,
     pub config: Config,
     /// Stops the server (see `stop`); dropped unused, the server runs
@@ -276,7 +276,8 @@ impl TestApp {
 
         let db = Database::connect(database.url.as_str())
             .await
-            .expect("connecting to the test database");
+            .expect("connecting to the test database")
+            .into();
         Self {
             addr,
             metrics_addr,
