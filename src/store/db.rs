@@ -5,14 +5,15 @@
 //! Why its own: sqlx's pool checks every connection it gets back with a
 //! `Sync` message and waits for PostgreSQL's answer (`return_to_pool` in
 //! sqlx-core 0.9), so a single statement costs two round trips. The check
-//! exists to flush a connection left mid-answer by a statement whose future
-//! was dropped. Here a connection goes back to the idle list only when its
+//! exists for a connection left mid-answer by a statement whose future was
+//! dropped. Here a connection goes straight back to the idle list when its
 //! statement ran to the end (or PostgreSQL refused it, which leaves the
-//! connection in step); a statement cut off mid-way takes its connection
-//! with it, which is closed. Whatever a statement left unread (the rows
-//! after the one a `query_one` wanted) is drained by the next statement on
-//! that connection, from what has already arrived: sqlx does that before
-//! every statement.
+//! connection in step); only a statement cut off mid-way (its request
+//! dropped, say, when the client went away) costs that `Sync`, sent by a
+//! task of its own before the connection is given back. Whatever a
+//! statement left unread (the rows after the one a `query_one` wanted) is
+//! drained by the next statement on that connection, from what has already
+//! arrived: sqlx does that before every statement.
 //!
 //! Transactions stay on sea-orm's pool: their BEGIN and COMMIT are round
 //! trips anyway, and their statements need sea-orm's transaction type.
@@ -34,12 +35,16 @@ use sea_orm::{
     TransactionError, TransactionOptions, TransactionTrait,
 };
 use sea_query_sqlx::SqlxValues;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A connection idle this long is pinged before it is used again: it may
 /// have been closed by the server or a proxy in the meantime. (sea-orm's
 /// pool is set up the same way, see `app::connect`.)
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(30);
+
+/// How long a connection whose statement was cut off may take to answer
+/// what was sent before it is closed instead.
+const IN_STEP_WITHIN: Duration = Duration::from_secs(10);
 
 /// The database: cheap to clone, shared by every service.
 #[derive(Clone)]
@@ -217,8 +222,10 @@ impl TransactionTrait for Db {
 pub struct Connections {
     options: PgConnectOptions,
     idle: Mutex<Vec<Idle>>,
-    leases: Semaphore,
-    /// Open connections, idle or leased.
+    /// One per connection that may be open: a lease holds one, and so does
+    /// a connection being brought back in step.
+    leases: Arc<Semaphore>,
+    /// Open connections: idle, leased or being brought back in step.
     open: AtomicU32,
     acquire_timeout: Duration,
 }
@@ -241,7 +248,7 @@ impl Connections {
         let connections = Self {
             options,
             idle: Mutex::new(Vec::new()),
-            leases: Semaphore::new(max.max(1) as usize),
+            leases: Arc::new(Semaphore::new(max.max(1) as usize)),
             open: AtomicU32::new(0),
             acquire_timeout,
         };
@@ -252,22 +259,19 @@ impl Connections {
                 .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
                 .map_err(|error| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error))))?;
             connections.open.fetch_add(1, Ordering::Relaxed);
-            connections.idle_list().push(Idle {
-                connection,
-                since: Instant::now(),
-            });
+            connections.give_back(connection);
         }
         Ok(connections)
     }
 
-    async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+    async fn execute(self: &Arc<Self>, statement: Statement) -> Result<ExecResult, DbErr> {
         let mut lease = self.lease().await?;
         let answer = bind(&statement).execute(lease.connection()).await;
         lease.done(answer.as_ref().err());
         answer.map(Into::into).map_err(exec_error)
     }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+    async fn execute_unprepared(self: &Arc<Self>, sql: &str) -> Result<ExecResult, DbErr> {
         let mut lease = self.lease().await?;
         let answer = lease
             .connection()
@@ -277,14 +281,17 @@ impl Connections {
         answer.map(Into::into).map_err(exec_error)
     }
 
-    async fn query_one(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+    async fn query_one(
+        self: &Arc<Self>,
+        statement: Statement,
+    ) -> Result<Option<QueryResult>, DbErr> {
         let mut lease = self.lease().await?;
         let answer = bind(&statement).fetch_optional(lease.connection()).await;
         lease.done(answer.as_ref().err());
         answer.map(|row| row.map(Into::into)).map_err(query_error)
     }
 
-    async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+    async fn query_all(self: &Arc<Self>, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let mut lease = self.lease().await?;
         let answer = bind(&statement).fetch_all(lease.connection()).await;
         lease.done(answer.as_ref().err());
@@ -293,7 +300,7 @@ impl Connections {
             .map_err(query_error)
     }
 
-    async fn ping(&self) -> Result<(), DbErr> {
+    async fn ping(self: &Arc<Self>) -> Result<(), DbErr> {
         let mut lease = self.lease().await?;
         let answer = lease.connection().ping().await;
         lease.done(answer.as_ref().err());
@@ -311,38 +318,38 @@ impl Connections {
 
     /// A connection for one statement, within the acquire timeout: an idle
     /// one (pinged first if idle for long), else a new one.
-    async fn lease(&self) -> Result<Lease<'_>, DbErr> {
+    async fn lease(self: &Arc<Self>) -> Result<Lease, DbErr> {
         tokio::time::timeout(self.acquire_timeout, self.lease_unbounded())
             .await
             .unwrap_or(Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
     }
 
-    async fn lease_unbounded(&self) -> Result<Lease<'_>, DbErr> {
-        let permit = self
-            .leases
-            .acquire()
+    async fn lease_unbounded(self: &Arc<Self>) -> Result<Lease, DbErr> {
+        let mut permit = Arc::clone(&self.leases)
+            .acquire_owned()
             .await
             .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
         let mut retry_after = Duration::from_millis(10);
         loop {
             let idle = self.idle_list().pop();
             if let Some(Idle { connection, since }) = idle {
-                let mut lease = Lease::of(self, connection);
+                let mut lease = Lease::new(self, connection, permit);
                 if since.elapsed() < CHECK_IDLE_AFTER {
-                    return Ok(lease.with(permit));
+                    return Ok(lease);
                 }
                 let answer = lease.connection().ping().await;
                 if answer.is_ok() {
                     lease.done(None);
-                    return Ok(lease.with(permit));
+                    return Ok(lease);
                 }
-                continue; // dropped unfinished: closed, and another tried
+                permit = lease.close(); // and another one tried
+                continue;
             }
             let mut opening = Opening::count(self);
             match PgConnection::connect_with(&self.options).await {
                 Ok(connection) => {
                     opening.opened = true;
-                    return Ok(Lease::of(self, connection).with(permit));
+                    return Ok(Lease::new(self, connection, permit));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "opening a database connection");
@@ -353,6 +360,51 @@ impl Connections {
                 }
             }
         }
+    }
+
+    /// A connection in step, for the next statement (closed if the pool is).
+    fn give_back(&self, connection: PgConnection) {
+        if self.leases.is_closed() {
+            self.forget(connection);
+            return;
+        }
+        self.idle_list().push(Idle {
+            connection,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes a connection by dropping its socket: PostgreSQL ends the
+    /// session (and any statement still running on it, once it notices).
+    fn forget(&self, connection: PgConnection) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        drop(connection);
+    }
+
+    /// A connection whose statement was cut off mid-way (its request was
+    /// dropped, say, because the client went away) has an answer still on
+    /// its way, or part of a statement still to send. Closing it would cost
+    /// a new connection (hundreds of milliseconds under load); instead a
+    /// task sends a `Sync` and reads up to PostgreSQL's "ready", as sqlx
+    /// does for every connection, and gives the connection back in step.
+    /// It holds its lease meanwhile, so no more than `max` are ever open.
+    fn bring_back_in_step(
+        self: Arc<Self>,
+        mut connection: PgConnection,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.forget(connection);
+            return;
+        };
+        runtime.spawn(async move {
+            let synced = tokio::time::timeout(IN_STEP_WITHIN, connection.ping()).await;
+            match synced {
+                Ok(Ok(())) => self.give_back(connection),
+                _ => self.forget(connection),
+            }
+            drop(permit);
+        });
     }
 
     fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
@@ -393,34 +445,44 @@ impl Drop for Opening<'_> {
     }
 }
 
-/// One connection, leased to one statement. Back to the idle list if the
-/// statement ran to the end, closed otherwise.
-struct Lease<'a> {
-    connections: &'a Connections,
-    connection: Option<PgConnection>,
-    in_step: bool,
-    _permit: Option<SemaphorePermit<'a>>,
+/// Where a leased connection stands with PostgreSQL.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing sent, or everything answered: ready for the next statement.
+    InStep,
+    /// A statement under way: if the lease is dropped now, it was cut off.
+    Running,
+    /// The session is gone or garbled: only good for closing.
+    Broken,
 }
 
-impl<'a> Lease<'a> {
-    fn of(connections: &'a Connections, connection: PgConnection) -> Self {
+/// One connection, leased to one statement, holding one of the pool's
+/// permits. Dropped, the connection goes back in step, is brought back in
+/// step, or is closed, according to its `State`.
+struct Lease {
+    connections: Arc<Connections>,
+    connection: Option<PgConnection>,
+    permit: Option<OwnedSemaphorePermit>,
+    state: State,
+}
+
+impl Lease {
+    fn new(
+        connections: &Arc<Connections>,
+        connection: PgConnection,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         Self {
-            connections,
+            connections: Arc::clone(connections),
             connection: Some(connection),
-            in_step: true,
-            _permit: None,
+            permit: Some(permit),
+            state: State::InStep,
         }
     }
 
-    fn with(mut self, permit: SemaphorePermit<'a>) -> Self {
-        self._permit = Some(permit);
-        self
-    }
-
-    /// The connection, out of step until `done` says otherwise: a future
-    /// dropped while using it leaves it unusable.
+    /// The connection, for a statement: `Running` until `done`.
     fn connection(&mut self) -> &mut PgConnection {
-        self.in_step = false;
+        self.state = State::Running;
         self.connection
             .as_mut()
             .expect("a lease holds its connection")
@@ -431,7 +493,7 @@ impl<'a> Lease<'a> {
     /// session with it (a FATAL error: terminated, shutting down); any other
     /// error (the socket, the protocol, decoding half an answer) may not.
     fn done(&mut self, error: Option<&sqlx::Error>) {
-        self.in_step = match error {
+        let in_step = match error {
             None | Some(sqlx::Error::RowNotFound) => true,
             Some(sqlx::Error::Database(refusal)) => refusal
                 .try_downcast_ref::<PgDatabaseError>()
@@ -440,24 +502,38 @@ impl<'a> Lease<'a> {
                 }),
             Some(_) => false,
         };
+        self.state = if in_step {
+            State::InStep
+        } else {
+            State::Broken
+        };
+    }
+
+    /// Closes the connection now, keeping the permit for another.
+    fn close(mut self) -> OwnedSemaphorePermit {
+        if let Some(connection) = self.connection.take() {
+            self.connections.forget(connection);
+        }
+        self.permit.take().expect("a lease holds its permit")
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(connection) = self.connection.take() else {
+        let (Some(connection), Some(permit)) = (self.connection.take(), self.permit.take()) else {
             return;
         };
-        if self.in_step && !self.connections.leases.is_closed() {
-            self.connections.idle_list().push(Idle {
-                connection,
-                since: Instant::now(),
-            });
-        } else {
-            self.connections.open.fetch_sub(1, Ordering::Relaxed);
-            // Dropping the socket closes it; PostgreSQL ends the session.
-            drop(connection);
+        match self.state {
+            State::InStep => self.connections.give_back(connection),
+            State::Running => {
+                Arc::clone(&self.connections).bring_back_in_step(connection, permit);
+                return;
+            }
+            State::Broken => self.connections.forget(connection),
         }
+        // Released after the connection is idle again, so that whoever the
+        // permit wakes finds it.
+        drop(permit);
     }
 }
 

@@ -1,7 +1,7 @@
 //! `store::db`'s own PostgreSQL connections for single statements, on a
 //! real PostgreSQL: a connection goes back for the next statement only in
-//! step with the server. A statement cut off mid-way takes its connection
-//! with it, a refused one leaves it usable, rows a statement left unread do
+//! step with the server. A statement cut off mid-way has its answer read
+//! out before its connection is reused, a refused one leaves it usable, rows a statement left unread do
 //! not reach the next one, a connection the server dropped is replaced, and
 //! a statement that cannot have a connection in time fails as "unreachable"
 //! with nothing sent. PostgreSQL only: SQLite goes through sea-orm's pool.
@@ -54,7 +54,7 @@ async fn backend_pid(db: &Db) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_statement_cut_off_takes_its_connection_with_it() {
+async fn a_statement_cut_off_is_answered_out_before_its_connection_is_reused() {
     let Some(fixture) = fixture(1, Duration::from_secs(5)).await else {
         return;
     };
@@ -62,19 +62,37 @@ async fn a_statement_cut_off_takes_its_connection_with_it() {
     let before = backend_pid(db).await;
     let cut = tokio::time::timeout(
         Duration::from_millis(50),
-        db.query_one_raw(sql("SELECT pg_sleep(0.5), 7::bigint")),
+        db.query_one_raw(sql("SELECT 7::bigint, pg_sleep(0.5)")),
     )
     .await;
     assert!(cut.is_err(), "the sleep ran to the end: {cut:?}");
-    // The answer still on its way must not become the next statement's.
+    // The answer still on its way must not become the next statement's:
+    // the one connection comes back once that answer has been read.
     assert_eq!(one_i64(db, "SELECT 2::bigint").await.unwrap(), 2);
-    assert_ne!(
-        backend_pid(db).await,
-        before,
-        "the cut connection was reused"
-    );
-    let (open, idle) = db.connections_for_statements();
-    assert_eq!((open, idle), (1, 1));
+    assert_eq!(backend_pid(db).await, before, "the connection was not kept");
+    assert_eq!(db.connections_for_statements(), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_cut_off_does_not_hold_up_the_next() {
+    let Some(fixture) = fixture(2, Duration::from_secs(5)).await else {
+        return;
+    };
+    let db = &fixture.db;
+    let cut_pid = backend_pid(db).await;
+    let cut = tokio::time::timeout(
+        Duration::from_millis(50),
+        db.query_one_raw(sql("SELECT 7::bigint, pg_sleep(1)")),
+    )
+    .await;
+    assert!(cut.is_err(), "the sleep ran to the end: {cut:?}");
+    // The cut-off connection is busy until its sleep ends: the next
+    // statement runs on another one instead of waiting behind it.
+    assert_ne!(backend_pid(db).await, cut_pid);
+    eventually(Duration::from_secs(5), || async {
+        db.connections_for_statements() == (2, 2)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +209,12 @@ async fn concurrent_statements_each_get_their_own_answer() {
             assert_eq!(asked, answered);
         }
     }
-    let (open, idle) = fixture.db.connections_for_statements();
-    assert!(open <= 4 && idle == open, "{open} open, {idle} idle");
+    let (open, _) = fixture.db.connections_for_statements();
+    assert!(open <= 4, "{open} open");
+    // Those cut off come back once their answers are read out.
+    eventually(Duration::from_secs(5), || async {
+        let (open, idle) = fixture.db.connections_for_statements();
+        open >= 1 && idle == open
+    })
+    .await;
 }

@@ -12,7 +12,7 @@
 //!
 //! With BARE_DATABASE_URL (PostgreSQL), `POST /graphql/round-trip` and
 //! `POST /documents/NAME/round-trip` first make one round trip to the
-//! database (`SELECT 1`, through a pool set up as keymeter's): the ceiling
+//! database (`SELECT 1`, through the database handle keymeter opens): the ceiling
 //! of anything that must ask the database once per request, as a signed-in
 //! read (its session) or a key's check does.
 
@@ -25,9 +25,8 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::Router;
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-};
+use keymeter::store::db::Db;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 type BareSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -142,7 +141,7 @@ async fn graphql(State(schema): State<BareSchema>, request: GraphQLRequest) -> G
 }
 
 /// One round trip to the database, as a request's first statement.
-async fn round_trip(db: &DatabaseConnection) -> Result<(), axum::http::StatusCode> {
+async fn round_trip(db: &Db) -> Result<(), axum::http::StatusCode> {
     let one = Statement::from_string(DbBackend::Postgres, "SELECT 1");
     db.query_one_raw(one)
         .await
@@ -151,22 +150,19 @@ async fn round_trip(db: &DatabaseConnection) -> Result<(), axum::http::StatusCod
 }
 
 async fn graphql_after_round_trip(
-    State((schema, db)): State<(BareSchema, DatabaseConnection)>,
+    State((schema, db)): State<(BareSchema, Db)>,
     request: GraphQLRequest,
 ) -> Result<GraphQLResponse, axum::http::StatusCode> {
     round_trip(&db).await?;
     Ok(schema.execute(request.into_inner()).await.into())
 }
 
-/// The pool as keymeter opens it on PostgreSQL (`app::connect`).
-async fn pool(url: &str) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .max_connections(16)
-        .min_connections(16)
-        .sqlx_logging(false)
-        .test_before_acquire_if_idle_for(std::time::Duration::from_secs(30));
-    Ok(Database::connect(options).await?)
+/// The database as keymeter opens it (`app::connect`, the same settings):
+/// on PostgreSQL, a statement runs on a connection of `store::db`'s own.
+async fn pool(url: &str) -> anyhow::Result<Db> {
+    let mut config = keymeter::Config::from_defaults();
+    config.database_url = url.to_owned();
+    keymeter::app::connect(&config).await
 }
 
 /// keymeter's schema, as the server exports it.
@@ -298,7 +294,7 @@ type Answers = Arc<HashMap<String, Arc<serde_json::Value>>>;
 struct Documents {
     schema: dynamic::Schema,
     answers: Answers,
-    db: Option<DatabaseConnection>,
+    db: Option<Db>,
 }
 
 async fn document(
