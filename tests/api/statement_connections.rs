@@ -53,6 +53,13 @@ async fn backend_pid(db: &Db) -> i64 {
         .unwrap()
 }
 
+/// Starts a statement that sleeps `seconds` and drops it 50 ms in.
+async fn cut_off_while_sleeping(db: &Db, seconds: &str) {
+    let text = format!("SELECT 7::bigint, pg_sleep({seconds})");
+    let cut = tokio::time::timeout(Duration::from_millis(50), db.query_one_raw(sql(&text))).await;
+    assert!(cut.is_err(), "the sleep ran to the end: {cut:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_cut_off_is_answered_out_before_its_connection_is_reused() {
     let Some(fixture) = fixture(1, Duration::from_secs(5)).await else {
@@ -60,12 +67,7 @@ async fn a_statement_cut_off_is_answered_out_before_its_connection_is_reused() {
     };
     let db = &fixture.db;
     let before = backend_pid(db).await;
-    let cut = tokio::time::timeout(
-        Duration::from_millis(50),
-        db.query_one_raw(sql("SELECT 7::bigint, pg_sleep(0.5)")),
-    )
-    .await;
-    assert!(cut.is_err(), "the sleep ran to the end: {cut:?}");
+    cut_off_while_sleeping(db, "0.5").await;
     // The answer still on its way must not become the next statement's:
     // the one connection comes back once that answer has been read.
     assert_eq!(one_i64(db, "SELECT 2::bigint").await.unwrap(), 2);
@@ -80,12 +82,7 @@ async fn a_statement_cut_off_does_not_hold_up_the_next() {
     };
     let db = &fixture.db;
     let cut_pid = backend_pid(db).await;
-    let cut = tokio::time::timeout(
-        Duration::from_millis(50),
-        db.query_one_raw(sql("SELECT 7::bigint, pg_sleep(1)")),
-    )
-    .await;
-    assert!(cut.is_err(), "the sleep ran to the end: {cut:?}");
+    cut_off_while_sleeping(db, "1").await;
     // The cut-off connection is busy until its sleep ends: the next
     // statement runs on another one instead of waiting behind it.
     assert_ne!(backend_pid(db).await, cut_pid);
