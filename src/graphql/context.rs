@@ -114,10 +114,27 @@ pub async fn member<'a>(
 ) -> Result<(&'a user::Model, Membership)> {
     let user = current_user(ctx).await?;
     let membership = match account_id {
-        Some(_) => state(ctx).teams.membership(user, account_id).await?,
+        Some(id) => match own_account_named(ctx, id) {
+            Some(own) => Membership::own(own.id, user.id),
+            None => state(ctx).teams.membership(user, account_id).await?,
+        },
         None => Membership::own(own_account(ctx).await?.id, user.id),
     };
     Ok((user, membership))
+}
+
+/// The user's own account, when `account_id` names it and the session's
+/// lookup read it (call after `current_user`): the page passes the own
+/// account's id as any other, and the user is always its OWNER, so its
+/// membership needs no read of its own.
+pub fn own_account_named<'a>(
+    ctx: &Context<'a>,
+    account_id: uuid::Uuid,
+) -> Option<&'a billing_account::Model> {
+    auth(ctx)
+        .own_account
+        .get()
+        .filter(|own| own.id == account_id)
 }
 
 /// The signed-in user's own account, read once per request (provisioned

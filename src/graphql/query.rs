@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object};
 use uuid::Uuid;
 
-use super::context::{account_keys, current_user, member, own_account, state};
+use super::context::{account_keys, current_user, member, own_account, own_account_named, state};
 use super::scalars::DateTime;
 use super::teams::Account;
 use super::types::{ApiKey, AuthProvider, KeysUsage, MemberUser, UsageSeries, User};
@@ -114,9 +114,11 @@ impl Query {
     #[graphql(complexity = "cost::READ + child_complexity")]
     async fn account(&self, ctx: &Context<'_>, id: Option<Uuid>) -> Result<Account> {
         let user = current_user(ctx).await?;
-        let (account, member) = match id {
-            Some(_) => state(ctx).teams.membership_of(user, id).await?,
-            None => {
+        let named_own = id.and_then(|id| own_account_named(ctx, id));
+        let (account, member) = match (id, named_own) {
+            (Some(_), None) => state(ctx).teams.membership_of(user, id).await?,
+            (_, Some(own)) => (own.clone(), Membership::own(own.id, user.id)),
+            (None, None) => {
                 let own = own_account(ctx).await?;
                 (own.clone(), Membership::own(own.id, user.id))
             }

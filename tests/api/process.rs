@@ -244,6 +244,13 @@ on_both_backends! {
         // keysUsage's keys carry their makers.
         let makers = statements_during(&server, server.graphql(&http, "{ keysUsage { keys { apiKey { createdBy { email } } } } }", json!({}), Some(&token))).await;
         assert_eq!(makers, 2, "keysUsage with each key's maker");
+        // The page names the own account by its id as it would any other:
+        // the session's lookup has read it, and its membership is the
+        // user's as OWNER, so nothing more is read for it.
+        let own = server.graphql(&http, "{ account { id } }", json!({}), Some(&token)).await;
+        let own_id = own["data"]["account"]["id"].as_str().unwrap().to_owned();
+        let named = statements_during(&server, server.graphql(&http, "query($id: UUID) { account(id: $id) { id role } alerts: account(id: $id) { usageAlerts } }", json!({ "id": own_id }), Some(&token))).await;
+        assert_eq!(named, 2, "the own account named by its id (the session, the thresholds)");
         eprintln!("statements per operation (me, keys, keysUsage, verifyKey credits=0) with 1 and 11 keys: {counts:?}");
         // The session lookup reads the user and their own account; then keys
         // (with their makers) and keysUsage are one query each, and a free
