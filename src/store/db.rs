@@ -7,8 +7,9 @@
 //! sqlx-core 0.9), so a single statement costs two round trips. The check
 //! exists for a connection left mid-answer by a statement whose future was
 //! dropped. Here a connection goes straight back to the idle list when its
-//! statement ran to the end (or PostgreSQL refused it, which leaves the
-//! connection in step); only a statement cut off mid-way (its request
+//! statement ran to the end (or PostgreSQL refused it without ending the
+//! session, which leaves the connection in step); only a statement cut off
+//! mid-way (its request
 //! dropped, say, when the client went away) costs that `Sync`, sent by a
 //! task of its own before the connection is given back. Whatever a
 //! statement left unread (the rows after the one a `query_one` wanted) is

@@ -1,5 +1,5 @@
-//! SQL text and row mapping for the hot path, and nothing else: no policy,
-//! no decisions. Metering and lookups run these statements; the benchmark
+//! SQL text and row mapping for the hot path, and the database handle that
+//! runs them (`db`), and nothing else: no policy, no decisions. Metering and lookups run these statements; the benchmark
 //! imports this module so that pgbench runs exactly the server's SQL.
 //! Rows are read through typed structs (`FromQueryResult`), so a column
 //! renamed in a query fails a test instead of a request.
