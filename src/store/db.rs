@@ -74,6 +74,8 @@ impl Db {
         }
     }
 
+    /// Which database this is (also `ConnectionTrait`'s, callable without
+    /// importing the trait, as on sea-orm's connection).
     pub fn get_database_backend(&self) -> DbBackend {
         self.pool.get_database_backend()
     }
