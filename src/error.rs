@@ -59,6 +59,23 @@ impl From<anyhow::Error> for Error {
 }
 
 impl Error {
+    /// This error again, for one more of the callers that shared the work
+    /// that failed (an internal error's cause kept as its message).
+    pub fn for_each_caller(&self) -> Self {
+        match self {
+            Self::Unauthenticated => Self::Unauthenticated,
+            Self::BadUserInput(message) => Self::BadUserInput(message.clone()),
+            Self::EmailTaken => Self::EmailTaken,
+            Self::InvalidCredentials => Self::InvalidCredentials,
+            Self::NotFound => Self::NotFound,
+            Self::Forbidden => Self::Forbidden,
+            Self::RateLimited { retry_after_secs } => Self::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            Self::Internal(source) => Self::Internal(anyhow::anyhow!("{source:#}")),
+        }
+    }
+
     /// Logs an internal error's cause; the client is told nothing of it.
     /// The one place internal errors are logged: every answer made from an
     /// `Error` (GraphQL's, the gateway's) passes here.

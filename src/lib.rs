@@ -15,6 +15,7 @@ pub mod metering;
 pub mod metrics;
 pub mod oidc;
 pub mod service;
+pub mod shared_reads;
 pub mod state;
 pub mod store;
 pub mod telemetry;

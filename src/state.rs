@@ -26,6 +26,7 @@ use crate::service::sessions::Sessions;
 use crate::service::sign_in::SignIn;
 use crate::service::teams::Teams;
 use crate::service::webhooks::Webhooks;
+use crate::shared_reads::SharedReads;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -90,6 +91,7 @@ impl AppState {
             lookups.clone(),
             metrics,
             grouping,
+            config.coalesce_reads,
         );
         let accounts = Accounts {
             db: db.clone(),
@@ -106,6 +108,9 @@ impl AppState {
             db: db.clone(),
             clock: clock.clone(),
             policy: policy.clone(),
+            account_reads: SharedReads::new(config.coalesce_reads),
+            members_reads: SharedReads::new(config.coalesce_reads),
+            audit_reads: SharedReads::new(config.coalesce_reads),
         };
         let invitations = Invitations {
             db: db.clone(),
@@ -113,16 +118,23 @@ impl AppState {
             public: public.clone(),
             mail: mail.clone(),
             teams: teams.clone(),
+            pending_reads: SharedReads::new(config.coalesce_reads),
         };
         let alerts = Alerts {
             db: db.clone(),
             clock: clock.clone(),
             mail: mail.clone(),
+            threshold_reads: SharedReads::new(config.coalesce_reads),
         };
         let webhook_settings = config
             .webhook_settings()
             .expect("checked by Config::validate before the application is built");
-        let webhooks = Webhooks::new(db.clone(), clock.clone(), webhook_settings);
+        let webhooks = Webhooks::new(
+            db.clone(),
+            clock.clone(),
+            webhook_settings,
+            config.coalesce_reads,
+        );
         let sessions = Sessions {
             db: db.clone(),
             clock: clock.clone(),

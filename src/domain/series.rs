@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::error::{Error, Result};
 
 /// The width of one bucket of a usage series, in UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
 #[graphql(name = "UsageInterval")]
 pub enum Interval {
     Hour,

@@ -158,9 +158,7 @@ pub async fn account_keys(ctx: &Context<'_>, member: &Membership) -> Result<Arc<
         reads.entry(member.account_id).or_default().clone()
     };
     let keys = read
-        .get_or_try_init(|| async {
-            Ok::<_, Error>(Arc::new(state(ctx).metering.account_keys(member).await?))
-        })
+        .get_or_try_init(|| async { state(ctx).metering.account_keys(member).await })
         .await?;
     Ok(keys.clone())
 }

@@ -99,8 +99,8 @@ impl Account {
     ) -> Result<AuditLogPage> {
         let ask = PageAsk {
             first: first.unwrap_or(50),
-            after: after.as_deref(),
-            actions: actions.as_deref(),
+            after,
+            actions,
         };
         let page = state(ctx).teams.audit_log(&self.membership, ask).await?;
         AuditLogPage::new(ctx, page).await

@@ -42,6 +42,7 @@ use crate::domain::{AccountPolicy, Charge, Membership, Refund, SecretHash, Verif
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::service::lookups::Lookups;
+use crate::shared_reads::SharedReads;
 pub use crate::store::usage::Maker;
 use batch_charge::BatchCharging;
 use call::ChargeRequest;
@@ -50,6 +51,7 @@ pub use charger::Grouping;
 use check::Checked;
 pub use series::{KeySeries, Point, SeriesAsk, UsageSeries};
 pub use usage::{AccountKeys, KeyUsage, KeysUsage};
+use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct Metering {
@@ -58,6 +60,15 @@ pub struct Metering {
     policy: AccountPolicy,
     lookups: Lookups,
     charger: Charger,
+    reads: Reads,
+}
+
+/// The reads behind keys, keysUsage and usageSeries, each read once for
+/// the requests asking together.
+#[derive(Clone)]
+struct Reads {
+    account_keys: SharedReads<Uuid, Arc<AccountKeys>>,
+    series: SharedReads<(Uuid, SeriesAsk), UsageSeries>,
 }
 
 impl Metering {
@@ -69,6 +80,7 @@ impl Metering {
         lookups: Lookups,
         metrics: Arc<Metrics>,
         grouping: Grouping,
+        share_reads: bool,
     ) -> Self {
         let charging = BatchCharging {
             db: db.clone(),
@@ -81,6 +93,10 @@ impl Metering {
             policy,
             lookups,
             charger,
+            reads: Reads {
+                account_keys: SharedReads::new(share_reads),
+                series: SharedReads::new(share_reads),
+            },
         }
     }
 
@@ -118,14 +134,26 @@ impl Metering {
     /// The member's account's keys with their makers and their usage in
     /// the current cycle: what keysUsage and keys answer from.
     #[tracing::instrument(name = "account_keys", skip_all, fields(account_id = %member.account_id))]
-    pub async fn account_keys(&self, member: &Membership) -> Result<AccountKeys> {
-        usage::account_keys(&self.db, member.account_id).await
+    pub async fn account_keys(&self, member: &Membership) -> Result<Arc<AccountKeys>> {
+        let (db, account_id) = (self.db.clone(), member.account_id);
+        let read = move || {
+            let db = db.clone();
+            async move { Ok(Arc::new(usage::account_keys(&db, account_id).await?)) }
+        };
+        self.reads.account_keys.read(account_id, read).await
     }
 
     /// The member's account's usage over time.
     #[tracing::instrument(name = "usage_series", skip_all, fields(account_id = %member.account_id))]
     pub async fn usage_series(&self, member: &Membership, ask: SeriesAsk) -> Result<UsageSeries> {
-        series::usage_series(&self.db, &self.policy, member.account_id, ask, self.now()).await
+        let (db, policy, clock) = (self.db.clone(), self.policy.clone(), self.clock.clone());
+        let account_id = member.account_id;
+        let key = (account_id, ask.clone());
+        let read = move || {
+            let (db, policy, ask, now) = (db.clone(), policy.clone(), ask.clone(), clock.now());
+            async move { series::usage_series(&db, &policy, account_id, ask, now).await }
+        };
+        self.reads.series.read(key, read).await
     }
 
     fn now(&self) -> DateTime<Utc> {

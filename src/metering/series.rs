@@ -14,6 +14,7 @@ use crate::store::series::{keys_with_usage, KeyBuckets};
 
 /// What a series is asked for; `None`s take the defaults: the current
 /// cycle's start, now, and every key with usage in the range.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SeriesAsk {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
@@ -31,12 +32,14 @@ pub struct Point {
     pub requests: i64,
 }
 
+#[derive(Clone)]
 pub struct KeySeries {
     pub key: api_key::Model,
     /// One per bucket of the range, oldest first.
     pub points: Vec<Point>,
 }
 
+#[derive(Clone)]
 pub struct UsageSeries {
     pub range: SeriesRange,
     /// The instant it was read at, which the keys' statuses are computed for.

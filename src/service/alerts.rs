@@ -26,6 +26,7 @@ use crate::domain::audit::{Action, Actor, Change, TargetType};
 use crate::domain::{instant, Cycle, MemberRole, Membership};
 use crate::entity::{account_member, billing_account, usage_alert, usage_alert_threshold, user};
 use crate::error::Result;
+use crate::shared_reads::SharedReads;
 use crate::store::db::Db;
 
 /// How often the worker looks for alerts to fan out.
@@ -38,17 +39,26 @@ pub struct Alerts {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub mail: Mailer,
+    /// An account's thresholds, read once for the requests asking together.
+    pub threshold_reads: SharedReads<Uuid, Vec<i32>>,
 }
 
 impl Alerts {
     /// The account's thresholds, ascending. Any member may read them.
     pub async fn thresholds(&self, account_id: Uuid) -> Result<Vec<i32>> {
-        let rows = usage_alert_threshold::Entity::find()
-            .filter(usage_alert_threshold::Column::AccountId.eq(account_id))
-            .order_by_asc(usage_alert_threshold::Column::Threshold)
-            .all(&self.db)
-            .await?;
-        Ok(rows.into_iter().map(|row| row.threshold).collect())
+        let db = self.db.clone();
+        let read = move || {
+            let db = db.clone();
+            async move {
+                let rows = usage_alert_threshold::Entity::find()
+                    .filter(usage_alert_threshold::Column::AccountId.eq(account_id))
+                    .order_by_asc(usage_alert_threshold::Column::Threshold)
+                    .all(&db)
+                    .await?;
+                Ok(rows.into_iter().map(|row| row.threshold).collect())
+            }
+        };
+        self.threshold_reads.read(account_id, read).await
     }
 
     /// setUsageAlerts: OWNER. Applies from the next charge; a threshold

@@ -83,16 +83,18 @@ pub async fn record_with_data(
 pub const MAX_PAGE: u64 = 200;
 
 /// One page of a log, newest first.
+#[derive(Clone)]
 pub struct Page {
     pub events: Vec<audit_event::Model>,
     pub next_cursor: Option<String>,
 }
 
 /// What a log read asks for.
-pub struct PageAsk<'a> {
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PageAsk {
     pub first: i32,
-    pub after: Option<&'a str>,
-    pub actions: Option<&'a [String]>,
+    pub after: Option<String>,
+    pub actions: Option<Vec<String>>,
 }
 
 /// The events of `account_id` older than the cursor, newest first. Events
@@ -100,18 +102,18 @@ pub struct PageAsk<'a> {
 /// new events arrive neither repeats nor skips one. A cursor is bound to
 /// its account: another account's, or one that was never made, is refused
 /// the same way.
-pub async fn page(conn: &impl ConnectionTrait, account_id: Uuid, ask: PageAsk<'_>) -> Result<Page> {
+pub async fn page(conn: &impl ConnectionTrait, account_id: Uuid, ask: &PageAsk) -> Result<Page> {
     let first = u64::try_from(ask.first)
         .ok()
         .filter(|first| (1..=MAX_PAGE).contains(first))
         .ok_or_else(|| Error::bad_input(format!("first: 1 to {MAX_PAGE}")))?;
     let mut query =
         audit_event::Entity::find().filter(audit_event::Column::AccountId.eq(account_id));
-    if let Some(cursor) = ask.after {
+    if let Some(cursor) = &ask.after {
         let before = Cursor::parse(cursor, account_id)?;
         query = query.filter(audit_event::Column::Seq.lt(before));
     }
-    if let Some(actions) = ask.actions {
+    if let Some(actions) = &ask.actions {
         let mut names = Vec::with_capacity(actions.len());
         for name in actions {
             let action = Action::parse(name).ok_or_else(|| {

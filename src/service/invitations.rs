@@ -27,6 +27,7 @@ use crate::domain::secret::InvitationToken;
 use crate::domain::{Email, MemberRole, Membership, SecretHash};
 use crate::entity::{account_member, billing_account, invitation, user};
 use crate::error::{Error, Result};
+use crate::shared_reads::SharedReads;
 use crate::store::db::Db;
 
 /// An invitation just made, with the only copy of its accept URL's token.
@@ -42,6 +43,9 @@ pub struct Invitations {
     /// Where acceptUrl points: `{public}/invitations/accept#<token>`.
     pub public: PublicOrigin,
     pub mail: Mailer,
+    /// An account's pending invitations, read once for the requests asking
+    /// together.
+    pub pending_reads: SharedReads<Uuid, Vec<invitation::Model>>,
     /// Memberships, read as every other operation reads them.
     pub teams: Teams,
 }
@@ -51,13 +55,20 @@ impl Invitations {
     /// first. OWNER only.
     pub async fn pending(&self, member: &Membership) -> Result<Vec<invitation::Model>> {
         member.require_owner()?;
-        Ok(invitation::Entity::find()
-            .filter(invitation::Column::AccountId.eq(member.account_id))
-            .filter(open_at(self.clock.now()))
-            .order_by_desc(invitation::Column::CreatedAt)
-            .order_by_desc(invitation::Column::Id)
-            .all(&self.db)
-            .await?)
+        let (db, clock, account_id) = (self.db.clone(), self.clock.clone(), member.account_id);
+        let read = move || {
+            let (db, now) = (db.clone(), clock.now());
+            async move {
+                Ok(invitation::Entity::find()
+                    .filter(invitation::Column::AccountId.eq(account_id))
+                    .filter(open_at(now))
+                    .order_by_desc(invitation::Column::CreatedAt)
+                    .order_by_desc(invitation::Column::Id)
+                    .all(&db)
+                    .await?)
+            }
+        };
+        self.pending_reads.read(account_id, read).await
     }
 
     /// createInvitation: OWNER. A pending invitation of the same email is

@@ -28,15 +28,18 @@ use crate::domain::membership::MAX_TEAMS_PER_USER;
 use crate::domain::{AccountName, AccountPolicy, MemberRole, Membership};
 use crate::entity::{account_member, billing_account, user};
 use crate::error::{Error, Result};
+use crate::shared_reads::SharedReads;
 use crate::store::db::Db;
 
 /// An account as one of its members sees it.
+#[derive(Clone)]
 pub struct AccountView {
     pub account: billing_account::Model,
     pub membership: Membership,
 }
 
 /// A member with the user behind it.
+#[derive(Clone)]
 pub struct MemberView {
     pub user: user::Model,
     pub role: MemberRole,
@@ -48,6 +51,11 @@ pub struct Teams {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
+    /// A user's accounts, an account's members and pages of its log, each
+    /// read once for the requests asking together.
+    pub account_reads: SharedReads<Uuid, Vec<AccountView>>,
+    pub members_reads: SharedReads<Uuid, Vec<MemberView>>,
+    pub audit_reads: SharedReads<(Uuid, PageAsk), Page>,
 }
 
 impl Teams {
@@ -99,6 +107,15 @@ impl Teams {
 
     /// The accounts the user is a member of: their own first, then by name.
     pub async fn accounts(&self, user: &user::Model) -> Result<Vec<AccountView>> {
+        let (teams, user_id, user) = (self.clone(), user.id, user.clone());
+        let read = move || {
+            let (teams, user) = (teams.clone(), user.clone());
+            async move { teams.accounts_listed(&user).await }
+        };
+        self.account_reads.read(user_id, read).await
+    }
+
+    async fn accounts_listed(&self, user: &user::Model) -> Result<Vec<AccountView>> {
         let listed = || {
             account_member::Entity::find()
                 .filter(account_member::Column::UserId.eq(user.id))
@@ -232,23 +249,10 @@ impl Teams {
 
     /// The account's members, oldest first.
     pub async fn members(&self, account_id: Uuid) -> Result<Vec<MemberView>> {
-        let rows = account_member::Entity::find()
-            .filter(account_member::Column::AccountId.eq(account_id))
-            .find_also_related(user::Entity)
-            .order_by_asc(account_member::Column::JoinedAt)
-            .order_by_asc(account_member::Column::UserId)
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(member, user)| {
-                Some(MemberView {
-                    user: user?,
-                    role: member.role,
-                    joined_at: member.joined_at,
-                })
-            })
-            .collect())
+        let db = self.db.clone();
+        self.members_reads
+            .read(account_id, move || members_of(db.clone(), account_id))
+            .await
     }
 
     /// setMemberRole: OWNER. Demoting the last OWNER is BAD_USER_INPUT,
@@ -346,8 +350,14 @@ impl Teams {
     }
 
     /// The account's audit log (any member), newest first.
-    pub async fn audit_log(&self, member: &Membership, ask: PageAsk<'_>) -> Result<Page> {
-        audit::page(&self.db, member.account_id, ask).await
+    pub async fn audit_log(&self, member: &Membership, ask: PageAsk) -> Result<Page> {
+        let (db, account_id) = (self.db.clone(), member.account_id);
+        let key = (account_id, ask.clone());
+        let read = move || {
+            let (db, ask) = (db.clone(), ask.clone());
+            async move { audit::page(&db, account_id, &ask).await }
+        };
+        self.audit_reads.read(key, read).await
     }
 
     /// Users by id, for the names an audit page or an invitation shows.
@@ -360,6 +370,26 @@ impl Teams {
             .all(&self.db)
             .await?)
     }
+}
+
+async fn members_of(db: Db, account_id: Uuid) -> Result<Vec<MemberView>> {
+    let rows = account_member::Entity::find()
+        .filter(account_member::Column::AccountId.eq(account_id))
+        .find_also_related(user::Entity)
+        .order_by_asc(account_member::Column::JoinedAt)
+        .order_by_asc(account_member::Column::UserId)
+        .all(&db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(member, user)| {
+            Some(MemberView {
+                user: user?,
+                role: member.role,
+                joined_at: member.joined_at,
+            })
+        })
+        .collect())
 }
 
 /// Changes to one account's members and invitations take turns on its row

@@ -40,6 +40,7 @@ use crate::domain::webhook::{self, WebhookUrl, MAX_ENDPOINTS, TEST_EVENT};
 use crate::domain::Membership;
 use crate::entity::{webhook_delivery, webhook_endpoint};
 use crate::error::{Error, Result};
+use crate::shared_reads::SharedReads;
 use crate::store::db::Db;
 use crate::store::statement;
 
@@ -73,15 +74,27 @@ pub struct Webhooks {
     /// Wakes this process's worker after a test or a redelivery: a
     /// shortcut only, the poll finds every row anyway.
     pub wake: Arc<Notify>,
+    /// An account's endpoints, and pages of its deliveries (by endpoint and
+    /// size), each read once for the requests asking together.
+    pub endpoint_reads: SharedReads<Uuid, Vec<webhook_endpoint::Model>>,
+    pub delivery_reads: SharedReads<(Uuid, Option<Uuid>, u64), Vec<webhook_delivery::Model>>,
 }
 
 impl Webhooks {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, settings: WebhookSettings) -> Self {
+    /// `share_reads`: identical reads asked together share one statement.
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        settings: WebhookSettings,
+        share_reads: bool,
+    ) -> Self {
         Self {
             db,
             clock,
             settings,
             wake: Arc::new(Notify::new()),
+            endpoint_reads: SharedReads::new(share_reads),
+            delivery_reads: SharedReads::new(share_reads),
         }
     }
 
@@ -191,12 +204,19 @@ impl Webhooks {
     /// Account.webhookEndpoints: OWNER; oldest first.
     pub async fn endpoints(&self, member: &Membership) -> Result<Vec<webhook_endpoint::Model>> {
         member.require_owner()?;
-        Ok(webhook_endpoint::Entity::find()
-            .filter(webhook_endpoint::Column::AccountId.eq(member.account_id))
-            .order_by_asc(webhook_endpoint::Column::CreatedAt)
-            .order_by_asc(webhook_endpoint::Column::Id)
-            .all(&self.db)
-            .await?)
+        let (db, account_id) = (self.db.clone(), member.account_id);
+        let read = move || {
+            let db = db.clone();
+            async move {
+                Ok(webhook_endpoint::Entity::find()
+                    .filter(webhook_endpoint::Column::AccountId.eq(account_id))
+                    .order_by_asc(webhook_endpoint::Column::CreatedAt)
+                    .order_by_asc(webhook_endpoint::Column::Id)
+                    .all(&db)
+                    .await?)
+            }
+        };
+        self.endpoint_reads.read(account_id, read).await
     }
 
     /// Account.webhookDeliveries: OWNER; newest first, `first` 1 to 200,
@@ -213,18 +233,28 @@ impl Webhooks {
                 "first: 1 to {MAX_DELIVERIES_PAGE}"
             )));
         }
-        let mut query = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::AccountId.eq(member.account_id));
         if let Some(endpoint_id) = endpoint_id {
             self.endpoint(member, endpoint_id).await?;
-            query = query.filter(webhook_delivery::Column::EndpointId.eq(endpoint_id));
         }
-        Ok(query
-            .order_by_desc(webhook_delivery::Column::CreatedAt)
-            .order_by_desc(webhook_delivery::Column::Id)
-            .limit(first as u64)
-            .all(&self.db)
-            .await?)
+        let (db, account_id, first) = (self.db.clone(), member.account_id, first as u64);
+        let read = move || {
+            let db = db.clone();
+            async move {
+                let mut query = webhook_delivery::Entity::find()
+                    .filter(webhook_delivery::Column::AccountId.eq(account_id));
+                if let Some(endpoint_id) = endpoint_id {
+                    query = query.filter(webhook_delivery::Column::EndpointId.eq(endpoint_id));
+                }
+                Ok(query
+                    .order_by_desc(webhook_delivery::Column::CreatedAt)
+                    .order_by_desc(webhook_delivery::Column::Id)
+                    .limit(first)
+                    .all(&db)
+                    .await?)
+            }
+        };
+        let key = (account_id, endpoint_id, first);
+        self.delivery_reads.read(key, read).await
     }
 
     /// sendTestWebhook: OWNER. A webhook.test event for this endpoint
