@@ -103,6 +103,7 @@ impl AppState {
             db: db.clone(),
             clock: clock.clone(),
             policy: policy.clone(),
+            usable_reads: SharedReads::new(config.coalesce_reads),
         };
         let teams = Teams {
             db: db.clone(),
@@ -111,6 +112,7 @@ impl AppState {
             account_reads: SharedReads::new(config.coalesce_reads),
             members_reads: SharedReads::new(config.coalesce_reads),
             audit_reads: SharedReads::new(config.coalesce_reads),
+            user_reads: SharedReads::new(config.coalesce_reads),
         };
         let invitations = Invitations {
             db: db.clone(),

@@ -134,10 +134,7 @@ async fn users_by_id(
     ctx: &Context<'_>,
     ids: impl Iterator<Item = Uuid>,
 ) -> Result<HashMap<Uuid, MemberUser>> {
-    let mut ids: Vec<Uuid> = ids.collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let users = state(ctx).teams.users(ids).await?;
+    let users = state(ctx).teams.users(ids.collect()).await?;
     Ok(users
         .into_iter()
         .map(|user| (user.id, MemberUser::from(user)))

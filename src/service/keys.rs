@@ -27,6 +27,7 @@ use crate::domain::{
 };
 use crate::entity::{account_member, api_key, billing_account, user};
 use crate::error::{Error, Result};
+use crate::shared_reads::SharedReads;
 use crate::store::db::Db;
 use crate::store::rate_windows;
 
@@ -140,6 +141,10 @@ pub struct Keys {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
+    /// The answer budget's count of usable keys, by user and window (a
+    /// window is whole buckets, so the same for a page's requests), read
+    /// once for the requests asking together.
+    pub usable_reads: SharedReads<(Uuid, DateTime<Utc>, DateTime<Utc>), u64>,
 }
 
 impl Keys {
@@ -310,28 +315,41 @@ impl Keys {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<u64> {
-        const MOST: &str = "SELECT COALESCE(MAX(n), 0) AS most FROM (
-              SELECT COUNT(*) AS n FROM api_keys k
-               WHERE k.account_id IN (SELECT m.account_id FROM account_members m WHERE m.user_id = $1)
-                 AND k.created_at < $3
-                 AND (k.revoked_at IS NULL OR k.revoked_at > $2)
-                 AND (k.expires_at IS NULL OR k.expires_at > $2)
-               GROUP BY k.account_id) per_account";
-        let backend = self.db.get_database_backend();
-        let row = self
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                MOST,
-                [user_id.into(), from.into(), to.into()],
-            ))
-            .await?;
-        let most: i64 = match row {
-            Some(row) => row.try_get("", "most")?,
-            None => 0,
+        let db = self.db.clone();
+        let read = move || {
+            let db = db.clone();
+            async move { most_usable_within(&db, user_id, from, to).await }
         };
-        Ok(u64::try_from(most).unwrap_or(0))
+        self.usable_reads.read((user_id, from, to), read).await
     }
+}
+
+async fn most_usable_within(
+    db: &Db,
+    user_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<u64> {
+    const MOST: &str = "SELECT COALESCE(MAX(n), 0) AS most FROM (
+          SELECT COUNT(*) AS n FROM api_keys k
+           WHERE k.account_id IN (SELECT m.account_id FROM account_members m WHERE m.user_id = $1)
+             AND k.created_at < $3
+             AND (k.revoked_at IS NULL OR k.revoked_at > $2)
+             AND (k.expires_at IS NULL OR k.expires_at > $2)
+           GROUP BY k.account_id) per_account";
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            MOST,
+            [user_id.into(), from.into(), to.into()],
+        ))
+        .await?;
+    let most: i64 = match row {
+        Some(row) => row.try_get("", "most")?,
+        None => 0,
+    };
+    Ok(u64::try_from(most).unwrap_or(0))
 }
 
 /// Neither revoked nor expired at `now`.

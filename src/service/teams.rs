@@ -51,11 +51,12 @@ pub struct Teams {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub policy: AccountPolicy,
-    /// A user's accounts, an account's members and pages of its log, each
-    /// read once for the requests asking together.
+    /// A user's accounts, an account's members, pages of its log and the
+    /// users they name, each read once for the requests asking together.
     pub account_reads: SharedReads<Uuid, Vec<AccountView>>,
     pub members_reads: SharedReads<Uuid, Vec<MemberView>>,
     pub audit_reads: SharedReads<(Uuid, PageAsk), Page>,
+    pub user_reads: SharedReads<Vec<Uuid>, Vec<user::Model>>,
 }
 
 impl Teams {
@@ -361,14 +362,24 @@ impl Teams {
     }
 
     /// Users by id, for the names an audit page or an invitation shows.
-    pub async fn users(&self, ids: Vec<Uuid>) -> Result<Vec<user::Model>> {
+    pub async fn users(&self, mut ids: Vec<Uuid>) -> Result<Vec<user::Model>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(ids))
-            .all(&self.db)
-            .await?)
+        ids.sort_unstable();
+        ids.dedup();
+        let db = self.db.clone();
+        let key = ids.clone();
+        let read = move || {
+            let (db, ids) = (db.clone(), ids.clone());
+            async move {
+                Ok(user::Entity::find()
+                    .filter(user::Column::Id.is_in(ids))
+                    .all(&db)
+                    .await?)
+            }
+        };
+        self.user_reads.read(key, read).await
     }
 }
 
