@@ -211,7 +211,9 @@ pub struct Config {
     pub group_commit_workers: usize,
 
     /// Let concurrent lookups of keys (verifyKey) and of session tokens
-    /// share one query. Off: one query per lookup.
+    /// share one query, and the same dashboard read asked by several
+    /// requests at once share one statement. Off: one query per lookup
+    /// and per read.
     #[arg(long, env = "KEYMETER_COALESCE_READS", default_value_t = true, action = clap::ArgAction::Set)]
     pub coalesce_reads: bool,
 
