@@ -9,8 +9,8 @@
 //! after its request asked, as a read of its own would be, and a change
 //! committed before a request arrived is always in its answer. Nothing is
 //! kept once a run has answered: this is not a cache, and no process relies
-//! on another's memory. A lone read runs at once, in its own task, with no
-//! hop.
+//! on another's memory. A lone read runs at once, in its caller's task,
+//! with no hop.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -77,7 +77,8 @@ where
         match waiting {
             Some(waiting) => match waiting.await {
                 Ok(answer) => answer,
-                // The run answering it was dropped (its runtime shutting down).
+                // The run answering it never ended (its runtime shut down,
+                // or the read panicked): read alone.
                 Err(_) => read().await,
             },
             None => {
