@@ -9,9 +9,9 @@
 //! dropped. Here a connection goes straight back to the idle list when its
 //! statement ran to the end (or PostgreSQL refused it without ending the
 //! session, which leaves the connection in step); only a statement cut off
-//! mid-way (its request
-//! dropped, say, when the client went away) costs that `Sync`, sent by a
-//! task of its own before the connection is given back. Whatever a
+//! mid-way (its request dropped, say, when the client went away) costs
+//! that `Sync`, sent by a task of its own before the connection is given
+//! back. Whatever a
 //! statement left unread (the rows after the one a `query_one` wanted) is
 //! drained by the next statement on that connection, from what has already
 //! arrived: sqlx does that before every statement.
