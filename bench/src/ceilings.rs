@@ -142,14 +142,13 @@ fn verify_script(hot: &HotKey, now: DateTime<Utc>, group: usize) -> anyhow::Resu
         monthly_credits: hot.monthly_credits,
     };
     rows.counters.insert(counter, addition);
-    rows.events = (0..group)
-        .map(|_| EventRow {
-            account_id: hot.account,
-            key_id: hot.key,
-            credits: 1,
-            endpoint: None,
-        })
-        .collect();
+    rows.events = vec![EventRow {
+        account_id: hot.account,
+        key_id: hot.key,
+        credits: 1,
+        endpoint: None,
+        calls: i32::try_from(group)?,
+    }];
     let rollup = Rollup {
         credits: group,
         requests: group,

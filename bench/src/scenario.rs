@@ -178,7 +178,7 @@ pub async fn seed_events(database_url: &str, seed: &Seed, total: u64) -> anyhow:
     let backend = db.get_database_backend();
     let count = Statement::from_sql_and_values(
         backend,
-        "SELECT COUNT(*) FROM api_key_usage u JOIN api_keys k ON k.id = u.api_key_id WHERE k.created_by = $1",
+        "SELECT COALESCE(SUM(u.calls), 0) FROM api_key_usage u JOIN api_keys k ON k.id = u.api_key_id WHERE k.created_by = $1",
         [seed.usage_user.into()],
     );
     let existing: i64 = db
@@ -193,7 +193,7 @@ pub async fn seed_events(database_url: &str, seed: &Seed, total: u64) -> anyhow:
          INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
          SELECT k.id, 1, '/bench', $2 FROM api_keys k CROSS JOIN g WHERE k.created_by = $1",
         "INSERT INTO api_key_cycle_usage (api_key_id, cycle_start, credits, requests)
-         SELECT u.api_key_id, $2, SUM(u.credits), COUNT(*)
+         SELECT u.api_key_id, $2, SUM(u.credits * u.calls), SUM(u.calls)
            FROM api_key_usage u JOIN api_keys k ON k.id = u.api_key_id
           WHERE k.created_by = $1 AND $3 = $3 GROUP BY u.api_key_id
          ON CONFLICT (api_key_id, cycle_start) DO UPDATE SET credits = excluded.credits, requests = excluded.requests",

@@ -22,6 +22,7 @@ mod m20261205_000017_create_email_outbox;
 mod m20261205_000018_usage_alerts;
 mod m20261205_000019_webhooks;
 mod m20261206_000020_key_rate_limits;
+mod m20261207_000021_event_calls;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000018_usage_alerts::Migration),
             Box::new(m20261205_000019_webhooks::Migration),
             Box::new(m20261206_000020_key_rate_limits::Migration),
+            Box::new(m20261207_000021_event_calls::Migration),
         ]
     }
 }

@@ -28,12 +28,15 @@ pub struct CounterAddition {
     pub monthly_credits: i64,
 }
 
-/// One charged call's event.
+/// The event of a batch's calls alike: charged on one key, `credits` each,
+/// for one endpoint. They share the batch's instant too, so one row with
+/// their count says all that a row per call would.
 pub struct EventRow {
     pub account_id: Uuid,
     pub key_id: Uuid,
     pub credits: i32,
     pub endpoint: Option<String>,
+    pub calls: i32,
 }
 
 /// One key's share of a counter: added to its cycle's rollup, and to its
@@ -51,7 +54,7 @@ pub type RollupKey = (Uuid, Uuid, DateTime<Utc>);
 #[derive(Default)]
 pub struct ChargeRows {
     pub counters: BTreeMap<CounterKey, CounterAddition>,
-    /// One per call charged.
+    /// One per key, credits and endpoint charged.
     pub events: Vec<EventRow>,
     pub rollups: BTreeMap<RollupKey, Rollup>,
     /// (account, key) of every key charged, with the rate limit its calls
@@ -298,11 +301,12 @@ fn insert_events(binds: &mut Binds, events: &[EventRow], at: &str) -> String {
             let key = binds.value(e.key_id);
             let credits = binds.value(e.credits);
             let endpoint = binds.value(e.endpoint.clone());
-            format!("({key}, {credits}, {endpoint}, {at})")
+            let calls = binds.value(e.calls);
+            format!("({key}, {credits}, {endpoint}, {calls}, {at})")
         })
         .collect();
     format!(
-        "INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at) VALUES {}",
+        "INSERT INTO api_key_usage (api_key_id, credits, endpoint, calls, created_at) VALUES {}",
         rows.join(", ")
     )
 }
@@ -461,6 +465,7 @@ pub fn charge_in_one_statement(rows: &ChargeRows, now: DateTime<Utc>) -> Stateme
             e.key_id.into(),
             e.credits.into(),
             e.endpoint.clone().into(),
+            e.calls.into(),
         ]
     }));
     let rollups = binds.rows(rows.rollups.iter().map(|((account, key, start), rollup)| {
@@ -552,9 +557,9 @@ fn written_where_charged(
     let by_time = add_to_time_rollups(&charged_rollups, buckets);
     format!(
         "events AS (
-           INSERT INTO api_key_usage (api_key_id, credits, endpoint, created_at)
-           SELECT e.key, e.credits, e.endpoint, {at}
-             FROM (VALUES {events}) AS e(account, key, credits, endpoint)
+           INSERT INTO api_key_usage (api_key_id, credits, endpoint, calls, created_at)
+           SELECT e.key, e.credits, e.endpoint, e.calls, {at}
+             FROM (VALUES {events}) AS e(account, key, credits, endpoint, calls)
              JOIN charged c ON c.billing_account_id = e.account),
          rollups AS ({by_cycle}),
          {by_time}touched AS (
@@ -615,6 +620,7 @@ mod tests {
                 key_id,
                 credits: 1,
                 endpoint: (e % 2 == 0).then(|| "/v1/a".to_owned()),
+                calls: 1,
             });
         }
         rows

@@ -60,7 +60,8 @@ pub fn set_windows(backend: DbBackend, windows: &[(Uuid, DateTime<Utc>, i64)]) -
 
 /// Starts counting `key`'s `window` from the calls charged in it before
 /// (its events), up to `limit` of them (more change nothing: the window is
-/// full either way, and the count stays bounded however hot the key).
+/// full either way, and the count stays bounded however hot the key: each
+/// event stands for at least one call, so `limit` events hold enough).
 /// Free checks of a key without a limit record nothing, so they are not
 /// counted. (`WHERE true`: SQLite's parser needs it before an upsert's ON
 /// CONFLICT after a SELECT.)
@@ -72,8 +73,8 @@ pub async fn count_from_events(
 ) -> Result<(), DbErr> {
     const COUNT: &str = "
 INSERT INTO key_rate_windows (api_key_id, window_start, used)
-SELECT $1, $2, COUNT(*) FROM (
-  SELECT 1 FROM api_key_usage
+SELECT $1, $2, CASE WHEN COALESCE(SUM(calls), 0) < $4 THEN COALESCE(SUM(calls), 0) ELSE $4 END FROM (
+  SELECT calls FROM api_key_usage
    WHERE api_key_id = $1 AND created_at >= $2 AND created_at < $3
    LIMIT $4) charged
  WHERE true

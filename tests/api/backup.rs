@@ -99,7 +99,7 @@ async fn a_backup_taken_while_charging_is_consistent_and_serves() {
     // its events and each of its rollups.
     let counter = column(&copy, "SELECT credits_used FROM billing_cycle_usage").await;
     let sums = [
-        "SELECT COALESCE(SUM(credits), 0) FROM api_key_usage",
+        "SELECT COALESCE(SUM(credits * calls), 0) FROM api_key_usage",
         "SELECT COALESCE(SUM(credits), 0) FROM api_key_cycle_usage",
         "SELECT COALESCE(SUM(requests), 0) FROM api_key_cycle_usage",
         "SELECT COALESCE(SUM(credits), 0) FROM api_key_hourly_usage",

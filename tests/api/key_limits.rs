@@ -102,7 +102,7 @@ on_both_databases! {
         assert_eq!(remaining, (0..10).collect::<Vec<_>>());
         // Refused calls recorded nothing.
         assert_eq!(usage_of(&app, &user).await, (10, 10));
-        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [10]);
+        assert_eq!(app.query_i64("SELECT COALESCE(SUM(calls), 0) FROM api_key_usage").await, [10]);
     }
 
     async fn two_servers_share_one_window_exactly(app: TestApp) {
@@ -305,6 +305,27 @@ on_both_databases! {
         assert_eq!(codes(&mine), (5, 5));
         let theirs: Vec<Value> = answers.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, a)| a.clone()).collect();
         assert_eq!(codes(&theirs), (1, 19));
+    }
+
+    async fn calls_charged_together_before_a_limit_each_count_in_its_window(app: TestApp) {
+        let user = app.signup().await;
+        let secret = user.default_secret().to_owned();
+        fresh_window(&app, 60);
+        // Racing calls alike are charged in shared batches, each batch's as one event.
+        let answers = join_all((0..40).map(|_| verify(&app, json!({ "key": secret, "credits": 1 })))).await;
+        assert_eq!(codes(&answers), (40, 0));
+        let largest = app.query_i64("SELECT CAST(MAX(calls) AS BIGINT) FROM api_key_usage").await[0];
+        assert!(largest > 1, "no event held more than one call");
+        // A limit set now counts the 40 calls, not the events.
+        limit_key(&app, &user, user.default_key_id(), Some((50, 60))).await;
+        let next = verify(&app, json!({ "key": secret, "credits": 1 })).await;
+        assert_eq!((next["code"].as_str(), next["rateLimit"]["remaining"].as_i64()), (Some("VALID"), Some(9)));
+        // A window of another length counts again, and a limit below what
+        // it holds admits nothing.
+        limit_key(&app, &user, user.default_key_id(), Some((30, 120))).await;
+        let next = verify(&app, json!({ "key": secret, "credits": 1 })).await;
+        assert_eq!(next["code"], "RATE_LIMITED");
+        assert_eq!(usage_of(&app, &user).await, (41, 41));
     }
 }
 

@@ -164,7 +164,7 @@ on_both_databases! {
         assert_eq!(count(&results, "VALID"), 33, "{results:#?}");
         assert_eq!(count(&results, "USAGE_EXCEEDED"), 27);
         assert_eq!(app.keys_usage(&user).await["totalCredits"], 990);
-        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [33]);
+        assert_eq!(app.query_i64("SELECT COALESCE(SUM(calls), 0) FROM api_key_usage").await, [33]);
         // Every VALID answer saw a distinct total.
         let mut remaining: Vec<i64> = results.iter().filter(|r| r["valid"] == true).map(|r| r["remainingCredits"].as_i64().unwrap()).collect();
         remaining.sort_unstable();
@@ -259,6 +259,44 @@ on_both_databases! {
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [0]);
     }
 
+    async fn racing_calls_keep_each_key_credits_and_endpoint_apart_in_their_events(app: TestApp) {
+        let user = app.signup().await;
+        let endpoints = [Some("/v1/a"), Some("/v1/b"), None];
+        let calls = (0..36).map(|i| {
+            let mut input = json!({ "key": user.default_secret(), "credits": 1 + i % 2 });
+            if let Some(endpoint) = endpoints[i % 3] {
+                input["endpoint"] = json!(endpoint);
+            }
+            app.verify(input)
+        });
+        let answers = join_all(calls).await;
+        assert_eq!(count(&answers, "VALID"), 36);
+        let events = app
+            .rows("SELECT credits, endpoint, SUM(calls), COUNT(*) FROM api_key_usage GROUP BY credits, endpoint ORDER BY credits, endpoint")
+            .await;
+        let mut sums = Vec::new();
+        let mut rows = 0;
+        for event in &events {
+            let credits: i32 = event.try_get_by_index(0).unwrap();
+            let endpoint: Option<String> = event.try_get_by_index(1).unwrap();
+            let (calls, count): (i64, i64) = (event.try_get_by_index(2).unwrap(), event.try_get_by_index(3).unwrap());
+            sums.push((credits, endpoint, calls));
+            rows += count;
+        }
+        // Six calls of each credits and endpoint, however they were batched.
+        let expected: Vec<_> = [1, 2]
+            .into_iter()
+            .flat_map(|credits| [Some("/v1/a"), Some("/v1/b"), None].map(|e| (credits, e.map(str::to_owned), 6)))
+            .collect();
+        let mut sums_sorted = sums.clone();
+        sums_sorted.sort();
+        let mut expected_sorted = expected;
+        expected_sorted.sort();
+        assert_eq!(sums_sorted, expected_sorted);
+        assert!(rows < 36, "no two alike calls shared an event: {rows} events");
+        assert_eq!(app.keys_usage(&user).await["totalCredits"], 54);
+    }
+
     async fn a_user_whose_own_account_is_missing_gets_it_on_first_read(app: TestApp) {
         let user = app.signup().await;
         // Its keys go with it: a key never exists without its account.
@@ -315,6 +353,6 @@ on_both_backends! {
             assert_eq!(app.keys_usage(user).await["totalCredits"], 98);
         }
         assert_eq!(count(&results, "VALID") + count(&results, "USAGE_EXCEEDED"), 90);
-        assert_eq!(app.query_i64("SELECT COUNT(*) FROM api_key_usage").await, [42]);
+        assert_eq!(app.query_i64("SELECT COALESCE(SUM(calls), 0) FROM api_key_usage").await, [42]);
     }
 }

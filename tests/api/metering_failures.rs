@@ -112,11 +112,16 @@ async fn recorded(app: &TestApp, email: &str) -> (i64, i64, i64, i64, i64) {
              JOIN billing_accounts b ON b.id = u.billing_account_id WHERE b.user_id = {user}",
         )
         .await,
-        of_user(app, email, &format!("SELECT COUNT(*) {events}")).await,
         of_user(
             app,
             email,
-            &format!("SELECT CAST(COALESCE(SUM(e.credits), 0) AS BIGINT) {events}"),
+            &format!("SELECT CAST(COALESCE(SUM(e.calls), 0) AS BIGINT) {events}"),
+        )
+        .await,
+        of_user(
+            app,
+            email,
+            &format!("SELECT CAST(COALESCE(SUM(e.credits * e.calls), 0) AS BIGINT) {events}"),
         )
         .await,
         of_user(
@@ -233,7 +238,7 @@ async fn failing_calls_fail_alone(app: TestApp, grouped: bool) {
     if grouped && app.backend() == sea_orm::DbBackend::Postgres {
         // Calls shared transactions: events with one xmin were written together.
         let sizes = app
-            .query_i64("SELECT COUNT(*) FROM api_key_usage GROUP BY xmin::text ORDER BY 1 DESC")
+            .query_i64("SELECT SUM(calls) FROM api_key_usage GROUP BY xmin::text ORDER BY 1 DESC")
             .await;
         eprintln!("events per transaction: {sizes:?}");
         assert!(

@@ -40,7 +40,8 @@ async fn two_processes_share_one_exact_quota() {
     assert_eq!((valid, refused), (33, 27));
     assert_eq!(app.keys_usage(&user).await["totalCredits"], 990);
     assert_eq!(
-        app.query_i64("SELECT COUNT(*) FROM api_key_usage").await,
+        app.query_i64("SELECT COALESCE(SUM(calls), 0) FROM api_key_usage")
+            .await,
         [33]
     );
 
@@ -54,7 +55,8 @@ async fn two_processes_share_one_exact_quota() {
     );
     assert_eq!(first, retry);
     assert_eq!(
-        app.query_i64("SELECT COUNT(*) FROM api_key_usage").await,
+        app.query_i64("SELECT COALESCE(SUM(calls), 0) FROM api_key_usage")
+            .await,
         [34]
     );
 }

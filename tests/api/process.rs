@@ -147,7 +147,7 @@ on_both_backends! {
             .collect();
         let lost: Vec<_> = answered.difference(&recorded).collect();
         assert!(lost.is_empty(), "VALID answers without a committed charge: {lost:?}");
-        let events = rows("SELECT COUNT(*), COALESCE(SUM(credits), 0) FROM api_key_usage").await;
+        let events = rows("SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(credits * calls), 0) FROM api_key_usage").await;
         let (count, credits): (i64, i64) = (events[0].try_get_by_index(0).unwrap(), events[0].try_get_by_index(1).unwrap());
         let counter: i64 = rows("SELECT credits_used FROM billing_cycle_usage").await[0].try_get_by_index(0).unwrap();
         assert_eq!(count as usize, recorded.len(), "every remembered VALID answer has its event");

@@ -709,6 +709,8 @@ on_both_backends! {
             receiver.requests_to("/keys").iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
         types.sort();
         assert_eq!(types, ["key.created", "key.revoked"]);
+        // Its own delivery may still be on its way when the others have come.
+        eventually(WAIT, || async { !receiver.requests_to("/stranger").is_empty() }).await;
         let stranger_got = receiver.requests_to("/stranger");
         assert_eq!(stranger_got.len(), 1);
         assert_eq!(stranger_got[0].json()["data"]["targetId"], stranger_endpoint.as_str());
