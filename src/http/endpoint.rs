@@ -16,6 +16,7 @@ use http_body_util::BodyExt as _;
 use tracing::Instrument as _;
 
 use super::refusal::Refusal;
+use crate::error::OPERATION;
 use crate::graphql::cookies::{Cookie, PageRequest};
 use crate::graphql::{Client, Documents, KeymeterSchema, RanOperation, RequestAuth, SignInBrowser};
 use crate::metrics::{is_plain_name, Metrics};
@@ -76,7 +77,8 @@ impl Endpoint {
             Some(_) => "(not a plain name)",
             None => "(anonymous)",
         };
-        let span = tracing::info_span!("graphql", operation = logged);
+        let span = tracing::debug_span!("graphql", operation = logged);
+        let logged: Arc<str> = Arc::from(logged);
         let request = request
             .data(auth)
             .data(page)
@@ -87,7 +89,8 @@ impl Endpoint {
         let ran = RanOperation::default();
         let request = request.data(ran.clone());
         let started = Instant::now();
-        let mut response = self.schema.execute(request).instrument(span).await;
+        let execute = self.schema.execute(request).instrument(span);
+        let mut response = OPERATION.scope(logged, execute).await;
         self.metrics.graphql_request(ran.get(), started.elapsed());
         for error in &mut response.errors {
             default_error_code(error);

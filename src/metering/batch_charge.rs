@@ -39,7 +39,7 @@ pub struct BatchCharging {
 
 impl BatchCharging {
     /// Charges `requests` together and answers each, in order.
-    #[tracing::instrument(name = "charge_batch", skip_all, fields(calls = requests.len()))]
+    #[tracing::instrument(name = "charge_batch", level = "debug", skip_all, fields(calls = requests.len()))]
     pub async fn run(
         &self,
         requests: &[ChargeRequest],

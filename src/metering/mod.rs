@@ -102,7 +102,7 @@ impl Metering {
 
     /// Checks `secret` and, when it is valid and the credits fit in the
     /// account's cycle, charges them.
-    #[tracing::instrument(name = "verify", skip_all, fields(credits = charge.credits, request_id = charge.request_id.is_some()))]
+    #[tracing::instrument(name = "verify", level = "debug", skip_all, fields(credits = charge.credits, request_id = charge.request_id.is_some()))]
     pub async fn verify(&self, secret: &str, charge: Charge) -> Result<Verification> {
         let hash = SecretHash::of(secret).to_vec();
         let verification = if charge.credits == 0 {
@@ -133,7 +133,7 @@ impl Metering {
 
     /// The member's account's keys with their makers and their usage in
     /// the current cycle: what keysUsage and keys answer from.
-    #[tracing::instrument(name = "account_keys", skip_all, fields(account_id = %member.account_id))]
+    #[tracing::instrument(name = "account_keys", level = "debug", skip_all, fields(account_id = %member.account_id))]
     pub async fn account_keys(&self, member: &Membership) -> Result<Arc<AccountKeys>> {
         let (db, account_id) = (self.db.clone(), member.account_id);
         let read = move || {
@@ -144,7 +144,7 @@ impl Metering {
     }
 
     /// The member's account's usage over time.
-    #[tracing::instrument(name = "usage_series", skip_all, fields(account_id = %member.account_id))]
+    #[tracing::instrument(name = "usage_series", level = "debug", skip_all, fields(account_id = %member.account_id))]
     pub async fn usage_series(&self, member: &Membership, ask: SeriesAsk) -> Result<UsageSeries> {
         let (db, policy, clock) = (self.db.clone(), self.policy.clone(), self.clock.clone());
         let account_id = member.account_id;
