@@ -198,8 +198,8 @@ on_both_backends! {
             });
             let answers = all_at_once(signups.collect()).await;
             let signed_up = answers.iter().filter(|r| r.get("errors").is_none()).count();
-            assert_eq!(signed_up, 5);
-            assert_eq!(count_codes(&answers, ["RATE_LIMITED"]), [35]);
+            assert_eq!(signed_up, 5, "{answers:#?}");
+            assert_eq!(count_codes(&answers, ["RATE_LIMITED"]), [35], "{answers:#?}");
             app.clock.advance(Duration::hours(1));
         }
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM users").await, [10]);
